@@ -1,0 +1,121 @@
+//! The in-process call path for `util:echo` with a ~100-byte JSON argument:
+//!
+//! - `raw_instantiate_call`: wasmtime alone — fresh `Store`, instantiate from
+//!   the cached `InstancePre`, call, drop;
+//! - `sandbox_call`: `Runtime::call` — slot, limits, deadline, instantiate,
+//!   call, result parsing;
+//! - `pipeline_invoke`: the host's whole call path without HTTP (resolve,
+//!   schema validation, sandbox call, metrics, log record).
+//!
+//! Run with `./dev bench` (it builds the plugins first).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use fastmcp_host::correlation::CorrelationId;
+use fastmcp_host::principal::Principal;
+use fastmcp_host::runtime::bindings::{Plugin, PluginPre};
+use fastmcp_host::runtime::state::{CallIdentity, CallState, call_context};
+use fastmcp_host::{AppState, HostConfig, pipeline};
+use serde_json::{Map, Value, json};
+use std::path::Path;
+use wasmtime::Store;
+use wasmtime::component::{Component, HasSelf, Linker};
+
+const UTIL_MANIFEST: &str = "plugin: util\nversion: 1.0.0\ncomponent: plugins/util/util.wasm\ntools:\n  - name: echo\n    input_schema: { type: object }\n";
+
+fn args() -> Map<String, Value> {
+    let Value::Object(map) = json!({"campaign": "LaunchX", "budget": 1200, "startDate": "2025-10-10", "tags": ["a", "b"], "ok": true})
+    else {
+        unreachable!()
+    };
+    map
+}
+
+fn identity() -> CallIdentity {
+    CallIdentity {
+        correlation_id: "bench".into(),
+        tenant: "public".into(),
+        subject: "bench".into(),
+        tool_id: "util:echo".into(),
+    }
+}
+
+fn util_wasm() -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/plugins/wasm32-wasip2/plugin/util.wasm");
+    std::fs::read(&path)
+        .unwrap_or_else(|_| panic!("{} is missing: run `./dev bench`", path.display()))
+}
+
+fn bench(c: &mut Criterion) {
+    let args_json = Value::Object(args()).to_string();
+    assert!(
+        (90..=120).contains(&args_json.len()),
+        "argument is {} bytes",
+        args_json.len()
+    );
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("manifests")).unwrap();
+    std::fs::create_dir_all(root.path().join("plugins/util")).unwrap();
+    std::fs::write(root.path().join("plugins/util/util.wasm"), util_wasm()).unwrap();
+    std::fs::write(root.path().join("manifests/util.yaml"), UTIL_MANIFEST).unwrap();
+    let config = HostConfig::for_root(root.path());
+
+    // Raw wasmtime with the host's engine settings.
+    let engine = fastmcp_host::runtime::engine::build(&config.runtime)
+        .unwrap()
+        .engine;
+    let mut linker = Linker::<CallState>::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s).unwrap();
+    let component = Component::new(&engine, util_wasm()).unwrap();
+    let pre = PluginPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+    let context = call_context(&identity());
+    c.bench_function("raw_instantiate_call", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let mut store = Store::new(&engine, CallState::new(identity(), 16 << 20, 16));
+            store.set_epoch_deadline(u64::MAX / 2);
+            let plugin = pre.instantiate_async(&mut store).await.unwrap();
+            let out = plugin
+                .fastmcp_plugin_tools()
+                .call_invoke(&mut store, &context, "echo", &args_json)
+                .await;
+            out.unwrap().unwrap()
+        })
+    });
+
+    let state = tokio.block_on(AppState::start(config)).unwrap();
+    let registry = state.registry();
+    let tool = registry.tool("util:echo").unwrap().clone();
+    c.bench_function("sandbox_call", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let plugin = &tool.plugin;
+            let call = state.runtime().call(
+                &plugin.component,
+                plugin.limits,
+                identity(),
+                "echo",
+                args_json.clone(),
+            );
+            call.await.unwrap()
+        })
+    });
+
+    let correlation_id = CorrelationId::generate();
+    c.bench_function("pipeline_invoke", |b| {
+        b.to_async(&tokio).iter(|| async {
+            pipeline::invoke(
+                &state,
+                &correlation_id,
+                Principal::anonymous(),
+                "util:echo",
+                args(),
+            )
+            .await
+            .unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,93 @@
+//! Host configuration: every limit in one place, each with a safe default.
+//!
+//! The binary fills a [`HostConfig`] from CLI flags and environment variables
+//! (flags win); tests build one directly with [`HostConfig::for_root`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything the host needs to know to serve.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Project root: `manifests/`, `policies/`, `plugins/`, `.runtime/` live under it.
+    pub root: PathBuf,
+    /// Address to listen on (the binary binds it; `serve` takes a listener).
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// The sandbox limits.
+    pub runtime: RuntimeConfig,
+}
+
+/// Limits of the WebAssembly sandbox that are not per plugin.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Calls that may run at once; the pooling allocator is sized to match.
+    pub max_concurrent_calls: u32,
+    /// How long a call may wait for a free slot before 503 `overloaded`.
+    pub queue_timeout: Duration,
+    /// Epoch tick: the granularity of deadlines and of cooperative yields.
+    pub epoch_tick: Duration,
+    /// Upper bound for any manifest's `limits.memory_mb`.
+    pub max_memory_mb: u32,
+    /// Upper bound for any manifest's `limits.timeout_ms`.
+    pub max_timeout_ms: u64,
+    /// Use the pooling allocator if the machine allows it.
+    pub pooling: bool,
+    /// Largest JSON result a plugin may return, in bytes.
+    pub max_result_bytes: usize,
+    /// Log lines a single call may write through the `log` import.
+    pub max_log_lines_per_call: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_calls: 128,
+            queue_timeout: Duration::from_millis(250),
+            epoch_tick: Duration::from_millis(10),
+            max_memory_mb: 1024,
+            max_timeout_ms: 60_000,
+            pooling: true,
+            max_result_bytes: 4 << 20,
+            max_log_lines_per_call: 256,
+        }
+    }
+}
+
+impl HostConfig {
+    /// Defaults for a root directory.
+    pub fn for_root(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            max_body_bytes: 1 << 20,
+            runtime: RuntimeConfig::default(),
+        }
+    }
+
+    /// `manifests/` under the root.
+    pub fn manifests_dir(&self) -> PathBuf {
+        self.root.join("manifests")
+    }
+
+    /// `.runtime/` under the root: generated keys, caches, embedded state.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.root.join(".runtime")
+    }
+
+    /// `.runtime/cache/`: precompiled components.
+    pub fn compile_cache_dir(&self) -> PathBuf {
+        self.runtime_dir().join("cache")
+    }
+
+    /// A path from a manifest, relative to the root unless absolute.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.root.join(path)
+        }
+    }
+}

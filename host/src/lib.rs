@@ -1,0 +1,52 @@
+//! # FastMCP host
+//!
+//! Runs agent tools as sandboxed WebAssembly components behind a REST API,
+//! with every call passing one ordered pipeline (see [`pipeline`]).
+//!
+//! # Layout
+//!
+//! - [`config`] — every limit, with safe defaults;
+//! - [`api`] — routes, body extraction, OpenAPI document;
+//! - [`correlation`] — correlation ids and the access log;
+//! - [`error`] — the error contract (status + stable `code`, problem+json);
+//! - [`pipeline`] — the call pipeline, in order, and the `CallRecord`;
+//! - [`principal`] — who is calling;
+//! - [`manifest`] — manifest files, validated at load;
+//! - [`registry`] — the immutable snapshot of plugins and tools;
+//! - [`runtime`] — the wasmtime sandbox;
+//! - [`metrics`] — Prometheus metrics;
+//! - [`state`] — the shared application state.
+//!
+//! The `fastmcp` binary only parses its command line, binds, and calls
+//! [`serve`]; tests call the same function on `127.0.0.1:0`.
+
+pub mod api;
+pub mod config;
+pub mod correlation;
+pub mod error;
+pub mod manifest;
+pub mod metrics;
+pub mod pipeline;
+pub mod principal;
+pub mod registry;
+pub mod runtime;
+pub mod state;
+
+pub use config::HostConfig;
+pub use state::AppState;
+
+use std::future::Future;
+use tokio::net::TcpListener;
+
+/// Serve the API on `listener` until `shutdown` resolves, then stop accepting
+/// and let in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = api::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

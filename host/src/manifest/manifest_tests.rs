@@ -1,0 +1,149 @@
+//! Manifest validation: each rejection names the file, the field and why.
+
+use super::*;
+
+const BOUNDS: ManifestBounds = ManifestBounds {
+    max_memory_mb: 1024,
+    max_timeout_ms: 60_000,
+};
+
+const GOOD: &str = r#"
+plugin: demo
+version: 1.0.0
+component: plugins/demo/demo.wasm
+limits: { memory_mb: 32, timeout_ms: 1500 }
+tools:
+  - name: greet
+    description: Say hello
+    input_schema:
+      type: object
+      required: [name]
+      properties: { name: { type: string, minLength: 1 } }
+      additionalProperties: false
+    annotations: { read_only: true }
+"#;
+
+fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    Manifest::parse(Path::new("manifests/demo.yaml"), text, BOUNDS)
+}
+
+#[test]
+fn accepts_a_good_manifest() {
+    let m = parse(GOOD).unwrap();
+    assert_eq!(m.plugin, "demo");
+    assert_eq!(m.memory_bytes, 32 << 20);
+    assert_eq!(m.timeout_ms, 1500);
+    assert_eq!(m.tools[0].id, "demo:greet");
+    assert!(m.tools[0].annotations.read_only);
+}
+
+#[test]
+fn defaults_limits() {
+    let m = parse(&GOOD.replace("limits: { memory_mb: 32, timeout_ms: 1500 }\n", "")).unwrap();
+    assert_eq!(m.memory_bytes, 64 << 20);
+    assert_eq!(m.timeout_ms, 5000);
+}
+
+#[test]
+fn validates_arguments_with_paths() {
+    let m = parse(GOOD).unwrap();
+    let tool = &m.tools[0];
+    assert!(tool.validate(&serde_json::json!({"name": "Ada"})).is_ok());
+    let errors = tool
+        .validate(&serde_json::json!({"name": "", "extra": 1}))
+        .unwrap_err();
+    assert!(errors.iter().any(|e| e.path == "/name"), "{errors:?}");
+    assert!(errors.iter().any(|e| e.path.is_empty()), "{errors:?}");
+}
+
+fn rejected(text: &str, field: &str, reason_part: &str) {
+    let err = parse(text).unwrap_err();
+    assert_eq!(err.file, Path::new("manifests/demo.yaml"));
+    assert_eq!(err.field, field, "{err}");
+    assert!(err.reason.contains(reason_part), "{err}");
+}
+
+#[test]
+fn rejects_unknown_top_level_field_with_line() {
+    rejected(
+        &format!("{GOOD}colour: blue\n"),
+        "colour",
+        "unknown field `colour`",
+    );
+    assert!(
+        parse(&format!("{GOOD}colour: blue\n"))
+            .unwrap_err()
+            .reason
+            .contains("line")
+    );
+}
+
+#[test]
+fn rejects_unknown_nested_field() {
+    rejected(
+        &GOOD.replace("read_only: true", "readonly: true"),
+        "tools[0].annotations.readonly",
+        "unknown field",
+    );
+}
+
+#[test]
+fn rejects_bad_yaml() {
+    assert!(parse("plugin: [unclosed").is_err());
+}
+
+#[test]
+fn rejects_bad_names_and_limits() {
+    rejected(
+        &GOOD.replace("plugin: demo", "plugin: Demo!"),
+        "plugin",
+        "Demo!",
+    );
+    rejected(
+        &GOOD.replace("name: greet", "name: 'has space'"),
+        "tools[0].name",
+        "has space",
+    );
+    rejected(
+        &GOOD.replace("memory_mb: 32", "memory_mb: 4096"),
+        "limits.memory_mb",
+        "4096",
+    );
+    rejected(
+        &GOOD.replace("timeout_ms: 1500", "timeout_ms: 0"),
+        "limits.timeout_ms",
+        "0",
+    );
+}
+
+#[test]
+fn rejects_duplicate_tools() {
+    let dup = format!("{GOOD}  - name: greet\n    input_schema: {{ type: object }}\n");
+    rejected(&dup, "tools[1].name", "duplicate");
+}
+
+#[test]
+fn rejects_bad_schemas() {
+    rejected(
+        &GOOD.replace(
+            "type: object\n      required",
+            "type: array\n      required",
+        ),
+        "tools[0].input_schema",
+        "object",
+    );
+    rejected(
+        &GOOD.replace("minLength: 1", "minLength: -3"),
+        "tools[0].input_schema",
+        "invalid JSON Schema",
+    );
+}
+
+#[test]
+fn rejects_missing_required_field() {
+    rejected(
+        &GOOD.replace("version: 1.0.0\n", ""),
+        "-",
+        "missing field `version`",
+    );
+}

@@ -1,0 +1,135 @@
+//! Prometheus metrics: calls, outcomes and latency per tool, instantiation
+//! time, and sandbox occupancy. Rendered in the text exposition format at
+//! `GET /metrics`.
+//!
+//! Tool labels only ever carry ids of tools in the registry, so a client
+//! cannot grow the label set by calling made-up ids.
+
+use crate::runtime::Runtime;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+/// Labels of a per-tool call counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// Tool id.
+    pub tool: String,
+    /// Stable outcome: `completed` or an error code.
+    pub outcome: String,
+}
+
+/// Labels of per-tool histograms.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolLabels {
+    /// Tool id.
+    pub tool: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~26 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
+}
+
+/// The host's metrics.
+pub struct Metrics {
+    registry: Registry,
+    calls: Family<OutcomeLabels, Counter>,
+    call_seconds: HistogramFamily<ToolLabels>,
+    instantiate_seconds: Histogram,
+    in_flight: Gauge,
+    slots: Gauge,
+}
+
+impl Metrics {
+    /// Metrics for a host running `runtime`.
+    pub fn new(runtime: &Runtime) -> Self {
+        let mut registry = Registry::with_prefix("fastmcp");
+        let calls = Family::<OutcomeLabels, Counter>::default();
+        let call_seconds = HistogramFamily::<ToolLabels>::new_with_constructor(latency_histogram);
+        let instantiate_seconds = latency_histogram();
+        let in_flight = Gauge::default();
+        let slots = Gauge::default();
+        registry.register(
+            "tool_calls",
+            "Tool calls by tool and outcome",
+            calls.clone(),
+        );
+        registry.register(
+            "tool_call_duration_seconds",
+            "Whole call-path latency per tool (validation to result)",
+            call_seconds.clone(),
+        );
+        registry.register(
+            "instantiate_duration_seconds",
+            "Time to instantiate a component for one call",
+            instantiate_seconds.clone(),
+        );
+        registry.register(
+            "sandbox_calls_in_flight",
+            "Calls holding a sandbox slot",
+            in_flight.clone(),
+        );
+        registry.register(
+            "sandbox_slots",
+            "Sandbox slots (pool capacity)",
+            slots.clone(),
+        );
+        let cache = runtime.cache_stats();
+        registry.register(
+            "compile_cache_hits",
+            "Components loaded precompiled",
+            cache.hits.clone(),
+        );
+        registry.register(
+            "compile_cache_misses",
+            "Components compiled",
+            cache.misses.clone(),
+        );
+        Self {
+            registry,
+            calls,
+            call_seconds,
+            instantiate_seconds,
+            in_flight,
+            slots,
+        }
+    }
+
+    /// Count a call's outcome and its latency.
+    pub fn record_call(&self, tool: &str, outcome: &str, elapsed: Duration) {
+        self.calls
+            .get_or_create(&OutcomeLabels {
+                tool: tool.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.call_seconds
+            .get_or_create(&ToolLabels {
+                tool: tool.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Record one instantiation.
+    pub fn record_instantiate(&self, elapsed: Duration) {
+        self.instantiate_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Render the text exposition format, sampling the runtime's gauges.
+    pub fn render(&self, runtime: &Runtime) -> String {
+        self.in_flight.set(runtime.calls_in_flight() as i64);
+        self.slots
+            .set(i64::from(runtime.config().max_concurrent_calls));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

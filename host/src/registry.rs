@@ -1,0 +1,186 @@
+//! The registry: every plugin and tool the host serves, as one immutable
+//! snapshot built from `manifests/` and the components they name.
+//!
+//! A snapshot is built completely off the request path and then swapped in
+//! whole (see [`crate::state::AppState::registry`]); a call loads the snapshot
+//! once and keeps that `Arc` to its end.
+
+use crate::config::HostConfig;
+use crate::manifest::{Manifest, ManifestBounds, ManifestError, ToolDef};
+use crate::runtime::{CallLimits, LoadError, LoadedComponent, Runtime};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Why a registry could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The manifests directory could not be listed.
+    #[error("cannot read manifests directory {path}: {cause}")]
+    ReadDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        cause: std::io::Error,
+    },
+    /// A manifest is invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A manifest's component cannot be loaded.
+    #[error("{file}: component: {cause}")]
+    Component {
+        /// The manifest naming the component.
+        file: PathBuf,
+        /// Why it cannot be loaded.
+        cause: LoadError,
+    },
+    /// Two manifests declare the same plugin.
+    #[error("{file}: plugin: `{plugin}` is already declared by {other}")]
+    DuplicatePlugin {
+        /// The second manifest.
+        file: PathBuf,
+        /// The plugin name.
+        plugin: String,
+        /// The first manifest.
+        other: PathBuf,
+    },
+}
+
+/// One loaded plugin.
+pub struct Plugin {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// The manifest file.
+    pub manifest_file: PathBuf,
+    /// The component, ready to instantiate.
+    pub component: LoadedComponent,
+    /// Per-call limits.
+    pub limits: CallLimits,
+}
+
+/// One tool: its definition and the plugin that runs it.
+pub struct Tool {
+    /// The validated definition.
+    pub def: ToolDef,
+    /// The plugin exporting it.
+    pub plugin: Arc<Plugin>,
+}
+
+/// An immutable view of everything served.
+pub struct RegistrySnapshot {
+    /// Increases with every successful (re)load.
+    pub version: u64,
+    /// When this snapshot was built.
+    pub loaded_at: SystemTime,
+    plugins: BTreeMap<String, Arc<Plugin>>,
+    tools: BTreeMap<String, Arc<Tool>>,
+}
+
+impl RegistrySnapshot {
+    /// An empty registry.
+    pub fn empty() -> Self {
+        Self {
+            version: 0,
+            loaded_at: SystemTime::now(),
+            plugins: BTreeMap::new(),
+            tools: BTreeMap::new(),
+        }
+    }
+
+    /// Build a snapshot from every `*.yaml`/`*.yml` in the manifests directory.
+    /// Blocking (reads files, compiles components): run it off the async threads.
+    pub fn load(
+        config: &HostConfig,
+        runtime: &Runtime,
+        version: u64,
+    ) -> Result<Self, RegistryError> {
+        let dir = config.manifests_dir();
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_manifest_file(p))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(cause) => return Err(RegistryError::ReadDir { path: dir, cause }),
+        };
+        files.sort();
+        let bounds = ManifestBounds {
+            max_memory_mb: runtime.config().max_memory_mb,
+            max_timeout_ms: runtime.config().max_timeout_ms,
+        };
+        let mut snapshot = Self {
+            version,
+            ..Self::empty()
+        };
+        for file in files {
+            let manifest = Manifest::load(&file, bounds)?;
+            snapshot.add(config, runtime, manifest)?;
+        }
+        Ok(snapshot)
+    }
+
+    fn add(
+        &mut self,
+        config: &HostConfig,
+        runtime: &Runtime,
+        manifest: Manifest,
+    ) -> Result<(), RegistryError> {
+        if let Some(other) = self.plugins.get(&manifest.plugin) {
+            return Err(RegistryError::DuplicatePlugin {
+                file: manifest.file,
+                plugin: manifest.plugin,
+                other: other.manifest_file.clone(),
+            });
+        }
+        let component = runtime
+            .load_component(&config.resolve(&manifest.component))
+            .map_err(|cause| RegistryError::Component {
+                file: manifest.file.clone(),
+                cause,
+            })?;
+        let plugin = Arc::new(Plugin {
+            name: manifest.plugin.clone(),
+            version: manifest.version,
+            manifest_file: manifest.file,
+            component,
+            limits: CallLimits {
+                memory_bytes: manifest.memory_bytes,
+                timeout: Duration::from_millis(manifest.timeout_ms),
+            },
+        });
+        for def in manifest.tools {
+            let tool = Arc::new(Tool {
+                def,
+                plugin: plugin.clone(),
+            });
+            self.tools.insert(tool.def.id.clone(), tool);
+        }
+        self.plugins.insert(manifest.plugin, plugin);
+        Ok(())
+    }
+
+    /// The tool with this id.
+    pub fn tool(&self, id: &str) -> Option<&Arc<Tool>> {
+        self.tools.get(id)
+    }
+
+    /// Every tool, ordered by id.
+    pub fn tools(&self) -> impl Iterator<Item = &Arc<Tool>> {
+        self.tools.values()
+    }
+
+    /// Every plugin, ordered by name.
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.values()
+    }
+}
+
+fn is_manifest_file(path: &std::path::Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}

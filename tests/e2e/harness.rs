@@ -1,0 +1,204 @@
+//! Test harness: builds the plugins once per test run, makes temporary roots,
+//! and starts the real server on `127.0.0.1:0`.
+
+use fastmcp_host::{AppState, HostConfig};
+use reqwest::{Client, Response};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Plugins copied into every test root.
+pub const PLUGINS: &[&str] = &["ads", "util", "misbehave"];
+
+/// The workspace root.
+pub fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+}
+
+/// Build every plugin (once per test process) and return the directory of
+/// the `.wasm` files. The build uses its own target directory, shared with
+/// `./dev`, so it never waits on the lock of the `cargo test` that runs us.
+pub fn plugin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target_dir = workspace().join("target/plugins");
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo
+            .current_dir(workspace())
+            .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "plugin"])
+            .arg("--target-dir")
+            .arg(&target_dir);
+        for p in PLUGINS {
+            cargo.args(["-p", p]);
+        }
+        let status = cargo.status().expect("running cargo to build the plugins");
+        assert!(
+            status.success(),
+            "building the plugins failed; is the target installed? (rustup target add wasm32-wasip2)"
+        );
+        target_dir.join("wasm32-wasip2/plugin")
+    })
+}
+
+/// The bytes of a built plugin.
+pub fn plugin_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(plugin_dir().join(format!("{name}.wasm"))).expect("built plugin")
+}
+
+/// A temporary root with the repository's manifests, the misbehave fixture
+/// manifest, and every built plugin in `plugins/<name>/<name>.wasm`.
+pub struct TestRoot {
+    dir: TempDir,
+}
+
+impl TestRoot {
+    /// A fully populated root.
+    pub fn new() -> Self {
+        let root = Self::empty();
+        for entry in std::fs::read_dir(workspace().join("manifests")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(
+                &path,
+                root.path()
+                    .join("manifests")
+                    .join(path.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+        std::fs::copy(
+            workspace().join("tests/fixtures/misbehave.yaml"),
+            root.path().join("manifests/misbehave.yaml"),
+        )
+        .unwrap();
+        for p in PLUGINS {
+            root.write(&format!("plugins/{p}/{p}.wasm"), plugin_bytes(p));
+        }
+        root
+    }
+
+    /// A root with an empty `manifests/`.
+    pub fn empty() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
+        Self { dir }
+    }
+
+    /// The root directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Write a file under the root, creating directories.
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+
+    /// A configuration for this root.
+    pub fn config(&self) -> HostConfig {
+        HostConfig::for_root(self.path())
+    }
+}
+
+/// A running server.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    client: Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Start on `127.0.0.1:0` with the default configuration of `root`.
+    pub async fn start(root: &TestRoot) -> Self {
+        Self::start_with(root.config()).await
+    }
+
+    /// Start with a given configuration.
+    pub async fn start_with(config: HostConfig) -> Self {
+        let state = AppState::start(config).await.expect("server state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(fastmcp_host::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        Self {
+            base,
+            client: Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// A URL on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The HTTP client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// `POST /tools/{tool}/invoke` with a JSON body.
+    pub async fn invoke(&self, tool: &str, args: Value) -> Response {
+        self.client
+            .post(self.url(&format!("/tools/{tool}/invoke")))
+            .json(&args)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Graceful stop; waits for the server task.
+    pub async fn stop(mut self) {
+        self.shutdown.take().map(|tx| tx.send(()));
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Status and JSON body of a response.
+pub async fn json(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, body)
+}
+
+/// Assert a problem+json response with this status and code; return the body.
+pub async fn problem(response: Response, status: u16, code: &str) -> Value {
+    let content_type = response.headers().get("content-type").cloned();
+    let (got, body) = json(response).await;
+    assert_eq!(
+        (got, body["code"].as_str().unwrap_or("")),
+        (status, code),
+        "{body}"
+    );
+    assert_eq!(content_type.unwrap(), "application/problem+json");
+    assert_eq!(body["status"], status);
+    assert!(
+        body["correlation_id"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{body}"
+    );
+    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
+    body
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real server on `127.0.0.1:0`, real HTTP, real
+//! wasmtime sandboxes running the example and fixture plugins.
+
+mod harness;
+
+mod api;
+mod binary;
+mod errors;
+mod sandbox;
+mod startup;
