@@ -4,19 +4,23 @@
 //!   the cached `InstancePre`, call, drop;
 //! - `sandbox_call`: `Runtime::call` — slot, limits, deadline, instantiate,
 //!   call, result parsing;
-//! - `pipeline_invoke`: the host's whole call path without HTTP (resolve,
-//!   schema validation, sandbox call, metrics, log record).
+//! - `pipeline_invoke`: the host's whole call path without HTTP (token check
+//!   from the cache, body parsing, resolve, schema, scopes and policy, sandbox
+//!   call, metrics, log record).
 //!
 //! Run with `./dev bench` (it builds the plugins first).
 
+use axum::body::Body;
+use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
+use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
 use fastmcp_host::correlation::CorrelationId;
-use fastmcp_host::principal::Principal;
 use fastmcp_host::runtime::bindings::{Plugin, PluginPre};
 use fastmcp_host::runtime::state::{CallIdentity, CallState, call_context};
 use fastmcp_host::{AppState, HostConfig, pipeline};
 use serde_json::{Map, Value, json};
 use std::path::Path;
+use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::{Component, HasSelf, Linker};
 
@@ -40,31 +44,29 @@ fn identity() -> CallIdentity {
 }
 
 fn util_wasm() -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/plugins/wasm32-wasip2/plugin/util.wasm");
-    std::fs::read(&path)
-        .unwrap_or_else(|_| panic!("{} is missing: run `./dev bench`", path.display()))
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/wasm32-wasip2/plugin/util.wasm");
+    std::fs::read(&path).unwrap_or_else(|_| panic!("{} is missing: run `./dev bench`", path.display()))
 }
 
 fn bench(c: &mut Criterion) {
     let args_json = Value::Object(args()).to_string();
-    assert!(
-        (90..=120).contains(&args_json.len()),
-        "argument is {} bytes",
-        args_json.len()
-    );
+    assert!((90..=120).contains(&args_json.len()), "argument is {} bytes", args_json.len());
     let tokio = tokio::runtime::Runtime::new().unwrap();
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("manifests")).unwrap();
     std::fs::create_dir_all(root.path().join("plugins/util")).unwrap();
     std::fs::write(root.path().join("plugins/util/util.wasm"), util_wasm()).unwrap();
     std::fs::write(root.path().join("manifests/util.yaml"), UTIL_MANIFEST).unwrap();
+    std::fs::create_dir_all(root.path().join("policies")).unwrap();
+    std::fs::write(
+        root.path().join("policies/policies.yml"),
+        "version: 1\nroles: { dev: { tools: [\"util:*\"] } }\n",
+    )
+    .unwrap();
     let config = HostConfig::for_root(root.path());
 
     // Raw wasmtime with the host's engine settings.
-    let engine = fastmcp_host::runtime::engine::build(&config.runtime)
-        .unwrap()
-        .engine;
+    let engine = fastmcp_host::runtime::engine::build(&config.runtime).unwrap().engine;
     let mut linker = Linker::<CallState>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
     Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s).unwrap();
@@ -76,10 +78,8 @@ fn bench(c: &mut Criterion) {
             let mut store = Store::new(&engine, CallState::new(identity(), 16 << 20, 16));
             store.set_epoch_deadline(u64::MAX / 2);
             let plugin = pre.instantiate_async(&mut store).await.unwrap();
-            let out = plugin
-                .fastmcp_plugin_tools()
-                .call_invoke(&mut store, &context, "echo", &args_json)
-                .await;
+            let out =
+                plugin.fastmcp_plugin_tools().call_invoke(&mut store, &context, "echo", &args_json).await;
             out.unwrap().unwrap()
         })
     });
@@ -90,29 +90,38 @@ fn bench(c: &mut Criterion) {
     c.bench_function("sandbox_call", |b| {
         b.to_async(&tokio).iter(|| async {
             let plugin = &tool.plugin;
-            let call = state.runtime().call(
-                &plugin.component,
-                plugin.limits,
-                identity(),
-                "echo",
-                args_json.clone(),
-            );
+            let call =
+                state.runtime().call(&plugin.component, plugin.limits, identity(), "echo", args_json.clone());
             call.await.unwrap()
         })
     });
 
+    // The whole path without HTTP: authentication (token cache warm), body
+    // parsing, resolve, schema, scopes and policy, sandbox call, metrics, log.
+    let token = tokio.block_on(async {
+        let files = DevKeyFiles::in_dir(&root.path().join(".runtime"));
+        let scopes = vec!["tools.invoke:write".to_owned()];
+        let claims = dev_claims(
+            "https://idp.local",
+            "fastmcp",
+            "bench",
+            "public",
+            vec!["dev".into()],
+            scopes,
+            Duration::from_secs(3600),
+        );
+        files.mint(&claims).unwrap()
+    });
+    let body = args_json.clone();
     let correlation_id = CorrelationId::generate();
     c.bench_function("pipeline_invoke", |b| {
         b.to_async(&tokio).iter(|| async {
-            pipeline::invoke(
-                &state,
-                &correlation_id,
-                Principal::anonymous(),
-                "util:echo",
-                args(),
-            )
-            .await
-            .unwrap()
+            let request = Request::post("/tools/util:echo/invoke")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(body.clone()))
+                .unwrap();
+            pipeline::invoke(&state, &correlation_id, "util:echo", request).await.unwrap()
         })
     });
 }

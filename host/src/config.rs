@@ -18,6 +18,47 @@ pub struct HostConfig {
     pub max_body_bytes: usize,
     /// The sandbox limits.
     pub runtime: RuntimeConfig,
+    /// Token verification.
+    pub auth: AuthConfig,
+}
+
+/// How bearer tokens are verified.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+    /// Clock skew allowed for `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_s: u64,
+    /// A JWKS file (wins over the URL).
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL.
+    pub jwks_url: Option<String>,
+    /// Timeout of one JWKS fetch.
+    pub jwks_timeout: Duration,
+    /// Minimum time between refetches triggered by unknown `kid`s.
+    pub jwks_refetch_interval: Duration,
+    /// Longest token accepted, in bytes.
+    pub max_token_bytes: usize,
+    /// Verified tokens remembered (0 disables the cache).
+    pub token_cache_size: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "https://idp.local".into(),
+            audience: "fastmcp".into(),
+            leeway_s: 30,
+            jwks_file: None,
+            jwks_url: None,
+            jwks_timeout: Duration::from_secs(5),
+            jwks_refetch_interval: Duration::from_secs(5),
+            max_token_bytes: 8 * 1024,
+            token_cache_size: 10_000,
+        }
+    }
 }
 
 /// Limits of the WebAssembly sandbox that are not per plugin.
@@ -64,12 +105,18 @@ impl HostConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             max_body_bytes: 1 << 20,
             runtime: RuntimeConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 
     /// `manifests/` under the root.
     pub fn manifests_dir(&self) -> PathBuf {
         self.root.join("manifests")
+    }
+
+    /// `policies/policies.yml` under the root.
+    pub fn policy_file(&self) -> PathBuf {
+        self.root.join("policies").join("policies.yml")
     }
 
     /// `.runtime/` under the root: generated keys, caches, embedded state.
@@ -84,10 +131,6 @@ impl HostConfig {
 
     /// A path from a manifest, relative to the root unless absolute.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.root.join(path)
-        }
+        if path.is_absolute() { path.to_path_buf() } else { self.root.join(path) }
     }
 }

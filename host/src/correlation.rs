@@ -47,9 +47,7 @@ impl CorrelationId {
 fn is_well_formed(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 impl fmt::Display for CorrelationId {
@@ -99,10 +97,7 @@ mod tests {
     #[test]
     fn keeps_well_formed_client_ids() {
         let v = HeaderValue::from_static("req-42.a:b_c");
-        assert_eq!(
-            CorrelationId::from_client(Some(&v)).as_str(),
-            "req-42.a:b_c"
-        );
+        assert_eq!(CorrelationId::from_client(Some(&v)).as_str(), "req-42.a:b_c");
     }
 
     #[test]

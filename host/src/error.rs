@@ -26,6 +26,23 @@ pub enum ApiError {
     /// The body is not JSON, or not a JSON object.
     #[error("{0}")]
     BadRequest(String),
+    /// No valid bearer token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The token lacks a scope.
+    #[error("the token lacks the scope `{0}`")]
+    InsufficientScope(String),
+    /// The policy refuses the call.
+    #[error("denied by policy rule `{rule}`: {reason}")]
+    PolicyDenied {
+        /// The deciding rule (`rbac` when no role grants the tool).
+        rule: String,
+        /// Why.
+        reason: String,
+    },
+    /// The call needs a human confirmation that this host cannot collect yet.
+    #[error("this call requires human confirmation (rule `{0}`), which this host cannot collect yet")]
+    ConfirmationUnavailable(String),
     /// No tool with this id in the current registry.
     #[error("no tool `{0}`")]
     ToolNotFound(String),
@@ -77,42 +94,30 @@ impl ApiError {
         use ApiError::*;
         match self {
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", "Bad request"),
+            Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
+            InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope", "Insufficient scope"),
+            PolicyDenied { .. } => (StatusCode::FORBIDDEN, "policy_denied", "Denied by policy"),
+            ConfirmationUnavailable(_) => {
+                (StatusCode::FORBIDDEN, "confirmation_unavailable", "Confirmation unavailable")
+            }
             ToolNotFound(_) => (StatusCode::NOT_FOUND, "tool_not_found", "Tool not found"),
             RouteNotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
-            MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "Method not allowed",
-            ),
-            PayloadTooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Payload too large",
-            ),
-            UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Unsupported media type",
-            ),
-            InvalidArguments(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_arguments",
-                "Invalid arguments",
-            ),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
+            PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large")
+            }
+            UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
+            }
+            InvalidArguments(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_arguments", "Invalid arguments")
+            }
             ToolDenied(_) => (StatusCode::FORBIDDEN, "tool_denied", "Tool denied the call"),
             ToolFailed(_) => (StatusCode::BAD_GATEWAY, "tool_failed", "Tool failed"),
             Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_error", "Upstream error"),
             Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
-            ToolTimeout { .. } => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "tool_timeout",
-                "Tool timed out",
-            ),
-            Internal => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal error",
-            ),
+            ToolTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "tool_timeout", "Tool timed out"),
+            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
 
@@ -128,10 +133,7 @@ impl ApiError {
 
     /// Attach the request's correlation id, producing a response-ready problem.
     pub fn at(self, correlation_id: &CorrelationId) -> Problem {
-        Problem {
-            error: self,
-            correlation_id: correlation_id.clone(),
-        }
+        Problem { error: self, correlation_id: correlation_id.clone() }
     }
 }
 
@@ -160,6 +162,15 @@ pub struct ProblemBody {
     pub code: String,
     /// The request's correlation id.
     pub correlation_id: String,
+    /// The deciding rule (for `policy_denied`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The rule's reason (for `policy_denied`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The missing scope (for `insufficient_scope`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Schema violations (for `invalid_arguments`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
@@ -175,17 +186,36 @@ impl IntoResponse for Problem {
         body.insert("detail".into(), json!(self.error.to_string()));
         body.insert("code".into(), json!(code));
         body.insert("correlation_id".into(), json!(self.correlation_id.as_str()));
-        if let ApiError::InvalidArguments(errors) = &self.error {
-            body.insert("errors".into(), json!(errors));
+        let mut extra_headers = Vec::new();
+        match &self.error {
+            ApiError::InvalidArguments(errors) => {
+                body.insert("errors".into(), json!(errors));
+            }
+            ApiError::PolicyDenied { rule, reason } => {
+                body.insert("rule".into(), json!(rule));
+                body.insert("reason".into(), json!(reason));
+            }
+            ApiError::InsufficientScope(scope) => {
+                body.insert("scope".into(), json!(scope));
+                let challenge = format!(r#"Bearer error="insufficient_scope", scope="{scope}""#);
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    extra_headers.push((header::WWW_AUTHENTICATE, value));
+                }
+            }
+            ApiError::Unauthenticated(_) => extra_headers.push((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            )),
+            ApiError::Overloaded => {
+                extra_headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            _ => {}
         }
         let mut response = (status, axum::Json(Value::Object(body))).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if matches!(self.error, ApiError::Overloaded) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        for (name, value) in extra_headers {
+            headers.insert(name, value);
         }
         response
     }

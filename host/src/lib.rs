@@ -10,6 +10,8 @@
 //! - [`correlation`] — correlation ids and the access log;
 //! - [`error`] — the error contract (status + stable `code`, problem+json);
 //! - [`pipeline`] — the call pipeline, in order, and the `CallRecord`;
+//! - [`auth`] — JWT verification, JWKS and development keys;
+//! - [`policy`] — RBAC roles and CEL rules;
 //! - [`principal`] — who is calling;
 //! - [`manifest`] — manifest files, validated at load;
 //! - [`registry`] — the immutable snapshot of plugins and tools;
@@ -21,12 +23,14 @@
 //! [`serve`]; tests call the same function on `127.0.0.1:0`.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod correlation;
 pub mod error;
 pub mod manifest;
 pub mod metrics;
 pub mod pipeline;
+pub mod policy;
 pub mod principal;
 pub mod registry;
 pub mod runtime;
@@ -46,7 +50,5 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = api::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -20,6 +20,43 @@ struct Cli {
 enum Command {
     /// Serve the REST API.
     Serve(ServeArgs),
+    /// Print a token signed with the development key (for local use).
+    Token(TokenArgs),
+}
+
+/// Identity settings shared by `serve` and `token`.
+#[derive(clap::Args)]
+struct IdentityArgs {
+    /// Required token issuer (`iss`).
+    #[arg(long, env = "FASTMCP_ISSUER", default_value = "https://idp.local")]
+    issuer: String,
+    /// Required token audience (`aud`).
+    #[arg(long, env = "FASTMCP_AUDIENCE", default_value = "fastmcp")]
+    audience: String,
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// Subject (`sub`).
+    #[arg(long)]
+    sub: String,
+    /// Tenant.
+    #[arg(long, default_value = "public")]
+    tenant: String,
+    /// A role (repeatable).
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    /// A scope (repeatable).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// Lifetime: 90s, 15m, 1h, 2d.
+    #[arg(long, default_value = "1h", value_parser = fastmcp_host::auth::devkeys::parse_ttl)]
+    ttl: Duration,
+    /// Project root whose `.runtime/` holds the development key.
+    #[arg(long, env = "FASTMCP_ROOT", default_value = ".")]
+    root: PathBuf,
+    #[command(flatten)]
+    identity: IdentityArgs,
 }
 
 #[derive(clap::Args)]
@@ -45,6 +82,17 @@ struct ServeArgs {
     /// Do not use the pooling allocator even if the machine allows it.
     #[arg(long, env = "FASTMCP_NO_POOLING")]
     no_pooling: bool,
+    /// JWKS file with the token verification keys.
+    #[arg(long, env = "FASTMCP_JWKS_FILE")]
+    jwks_file: Option<PathBuf>,
+    /// JWKS URL with the token verification keys.
+    #[arg(long, env = "FASTMCP_JWKS_URL")]
+    jwks_url: Option<String>,
+    /// Clock skew allowed for token times, in seconds.
+    #[arg(long, env = "FASTMCP_TOKEN_LEEWAY_S", default_value_t = 30)]
+    token_leeway_s: u64,
+    #[command(flatten)]
+    identity: IdentityArgs,
 }
 
 impl ServeArgs {
@@ -56,6 +104,11 @@ impl ServeArgs {
         config.runtime.queue_timeout = Duration::from_millis(self.queue_timeout_ms);
         config.runtime.max_memory_mb = self.max_memory_mb.max(1);
         config.runtime.pooling = !self.no_pooling;
+        config.auth.issuer = self.identity.issuer;
+        config.auth.audience = self.identity.audience;
+        config.auth.jwks_file = self.jwks_file;
+        config.auth.jwks_url = self.jwks_url;
+        config.auth.leeway_s = self.token_leeway_s;
         config
     }
 }
@@ -64,27 +117,63 @@ impl ServeArgs {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_current_span(false)
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args.into_config()).await,
+        Command::Token(args) => token(args),
     }
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
+    let files = DevKeyFiles::in_dir(&HostConfig::for_root(&args.root).runtime_dir());
+    if files.ensure()? {
+        eprintln!("generated development keys in {}", files.jwks.display());
+    }
+    let claims = dev_claims(
+        &args.identity.issuer,
+        &args.identity.audience,
+        &args.sub,
+        &args.tenant,
+        args.roles,
+        args.scopes,
+        args.ttl,
+    );
+    println!("{}", files.mint(&claims)?);
+    Ok(())
 }
 
 async fn serve(config: HostConfig) -> anyhow::Result<()> {
     let listen = config.listen;
     let state = AppState::start(config).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
+    reload_policies_on_sighup(state.clone());
     tracing::info!(%addr, "listening");
     fastmcp_host::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `SIGHUP` reloads the policy file (a broken file keeps the current policy).
+fn reload_policies_on_sighup(state: AppState) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading policies");
+            let _ = state.reload_policies().await;
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = state;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -56,11 +56,7 @@ impl Metrics {
         let instantiate_seconds = latency_histogram();
         let in_flight = Gauge::default();
         let slots = Gauge::default();
-        registry.register(
-            "tool_calls",
-            "Tool calls by tool and outcome",
-            calls.clone(),
-        );
+        registry.register("tool_calls", "Tool calls by tool and outcome", calls.clone());
         registry.register(
             "tool_call_duration_seconds",
             "Whole call-path latency per tool (validation to result)",
@@ -71,50 +67,18 @@ impl Metrics {
             "Time to instantiate a component for one call",
             instantiate_seconds.clone(),
         );
-        registry.register(
-            "sandbox_calls_in_flight",
-            "Calls holding a sandbox slot",
-            in_flight.clone(),
-        );
-        registry.register(
-            "sandbox_slots",
-            "Sandbox slots (pool capacity)",
-            slots.clone(),
-        );
+        registry.register("sandbox_calls_in_flight", "Calls holding a sandbox slot", in_flight.clone());
+        registry.register("sandbox_slots", "Sandbox slots (pool capacity)", slots.clone());
         let cache = runtime.cache_stats();
-        registry.register(
-            "compile_cache_hits",
-            "Components loaded precompiled",
-            cache.hits.clone(),
-        );
-        registry.register(
-            "compile_cache_misses",
-            "Components compiled",
-            cache.misses.clone(),
-        );
-        Self {
-            registry,
-            calls,
-            call_seconds,
-            instantiate_seconds,
-            in_flight,
-            slots,
-        }
+        registry.register("compile_cache_hits", "Components loaded precompiled", cache.hits.clone());
+        registry.register("compile_cache_misses", "Components compiled", cache.misses.clone());
+        Self { registry, calls, call_seconds, instantiate_seconds, in_flight, slots }
     }
 
     /// Count a call's outcome and its latency.
     pub fn record_call(&self, tool: &str, outcome: &str, elapsed: Duration) {
-        self.calls
-            .get_or_create(&OutcomeLabels {
-                tool: tool.to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
-        self.call_seconds
-            .get_or_create(&ToolLabels {
-                tool: tool.to_owned(),
-            })
-            .observe(elapsed.as_secs_f64());
+        self.calls.get_or_create(&OutcomeLabels { tool: tool.to_owned(), outcome: outcome.to_owned() }).inc();
+        self.call_seconds.get_or_create(&ToolLabels { tool: tool.to_owned() }).observe(elapsed.as_secs_f64());
     }
 
     /// Record one instantiation.
@@ -125,8 +89,7 @@ impl Metrics {
     /// Render the text exposition format, sampling the runtime's gauges.
     pub fn render(&self, runtime: &Runtime) -> String {
         self.in_flight.set(runtime.calls_in_flight() as i64);
-        self.slots
-            .set(i64::from(runtime.config().max_concurrent_calls));
+        self.slots.set(i64::from(runtime.config().max_concurrent_calls));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

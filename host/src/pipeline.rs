@@ -17,20 +17,30 @@
 //! Authorization, rate limits, idempotency, confirmation and audit are added
 //! as steps here by the issues that build them; the order above is fixed.
 
+use crate::api::body::read_json_object;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, FieldError};
+use crate::policy::Decision;
 use crate::principal::Principal;
 use crate::registry::Tool;
 use crate::runtime::state::CallIdentity;
 use crate::runtime::{CallError, ToolError};
 use crate::state::AppState;
+use axum::extract::Request;
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest plugin-supplied message passed on to the client.
 const MAX_PLUGIN_MESSAGE: usize = 1024;
+
+/// Scope every invoke (and confirm) needs.
+pub const INVOKE_SCOPE: &str = "tools.invoke:write";
+/// Scope the catalog needs.
+pub const CATALOG_SCOPE: &str = "tools.query:catalog";
 
 /// A completed call.
 #[derive(Debug)]
@@ -41,56 +51,56 @@ pub struct Completed {
     pub result: Value,
 }
 
-/// One call as it moves through the pipeline.
+/// One call as it moves through the pipeline. Each step fills in what it
+/// learns; at the end it becomes the log line (and the audit record).
 #[derive(Debug)]
 pub struct CallRecord {
     /// The request's correlation id.
     pub correlation_id: CorrelationId,
-    /// The caller.
-    pub principal: Principal,
+    /// The caller, once authenticated.
+    pub principal: Option<Arc<Principal>>,
     /// The requested tool id (as given, even if unknown).
     pub tool: String,
-    /// SHA-256 of the canonical (key-sorted) arguments.
-    pub args_sha256: String,
+    /// Whether the tool exists (only known tools become metric labels).
+    pub tool_known: bool,
+    /// SHA-256 of the canonical (key-sorted) arguments, once parsed.
+    pub args_sha256: Option<String>,
     started: Instant,
 }
 
 impl CallRecord {
-    fn new(
-        correlation_id: &CorrelationId,
-        principal: Principal,
-        tool: &str,
-        args: &Map<String, Value>,
-    ) -> Self {
-        // serde_json's default `Map` is key-sorted, so this serialisation is
-        // canonical for digests.
-        let canonical = serde_json::to_vec(args).expect("a JSON map always serialises");
+    fn new(correlation_id: &CorrelationId, tool: &str) -> Self {
         Self {
             correlation_id: correlation_id.clone(),
-            principal,
+            principal: None,
             tool: tool.to_owned(),
-            args_sha256: hex::encode(Sha256::digest(&canonical)),
+            tool_known: false,
+            args_sha256: None,
             started: Instant::now(),
         }
     }
 
     /// Close the record: one log line, and metrics for known tools.
-    fn finish(self, state: &AppState, known_tool: bool, outcome: &Result<Completed, ApiError>) {
+    fn finish(self, state: &AppState, outcome: &Result<Completed, ApiError>) {
         let elapsed = self.started.elapsed();
         let (status, code) = match outcome {
             Ok(_) => (200, "completed"),
             Err(e) => (e.status().as_u16(), e.code()),
         };
-        if known_tool {
+        if self.tool_known {
             state.metrics().record_call(&self.tool, code, elapsed);
         }
+        let (sub, tenant) = match &self.principal {
+            Some(p) => (p.sub.as_str(), p.tenant.as_str()),
+            None => ("-", "-"),
+        };
         tracing::info!(
             target: "fastmcp::call",
             correlation_id = %self.correlation_id,
-            sub = %self.principal.sub,
-            tenant = %self.principal.tenant,
+            sub,
+            tenant,
             tool = %self.tool,
-            args_sha256 = %self.args_sha256,
+            args_sha256 = self.args_sha256.as_deref().unwrap_or("-"),
             decision = if outcome.is_ok() { "allow" } else { code },
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
@@ -103,57 +113,106 @@ impl CallRecord {
 pub async fn invoke(
     state: &AppState,
     correlation_id: &CorrelationId,
-    principal: Principal,
     tool_id: &str,
-    args: Map<String, Value>,
+    request: Request,
 ) -> Result<Completed, ApiError> {
-    let record = CallRecord::new(correlation_id, principal, tool_id, &args);
-    let registry = state.registry();
-    let tool = registry.tool(tool_id).cloned();
-    let outcome = match &tool {
-        None => Err(ApiError::ToolNotFound(tool_id.to_owned())),
-        Some(tool) => run(state, &record, tool, Value::Object(args)).await,
-    };
-    record.finish(state, tool.is_some(), &outcome);
+    let mut record = CallRecord::new(correlation_id, tool_id);
+    let outcome = run(state, &mut record, request).await;
+    record.finish(state, &outcome);
     outcome
 }
 
-/// The steps after `resolve`, for a known tool.
-async fn run(
-    state: &AppState,
-    record: &CallRecord,
-    tool: &Arc<Tool>,
-    args: Value,
-) -> Result<Completed, ApiError> {
+async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Result<Completed, ApiError> {
+    // authenticate
+    let principal = authenticate(state, request.headers()).await?;
+    record.principal = Some(principal.clone());
+    let args = read_json_object(request, state.config().max_body_bytes).await?;
+    record.args_sha256 = Some(args_digest(&args));
+
+    // resolve
+    let registry = state.registry();
+    let tool =
+        registry.tool(&record.tool).cloned().ok_or_else(|| ApiError::ToolNotFound(record.tool.clone()))?;
+    record.tool_known = true;
+
     // validate
-    tool.def
-        .validate(&args)
-        .map_err(ApiError::InvalidArguments)?;
+    let args = Value::Object(args);
+    tool.def.validate(&args).map_err(ApiError::InvalidArguments)?;
+
+    // authorize
+    let confirm_rule = authorize(state, &principal, &tool, &args)?;
+
+    // confirmation gate: fail closed until confirmations can be collected.
+    if let Some(rule) = confirm_rule.or_else(|| tool.def.confirmation.as_ref().map(|_| "manifest".to_owned()))
+    {
+        return Err(ApiError::ConfirmationUnavailable(rule));
+    }
 
     // execute
+    execute(state, record, &principal, &tool, &args).await
+}
+
+/// Step 2: the bearer token becomes a principal.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
+    state
+        .auth()
+        .authenticate(headers.get(AUTHORIZATION))
+        .await
+        .map_err(|e| ApiError::Unauthenticated(e.to_string()))
+}
+
+/// The caller must hold `scope`.
+pub fn require_scope(principal: &Principal, scope: &str) -> Result<(), ApiError> {
+    if principal.has_scope(scope) { Ok(()) } else { Err(ApiError::InsufficientScope(scope.to_owned())) }
+}
+
+/// Step 5: scopes, then policy. Returns the `confirm` rule that applies.
+fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    tool: &Tool,
+    args: &Value,
+) -> Result<Option<String>, ApiError> {
+    require_scope(principal, INVOKE_SCOPE)?;
+    for scope in &tool.def.scopes {
+        require_scope(principal, scope)?;
+    }
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    match state.policy().policy.evaluate(principal, &tool.def, args, now_ms) {
+        Decision::Deny { rule, reason } => Err(ApiError::PolicyDenied { rule, reason }),
+        Decision::Permit { confirm } => Ok(confirm.map(|c| c.rule)),
+    }
+}
+
+/// Step 9: run the tool in a fresh sandbox.
+async fn execute(
+    state: &AppState,
+    record: &CallRecord,
+    principal: &Principal,
+    tool: &Arc<Tool>,
+    args: &Value,
+) -> Result<Completed, ApiError> {
     let identity = CallIdentity {
         correlation_id: record.correlation_id.to_string(),
-        tenant: record.principal.tenant.clone(),
-        subject: record.principal.sub.clone(),
+        tenant: principal.tenant.clone(),
+        subject: principal.sub.clone(),
         tool_id: tool.def.id.clone(),
     };
     let plugin = &tool.plugin;
     let output = state
         .runtime()
-        .call(
-            &plugin.component,
-            plugin.limits,
-            identity,
-            &tool.def.name,
-            args.to_string(),
-        )
+        .call(&plugin.component, plugin.limits, identity, &tool.def.name, args.to_string())
         .await
         .map_err(|e| call_error(&tool.def.id, e))?;
     state.metrics().record_instantiate(output.instantiate);
-    Ok(Completed {
-        tool: tool.def.id.clone(),
-        result: output.result,
-    })
+    Ok(Completed { tool: tool.def.id.clone(), result: output.result })
+}
+
+/// SHA-256 of the arguments; serde_json's default `Map` is key-sorted, so
+/// the serialisation is canonical.
+pub fn args_digest(args: &Map<String, Value>) -> String {
+    let canonical = serde_json::to_vec(args).expect("a JSON map always serialises");
+    hex::encode(Sha256::digest(&canonical))
 }
 
 /// Map a sandbox failure to the error contract.
@@ -169,16 +228,12 @@ fn call_error(tool: &str, error: CallError) -> ApiError {
             ApiError::ToolFailed(format!("tool `{tool}` {error}"))
         }
         CallError::Tool(ToolError::InvalidInput(message)) => {
-            ApiError::InvalidArguments(vec![FieldError {
-                path: String::new(),
-                message: clip(message),
-            }])
+            ApiError::InvalidArguments(vec![FieldError { path: String::new(), message: clip(message) }])
         }
         CallError::Tool(ToolError::Denied(message)) => ApiError::ToolDenied(clip(message)),
-        CallError::Tool(ToolError::Upstream(message)) => ApiError::Upstream(format!(
-            "tool `{tool}` reported an upstream failure: {}",
-            clip(message)
-        )),
+        CallError::Tool(ToolError::Upstream(message)) => {
+            ApiError::Upstream(format!("tool `{tool}` reported an upstream failure: {}", clip(message)))
+        }
         CallError::Tool(ToolError::Internal(message)) => {
             ApiError::ToolFailed(format!("tool `{tool}` failed: {}", clip(message)))
         }

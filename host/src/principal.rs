@@ -1,8 +1,5 @@
 //! Who is calling. Every pipeline step after authentication sees the caller
-//! only through a [`Principal`].
-//!
-//! Authentication (JWT) is not wired yet: until it lands, every request runs
-//! as [`Principal::anonymous`], tenant `public`, with no roles or scopes.
+//! only through a [`Principal`], built by [`crate::auth`] from a verified token.
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,13 +15,13 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The caller used while the host runs without authentication.
+    /// A principal with no roles and no scopes (tests and benchmarks).
     pub fn anonymous() -> Self {
-        Self {
-            sub: "anonymous".into(),
-            tenant: "public".into(),
-            roles: Vec::new(),
-            scopes: Vec::new(),
-        }
+        Self { sub: "anonymous".into(), tenant: "public".into(), roles: Vec::new(), scopes: Vec::new() }
+    }
+
+    /// Whether the principal holds `scope` (exact match).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
     }
 }

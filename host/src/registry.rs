@@ -82,21 +82,12 @@ pub struct RegistrySnapshot {
 impl RegistrySnapshot {
     /// An empty registry.
     pub fn empty() -> Self {
-        Self {
-            version: 0,
-            loaded_at: SystemTime::now(),
-            plugins: BTreeMap::new(),
-            tools: BTreeMap::new(),
-        }
+        Self { version: 0, loaded_at: SystemTime::now(), plugins: BTreeMap::new(), tools: BTreeMap::new() }
     }
 
     /// Build a snapshot from every `*.yaml`/`*.yml` in the manifests directory.
     /// Blocking (reads files, compiles components): run it off the async threads.
-    pub fn load(
-        config: &HostConfig,
-        runtime: &Runtime,
-        version: u64,
-    ) -> Result<Self, RegistryError> {
+    pub fn load(config: &HostConfig, runtime: &Runtime, version: u64) -> Result<Self, RegistryError> {
         let dir = config.manifests_dir();
         let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
             Ok(entries) => entries
@@ -111,10 +102,7 @@ impl RegistrySnapshot {
             max_memory_mb: runtime.config().max_memory_mb,
             max_timeout_ms: runtime.config().max_timeout_ms,
         };
-        let mut snapshot = Self {
-            version,
-            ..Self::empty()
-        };
+        let mut snapshot = Self { version, ..Self::empty() };
         for file in files {
             let manifest = Manifest::load(&file, bounds)?;
             snapshot.add(config, runtime, manifest)?;
@@ -137,10 +125,7 @@ impl RegistrySnapshot {
         }
         let component = runtime
             .load_component(&config.resolve(&manifest.component))
-            .map_err(|cause| RegistryError::Component {
-                file: manifest.file.clone(),
-                cause,
-            })?;
+            .map_err(|cause| RegistryError::Component { file: manifest.file.clone(), cause })?;
         let plugin = Arc::new(Plugin {
             name: manifest.plugin.clone(),
             version: manifest.version,
@@ -152,10 +137,7 @@ impl RegistrySnapshot {
             },
         });
         for def in manifest.tools {
-            let tool = Arc::new(Tool {
-                def,
-                plugin: plugin.clone(),
-            });
+            let tool = Arc::new(Tool { def, plugin: plugin.clone() });
             self.tools.insert(tool.def.id.clone(), tool);
         }
         self.plugins.insert(manifest.plugin, plugin);
@@ -179,8 +161,5 @@ impl RegistrySnapshot {
 }
 
 fn is_manifest_file(path: &std::path::Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    )
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }

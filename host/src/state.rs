@@ -1,13 +1,16 @@
 //! The application state shared by every request: configuration, the
-//! sandbox, the current registry snapshot and the metrics.
+//! sandbox, the authenticator, the current registry and policy snapshots, and
+//! the metrics.
 
+use crate::auth::Authenticator;
 use crate::config::HostConfig;
 use crate::metrics::Metrics;
+use crate::policy::{PolicyError, PolicySet};
 use crate::registry::RegistrySnapshot;
 use crate::runtime::Runtime;
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 /// Cheap to clone; all clones share one host.
@@ -20,20 +23,45 @@ struct Inner {
     config: HostConfig,
     runtime: Runtime,
     registry: ArcSwap<RegistrySnapshot>,
+    auth: Authenticator,
+    policy: ArcSwap<PolicySnapshot>,
+    last_policy_reload: Mutex<Option<ReloadOutcome>>,
     metrics: Metrics,
     started_at: SystemTime,
+}
+
+/// The policy in force and its version.
+pub struct PolicySnapshot {
+    /// Increases with every successful (re)load.
+    pub version: u64,
+    /// The compiled policy.
+    pub policy: PolicySet,
+}
+
+/// The result of the last reload attempt.
+#[derive(Debug, Clone)]
+pub struct ReloadOutcome {
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// When it happened.
+    pub at: SystemTime,
+    /// The error, when it failed.
+    pub error: Option<String>,
 }
 
 impl AppState {
     /// Build the sandbox and load every manifest under the root. Fails, naming
     /// the file, field and reason, if any manifest or component is invalid.
     pub async fn start(config: HostConfig) -> anyhow::Result<Self> {
-        tokio::task::spawn_blocking(move || Self::start_blocking(config))
+        let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
+        tokio::task::spawn_blocking(move || Self::start_blocking(config, auth))
             .await
             .context("startup task panicked")?
     }
 
-    fn start_blocking(config: HostConfig) -> anyhow::Result<Self> {
+    fn start_blocking(config: HostConfig, auth: Authenticator) -> anyhow::Result<Self> {
+        let policy = PolicySet::load(&config.policy_file())?;
+        log_policy(&policy, 1);
         let runtime = Runtime::new(config.runtime.clone(), config.compile_cache_dir())
             .context("building the WebAssembly runtime")?;
         let registry = RegistrySnapshot::load(&config, &runtime, 1)?;
@@ -52,6 +80,9 @@ impl AppState {
                 config,
                 runtime,
                 registry: ArcSwap::from_pointee(registry),
+                auth,
+                policy: ArcSwap::from_pointee(PolicySnapshot { version: 1, policy }),
+                last_policy_reload: Mutex::new(None),
                 metrics,
                 started_at: SystemTime::now(),
             }),
@@ -73,6 +104,45 @@ impl AppState {
         self.inner.registry.load_full()
     }
 
+    /// The authenticator.
+    pub fn auth(&self) -> &Authenticator {
+        &self.inner.auth
+    }
+
+    /// The policy in force; keep the `Arc` for the whole call.
+    pub fn policy(&self) -> Arc<PolicySnapshot> {
+        self.inner.policy.load_full()
+    }
+
+    /// The result of the last policy reload, if any happened.
+    pub fn last_policy_reload(&self) -> Option<ReloadOutcome> {
+        self.inner.last_policy_reload.lock().expect("reload lock").clone()
+    }
+
+    /// Reload `policies/policies.yml`: build the new policy aside and swap it
+    /// in whole; on error keep the current one and report why.
+    pub async fn reload_policies(&self) -> Result<u64, PolicyError> {
+        let file = self.config().policy_file();
+        let loaded = tokio::task::spawn_blocking(move || PolicySet::load(&file))
+            .await
+            .expect("policy load task panicked");
+        let mut last = self.inner.last_policy_reload.lock().expect("reload lock");
+        match loaded {
+            Ok(policy) => {
+                let version = self.inner.policy.load().version + 1;
+                log_policy(&policy, version);
+                self.inner.policy.store(Arc::new(PolicySnapshot { version, policy }));
+                *last = Some(ReloadOutcome { ok: true, at: SystemTime::now(), error: None });
+                Ok(version)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "policy reload rejected; the previous policy stays in force");
+                *last = Some(ReloadOutcome { ok: false, at: SystemTime::now(), error: Some(e.to_string()) });
+                Err(e)
+            }
+        }
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
@@ -81,5 +151,14 @@ impl AppState {
     /// When the host started.
     pub fn started_at(&self) -> SystemTime {
         self.inner.started_at
+    }
+}
+
+fn log_policy(policy: &PolicySet, version: u64) {
+    match &policy.file {
+        Some(file) => tracing::info!(
+            file = %file.display(), version, roles = policy.role_count(), rules = policy.rule_count(), "policy loaded"
+        ),
+        None => tracing::warn!(version, "no policy file: every call is denied"),
     }
 }

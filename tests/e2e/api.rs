@@ -1,6 +1,6 @@
 //! The happy paths: catalog, invoke, health, metrics, OpenAPI, correlation ids.
 
-use crate::harness::{TestRoot, TestServer, json};
+use crate::harness::{ALL_SCOPES, TestRoot, TestServer, json};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -12,27 +12,16 @@ async fn catalog_lists_example_tools_with_schemas() {
     assert_eq!(status, 200);
     let tools = body["tools"].as_array().unwrap();
     let ids: Vec<&str> = tools.iter().map(|t| t["id"].as_str().unwrap()).collect();
-    for id in [
-        "ads:createCampaign",
-        "ads:listCampaigns",
-        "util:echo",
-        "util:sha256",
-    ] {
+    for id in ["ads:createCampaign", "ads:listCampaigns", "util:echo", "util:sha256"] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
-    let create = tools
-        .iter()
-        .find(|t| t["id"] == "ads:createCampaign")
-        .unwrap();
+    let create = tools.iter().find(|t| t["id"] == "ads:createCampaign").unwrap();
     assert_eq!(create["name"], "createCampaign");
     assert_eq!(create["version"], "1.0.0");
-    assert_eq!(
-        create["input_schema"]["required"],
-        json!(["name", "budget", "startDate"])
-    );
+    assert_eq!(create["input_schema"]["required"], json!(["name", "budget", "startDate"]));
     assert_eq!(create["annotations"]["destructive"], true);
     assert_eq!(create["annotations"]["read_only"], false);
-    assert_eq!(create["requires_confirmation"], false);
+    assert_eq!(create["requires_confirmation"], false, "the manifest does not demand it; policy may");
     server.stop().await;
 }
 
@@ -47,12 +36,15 @@ async fn invokes_example_tools() {
     assert_eq!(body["tool"], "ads:listCampaigns");
     assert!(body["result"]["campaigns"].is_array());
 
-    let args = json!({"name": "LaunchX", "budget": 1200, "startDate": "2025-10-10"});
-    let (status, body) = json(server.invoke("ads:createCampaign", args).await).await;
+    // The sample policy's `allow` rule waives confirmation for tiny automation campaigns.
+    let automation = server.token_for("bot", "public", &["finance-write", "automation"], ALL_SCOPES);
+    let args = json!({"name": "LaunchX", "budget": 10, "startDate": "2025-10-10"});
+    let (status, body) = json(server.invoke_as(&automation, "ads:createCampaign", args).await).await;
     assert_eq!(status, 200, "{body}");
     let campaign = &body["result"];
     assert!(campaign["id"].as_str().unwrap().starts_with("cmp_"));
     assert_eq!(campaign["name"], "LaunchX");
+    assert_eq!(campaign["budget"], 10.0);
     assert_eq!(campaign["tenant"], "public");
 
     let args = json!({"nested": {"list": [1, 2.5, "three", null, true]}, "unicode": "héllo ✓"});
@@ -60,17 +52,9 @@ async fn invokes_example_tools() {
     assert_eq!(status, 200);
     assert_eq!(body["result"], args);
 
-    let (status, body) = json(
-        server
-            .invoke("util:sha256", json!({"text": "fastmcp"}))
-            .await,
-    )
-    .await;
+    let (status, body) = json(server.invoke("util:sha256", json!({"text": "fastmcp"})).await).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        body["result"]["sha256"],
-        hex::encode(Sha256::digest(b"fastmcp"))
-    );
+    assert_eq!(body["result"]["sha256"], hex::encode(Sha256::digest(b"fastmcp")));
     server.stop().await;
 }
 
@@ -79,8 +63,7 @@ async fn correlation_ids_are_echoed_or_generated() {
     let root = TestRoot::new();
     let server = TestServer::start(&root).await;
     let response = server
-        .client()
-        .post(server.url("/tools/util:echo/invoke"))
+        .post_invoke("util:echo")
         .header("x-correlation-id", "trace-123")
         .json(&json!({}))
         .send()
@@ -91,20 +74,11 @@ async fn correlation_ids_are_echoed_or_generated() {
     assert_eq!(body["correlation_id"], "trace-123");
 
     let response = server.get("/health").await;
-    let generated = response.headers()["x-correlation-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        uuid::Uuid::parse_str(&generated).unwrap().get_version_num(),
-        7
-    );
+    let generated = response.headers()["x-correlation-id"].to_str().unwrap().to_owned();
+    assert_eq!(uuid::Uuid::parse_str(&generated).unwrap().get_version_num(), 7);
 
     let response = server.invoke("no:such", json!({})).await;
-    let header = response.headers()["x-correlation-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let header = response.headers()["x-correlation-id"].to_str().unwrap().to_owned();
     let (_, body) = json(response).await;
     assert_eq!(body["correlation_id"], header.as_str());
     server.stop().await;
@@ -128,42 +102,18 @@ async fn health_reports_registry_and_runtime() {
 async fn metrics_count_calls_by_outcome() {
     let root = TestRoot::new();
     let server = TestServer::start(&root).await;
-    assert_eq!(
-        server.invoke("util:echo", json!({"a": 1})).await.status(),
-        200
-    );
+    assert_eq!(server.invoke("util:echo", json!({"a": 1})).await.status(), 200);
     assert_eq!(server.invoke("util:sha256", json!({})).await.status(), 422);
     assert_eq!(server.invoke("made:up", json!({})).await.status(), 404);
     let response = server.get("/metrics").await;
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = response.text().await.unwrap();
-    assert!(
-        text.contains(r#"fastmcp_tool_calls_total{tool="util:echo",outcome="completed"} 1"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            r#"fastmcp_tool_calls_total{tool="util:sha256",outcome="invalid_arguments"} 1"#
-        )
-    );
-    assert!(
-        !text.contains("made:up"),
-        "unknown ids must not become labels"
-    );
-    assert!(
-        text.contains("fastmcp_instantiate_duration_seconds_count 1"),
-        "{text}"
-    );
+    assert!(text.contains(r#"fastmcp_tool_calls_total{tool="util:echo",outcome="completed"} 1"#), "{text}");
+    assert!(text.contains(r#"fastmcp_tool_calls_total{tool="util:sha256",outcome="invalid_arguments"} 1"#));
+    assert!(!text.contains("made:up"), "unknown ids must not become labels");
+    assert!(text.contains("fastmcp_instantiate_duration_seconds_count 1"), "{text}");
     assert!(text.contains("fastmcp_sandbox_slots 128"));
-    assert!(
-        text.contains("fastmcp_compile_cache_misses_total 3"),
-        "{text}"
-    );
+    assert!(text.contains("fastmcp_compile_cache_misses_total 3"), "{text}");
     server.stop().await;
 }
 
@@ -178,9 +128,7 @@ async fn serves_an_openapi_31_document() {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
     let invoke = &doc["paths"]["/tools/{id}/invoke"]["post"]["responses"];
-    for status in [
-        "200", "400", "404", "413", "415", "422", "502", "503", "504",
-    ] {
+    for status in ["200", "400", "404", "413", "415", "422", "502", "503", "504"] {
         assert!(invoke.get(status).is_some(), "{status} missing");
     }
     assert!(doc["components"]["schemas"].get("ProblemBody").is_some());

@@ -1,7 +1,7 @@
 //! The `fastmcp` binary itself: serves, and on SIGTERM stops accepting but
 //! lets in-flight calls finish before exiting cleanly.
 
-use crate::harness::TestRoot;
+use crate::harness::{ALL_SCOPES, TestRoot, mint};
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::Duration;
@@ -41,56 +41,67 @@ async fn serves_and_drains_on_sigterm() {
     });
 
     let client = reqwest::Client::new();
-    let health = client
-        .get(format!("http://{addr}/health"))
-        .send()
-        .await
-        .unwrap();
+    let token = mint(&root.path().join(".runtime"), "tester", "public", &["tester"], ALL_SCOPES);
+    let health = client.get(format!("http://{addr}/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+
+    // SIGHUP reloads the policy; a broken file changes nothing.
+    let pid = child.id().unwrap().to_string();
+    let signal = |name: &str| {
+        assert!(std::process::Command::new("kill").args([name, &pid]).status().unwrap().success());
+    };
+    let catalog_size = || async {
+        let response = client.get(format!("http://{addr}/tool-catalog")).bearer_auth(&token).send().await;
+        let body: Value = response.unwrap().json().await.unwrap();
+        body["tools"].as_array().unwrap().len()
+    };
+    let health = || async {
+        let response = client.get(format!("http://{addr}/health")).send().await.unwrap();
+        response.json::<Value>().await.unwrap()
+    };
+    assert_eq!(catalog_size().await, 12);
+    root.write("policies/policies.yml", "version: 1\nroles: { tester: { tools: [\"ads:*\"\n");
+    signal("-HUP");
+    let reloaded = wait_for(|| async { health().await["policy"]["last_reload"]["ok"] == false }).await;
+    assert!(reloaded, "the broken reload is reported in /health");
+    assert_eq!(health().await["policy"]["version"], 1);
+    assert_eq!(catalog_size().await, 12, "the previous policy stays in force");
+    root.write(
+        "policies/policies.yml",
+        "version: 1\nroles: { tester: { tools: [\"util:*\", \"misbehave:*\"] } }\n",
+    );
+    signal("-HUP");
+    assert!(wait_for(|| async { health().await["policy"]["version"] == 2 }).await);
+    assert_eq!(catalog_size().await, 10);
 
     // A call that takes the fixture's whole 500 ms deadline is in flight when
     // SIGTERM arrives; it must still get its answer.
     let in_flight = tokio::spawn({
-        let client = client.clone();
-        let url = format!("http://{addr}/tools/misbehave:loop/invoke");
-        async move {
-            client
-                .post(url)
-                .json(&json!({}))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        }
+        let request = client.post(format!("http://{addr}/tools/misbehave:loop/invoke")).bearer_auth(token);
+        async move { request.json(&json!({})).send().await.map(|r| r.status().as_u16()) }
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal("-TERM");
 
-    assert_eq!(
-        in_flight
-            .await
-            .unwrap()
-            .expect("the in-flight call is answered"),
-        504
-    );
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(in_flight.await.unwrap().expect("the in-flight call is answered"), 504);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "exit status {status}");
     let logs = drain.await.unwrap();
-    assert!(
-        logs.iter().any(|l| l.contains("finishing in-flight calls")),
-        "{logs:?}"
-    );
-    assert!(
-        logs.iter()
-            .any(|l| l.contains("tool call") && l.contains("misbehave:loop"))
-    );
+    assert!(logs.iter().any(|l| l.contains("finishing in-flight calls")), "{logs:?}");
+    assert!(logs.iter().any(|l| l.contains("tool call") && l.contains("misbehave:loop")));
+}
+
+/// Poll `condition` every 20 ms for up to 5 s.
+async fn wait_for<F, Fut>(condition: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..250 {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }

@@ -1,43 +1,22 @@
 //! Every error code of the contract, as problem+json.
 
-use crate::harness::{TestRoot, TestServer, problem};
+use crate::harness::{ALL_SCOPES, TestRoot, TestServer, problem};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rejects_bad_bodies() {
     let root = TestRoot::new();
     let server = TestServer::start(&root).await;
-    let url = server.url("/tools/util:echo/invoke");
     let post = |body: &'static str, content_type: &'static str| {
-        server
-            .client()
-            .post(&url)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
+        server.post_invoke("util:echo").header("content-type", content_type).body(body).send()
     };
 
-    let body = problem(
-        post("{not json", "application/json").await.unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
+    let body = problem(post("{not json", "application/json").await.unwrap(), 400, "bad_request").await;
     assert!(body["detail"].as_str().unwrap().contains("not valid JSON"));
-    let body = problem(
-        post("[1, 2]", "application/json").await.unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
+    let body = problem(post("[1, 2]", "application/json").await.unwrap(), 400, "bad_request").await;
     assert!(body["detail"].as_str().unwrap().contains("JSON object"));
-    problem(
-        post("{}", "text/plain").await.unwrap(),
-        415,
-        "unsupported_media_type",
-    )
-    .await;
-    let no_type = server.client().post(&url).body("{}").send().await.unwrap();
+    problem(post("{}", "text/plain").await.unwrap(), 415, "unsupported_media_type").await;
+    let no_type = server.post_invoke("util:echo").body("{}").send().await.unwrap();
     problem(no_type, 415, "unsupported_media_type").await;
     server.stop().await;
 }
@@ -48,8 +27,7 @@ async fn rejects_oversized_bodies() {
     let server = TestServer::start(&root).await;
     let big = format!(r#"{{"text":"{}"}}"#, "x".repeat((1 << 20) + 1));
     let response = server
-        .client()
-        .post(server.url("/tools/util:echo/invoke"))
+        .post_invoke("util:echo")
         .header("content-type", "application/json")
         .body(big.clone())
         .send()
@@ -60,8 +38,7 @@ async fn rejects_oversized_bodies() {
     // Without a Content-Length the limit still holds while streaming.
     let stream = futures_stream(big.into_bytes());
     let response = server
-        .client()
-        .post(server.url("/tools/util:echo/invoke"))
+        .post_invoke("util:echo")
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(stream))
         .send()
@@ -71,9 +48,7 @@ async fn rejects_oversized_bodies() {
     server.stop().await;
 }
 
-fn futures_stream(
-    bytes: Vec<u8>,
-) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+fn futures_stream(bytes: Vec<u8>) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         bytes.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
     futures_util::stream::iter(chunks)
@@ -83,20 +58,10 @@ fn futures_stream(
 async fn unknown_tools_and_routes() {
     let root = TestRoot::new();
     let server = TestServer::start(&root).await;
-    let body = problem(
-        server.invoke("ads:nope", json!({})).await,
-        404,
-        "tool_not_found",
-    )
-    .await;
+    let body = problem(server.invoke("ads:nope", json!({})).await, 404, "tool_not_found").await;
     assert!(body["detail"].as_str().unwrap().contains("ads:nope"));
     problem(server.get("/nowhere").await, 404, "not_found").await;
-    problem(
-        server.get("/tools/util:echo/invoke").await,
-        405,
-        "method_not_allowed",
-    )
-    .await;
+    problem(server.get("/tools/util:echo/invoke").await, 405, "method_not_allowed").await;
     server.stop().await;
 }
 
@@ -105,34 +70,14 @@ async fn schema_violations_name_each_path() {
     let root = TestRoot::new();
     let server = TestServer::start(&root).await;
     let args = json!({"name": "", "budget": -5, "startDate": "tomorrow", "extra": true});
-    let body = problem(
-        server.invoke("ads:createCampaign", args).await,
-        422,
-        "invalid_arguments",
-    )
-    .await;
-    let paths: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["path"].as_str().unwrap())
-        .collect();
+    let body = problem(server.invoke("ads:createCampaign", args).await, 422, "invalid_arguments").await;
+    let paths: Vec<&str> =
+        body["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
     for path in ["/name", "/budget", "/startDate", ""] {
         assert!(paths.contains(&path), "{path} missing from {paths:?}");
     }
-    let body = problem(
-        server.invoke("ads:createCampaign", json!({})).await,
-        422,
-        "invalid_arguments",
-    )
-    .await;
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("required"),
-        "{body}"
-    );
+    let body = problem(server.invoke("ads:createCampaign", json!({})).await, 422, "invalid_arguments").await;
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("required"), "{body}");
     server.stop().await;
 }
 
@@ -141,30 +86,15 @@ async fn plugin_reported_errors() {
     let root = TestRoot::new();
     let server = TestServer::start(&root).await;
     // The schema accepts the date shape; the plugin rejects the month.
+    // (An automation caller with a tiny budget skips the confirmation gate.)
+    let automation = server.token_for("bot", "public", &["finance-write", "automation"], ALL_SCOPES);
     let args = json!({"name": "X", "budget": 1, "startDate": "2025-13-01"});
-    let body = problem(
-        server.invoke("ads:createCampaign", args).await,
-        422,
-        "invalid_arguments",
-    )
-    .await;
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("2025-13-01")
-    );
-    let body = problem(
-        server.invoke("misbehave:upstreamError", json!({})).await,
-        502,
-        "upstream_error",
-    )
-    .await;
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("upstream said 503")
-    );
+    let body =
+        problem(server.invoke_as(&automation, "ads:createCampaign", args).await, 422, "invalid_arguments")
+            .await;
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("2025-13-01"));
+    let body =
+        problem(server.invoke("misbehave:upstreamError", json!({})).await, 502, "upstream_error").await;
+    assert!(body["detail"].as_str().unwrap().contains("upstream said 503"));
     server.stop().await;
 }

@@ -1,12 +1,14 @@
 //! Test harness: builds the plugins once per test run, makes temporary roots,
 //! and starts the real server on `127.0.0.1:0`.
 
+use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
 use fastmcp_host::{AppState, HostConfig};
 use reqwest::{Client, Response};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -16,9 +18,7 @@ pub const PLUGINS: &[&str] = &["ads", "util", "misbehave"];
 
 /// The workspace root.
 pub fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent")
 }
 
 /// Build every plugin (once per test process) and return the directory of
@@ -63,19 +63,18 @@ impl TestRoot {
         let root = Self::empty();
         for entry in std::fs::read_dir(workspace().join("manifests")).unwrap() {
             let path = entry.unwrap().path();
-            std::fs::copy(
-                &path,
-                root.path()
-                    .join("manifests")
-                    .join(path.file_name().unwrap()),
-            )
-            .unwrap();
+            std::fs::copy(&path, root.path().join("manifests").join(path.file_name().unwrap())).unwrap();
         }
         std::fs::copy(
             workspace().join("tests/fixtures/misbehave.yaml"),
             root.path().join("manifests/misbehave.yaml"),
         )
         .unwrap();
+        // The sample policy, plus a `tester` role that grants every tool.
+        let policy = std::fs::read_to_string(workspace().join("policies/policies.yml")).unwrap();
+        let policy = policy.replacen("roles:\n", "roles:\n  tester: { tools: [\"*\"] }\n", 1);
+        assert!(policy.contains("tester"), "the sample policy has a roles section");
+        root.write("policies/policies.yml", policy);
         for p in PLUGINS {
             root.write(&format!("plugins/{p}/{p}.wasm"), plugin_bytes(p));
         }
@@ -107,10 +106,16 @@ impl TestRoot {
     }
 }
 
+/// Scopes of the default test token.
+pub const ALL_SCOPES: &[&str] = &["tools.invoke:write", "tools.query:catalog", "ads.write"];
+
 /// A running server.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// A token for `tester` (role `tester`, tenant `public`, every scope).
+    pub token: String,
+    runtime_dir: PathBuf,
     client: Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -124,6 +129,7 @@ impl TestServer {
 
     /// Start with a given configuration.
     pub async fn start_with(config: HostConfig) -> Self {
+        let runtime_dir = config.runtime_dir();
         let state = AppState::start(config).await.expect("server state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -131,12 +137,18 @@ impl TestServer {
         let task = tokio::spawn(fastmcp_host::serve(listener, state, async {
             let _ = rx.await;
         }));
-        Self {
-            base,
-            client: Client::new(),
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        // With a configured JWKS there is no development key to mint with.
+        let token = if runtime_dir.join("dev-private.pem").exists() {
+            mint(&runtime_dir, "tester", "public", &["tester"], ALL_SCOPES)
+        } else {
+            String::new()
+        };
+        Self { base, token, runtime_dir, client: Client::new(), shutdown: Some(tx), task: Some(task) }
+    }
+
+    /// A development token for another principal.
+    pub fn token_for(&self, sub: &str, tenant: &str, roles: &[&str], scopes: &[&str]) -> String {
+        mint(&self.runtime_dir, sub, tenant, roles, scopes)
     }
 
     /// A URL on this server.
@@ -149,19 +161,25 @@ impl TestServer {
         &self.client
     }
 
-    /// `GET path`.
+    /// `GET path` with the default token.
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+        self.client.get(self.url(path)).bearer_auth(&self.token).send().await.unwrap()
     }
 
-    /// `POST /tools/{tool}/invoke` with a JSON body.
+    /// `POST /tools/{tool}/invoke` with a JSON body and the default token.
     pub async fn invoke(&self, tool: &str, args: Value) -> Response {
-        self.client
-            .post(self.url(&format!("/tools/{tool}/invoke")))
-            .json(&args)
-            .send()
-            .await
-            .unwrap()
+        self.invoke_as(&self.token, tool, args).await
+    }
+
+    /// `POST /tools/{tool}/invoke` with a JSON body and `token`.
+    pub async fn invoke_as(&self, token: &str, tool: &str, args: Value) -> Response {
+        let url = self.url(&format!("/tools/{tool}/invoke"));
+        self.client.post(url).bearer_auth(token).json(&args).send().await.unwrap()
+    }
+
+    /// A POST to `/tools/{tool}/invoke` with the default token, to customise.
+    pub fn post_invoke(&self, tool: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(&format!("/tools/{tool}/invoke"))).bearer_auth(&self.token)
     }
 
     /// Graceful stop; waits for the server task.
@@ -177,8 +195,7 @@ impl TestServer {
 pub async fn json(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
     (status, body)
 }
 
@@ -186,19 +203,24 @@ pub async fn json(response: Response) -> (u16, Value) {
 pub async fn problem(response: Response, status: u16, code: &str) -> Value {
     let content_type = response.headers().get("content-type").cloned();
     let (got, body) = json(response).await;
-    assert_eq!(
-        (got, body["code"].as_str().unwrap_or("")),
-        (status, code),
-        "{body}"
-    );
+    assert_eq!((got, body["code"].as_str().unwrap_or("")), (status, code), "{body}");
     assert_eq!(content_type.unwrap(), "application/problem+json");
     assert_eq!(body["status"], status);
-    assert!(
-        body["correlation_id"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty()),
-        "{body}"
-    );
+    assert!(body["correlation_id"].as_str().is_some_and(|s| !s.is_empty()), "{body}");
     assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
     body
+}
+
+/// Mint a development token with the keys under `runtime_dir`.
+pub fn mint(runtime_dir: &Path, sub: &str, tenant: &str, roles: &[&str], scopes: &[&str]) -> String {
+    let claims = dev_claims(
+        "https://idp.local",
+        "fastmcp",
+        sub,
+        tenant,
+        roles.iter().map(|r| r.to_string()).collect(),
+        scopes.iter().map(|s| s.to_string()).collect(),
+        Duration::from_secs(3600),
+    );
+    DevKeyFiles::in_dir(runtime_dir).mint(&claims).unwrap()
 }

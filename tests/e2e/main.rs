@@ -6,5 +6,6 @@ mod harness;
 mod api;
 mod binary;
 mod errors;
+mod identity;
 mod sandbox;
 mod startup;

@@ -18,11 +18,7 @@ async fn alongside_good_calls<T>(server: &TestServer, bad: impl Future<Output = 
     let good = join_all((0..GOOD_CALLS).map(|i| async move {
         let args = json!({"i": i});
         let (status, body) = json(server.invoke("util:echo", args.clone()).await).await;
-        assert_eq!(
-            (status, &body["result"]),
-            (200, &args),
-            "a good call failed: {body}"
-        );
+        assert_eq!((status, &body["result"]), (200, &args), "a good call failed: {body}");
     }));
     let (result, _) = tokio::join!(bad, good);
     result
@@ -38,10 +34,7 @@ async fn infinite_loop_is_stopped_at_its_deadline() {
     let body = problem(response, 504, "tool_timeout").await;
     assert!(body["detail"].as_str().unwrap().contains("500 ms"));
     assert!(elapsed >= FIXTURE_TIMEOUT, "stopped early: {elapsed:?}");
-    assert!(
-        elapsed < FIXTURE_TIMEOUT + Duration::from_millis(200),
-        "stopped late: {elapsed:?}"
-    );
+    assert!(elapsed < FIXTURE_TIMEOUT + Duration::from_millis(200), "stopped late: {elapsed:?}");
     server.stop().await;
 }
 
@@ -49,16 +42,9 @@ async fn infinite_loop_is_stopped_at_its_deadline() {
 async fn memory_hog_hits_its_cap() {
     let root = TestRoot::new();
     let server = TestServer::start(&root).await;
-    let response =
-        alongside_good_calls(&server, server.invoke("misbehave:memory", json!({}))).await;
+    let response = alongside_good_calls(&server, server.invoke("misbehave:memory", json!({}))).await;
     let body = problem(response, 502, "tool_failed").await;
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("memory limit of 64 MiB"),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().unwrap().contains("memory limit of 64 MiB"), "{body}");
     server.stop().await;
 }
 
@@ -66,13 +52,9 @@ async fn memory_hog_hits_its_cap() {
 async fn unbounded_recursion_overflows_its_own_stack() {
     let root = TestRoot::new();
     let server = TestServer::start(&root).await;
-    let response =
-        alongside_good_calls(&server, server.invoke("misbehave:recurse", json!({}))).await;
+    let response = alongside_good_calls(&server, server.invoke("misbehave:recurse", json!({}))).await;
     let body = problem(response, 502, "tool_failed").await;
-    assert!(
-        body["detail"].as_str().unwrap().contains("stack overflow"),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().unwrap().contains("stack overflow"), "{body}");
     server.stop().await;
 }
 
@@ -82,10 +64,7 @@ async fn a_trap_fails_one_call_and_the_next_call_gets_a_fresh_instance() {
     let server = TestServer::start(&root).await;
     let response = alongside_good_calls(&server, server.invoke("misbehave:trap", json!({}))).await;
     let body = problem(response, 502, "tool_failed").await;
-    assert!(
-        body["detail"].as_str().unwrap().contains("trapped"),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().unwrap().contains("trapped"), "{body}");
     let (status, _) = json(server.invoke("misbehave:readEnv", json!({})).await).await;
     assert_eq!(status, 200, "the plugin must work again after a trap");
     server.stop().await;
@@ -96,11 +75,9 @@ async fn host_files_are_invisible() {
     let root = TestRoot::new();
     root.write("secret.txt", "do not read");
     let server = TestServer::start(&root).await;
-    for path in [
-        root.path().join("secret.txt").display().to_string(),
-        "/etc/passwd".into(),
-        "secret.txt".into(),
-    ] {
+    for path in
+        [root.path().join("secret.txt").display().to_string(), "/etc/passwd".into(), "secret.txt".into()]
+    {
         let bad = server.invoke("misbehave:readFile", json!({ "path": path }));
         let (status, body) = json(alongside_good_calls(&server, bad).await).await;
         assert_eq!(status, 200, "{body}");
@@ -111,10 +88,7 @@ async fn host_files_are_invisible() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn host_environment_is_invisible() {
-    assert!(
-        std::env::var_os("PATH").is_some(),
-        "the host process has an environment"
-    );
+    assert!(std::env::var_os("PATH").is_some(), "the host process has an environment");
     let root = TestRoot::new();
     let server = TestServer::start(&root).await;
     let bad = server.invoke("misbehave:readEnv", json!({}));

@@ -14,13 +14,8 @@ async fn a_restart_loads_components_from_the_compile_cache() {
     assert_eq!(health["runtime"]["compile_cache_hits"], 0);
     first.stop().await;
 
-    let cached = std::fs::read_dir(root.path().join(".runtime/cache"))
-        .unwrap()
-        .count();
-    assert_eq!(
-        cached, 3,
-        "one precompiled file per component, no temporaries left"
-    );
+    let cached = std::fs::read_dir(root.path().join(".runtime/cache")).unwrap().count();
+    assert_eq!(cached, 3, "one precompiled file per component, no temporaries left");
 
     let second = TestServer::start(&root).await;
     let (_, health) = json(second.get("/health").await).await;
@@ -41,10 +36,7 @@ async fn a_corrupt_cache_entry_is_recompiled() {
     let server = TestServer::start(&root).await;
     let (_, health) = json(server.get("/health").await).await;
     assert_eq!(health["runtime"]["compile_cache_misses"], 3);
-    assert_eq!(
-        json(server.invoke("util:echo", json!({})).await).await.0,
-        200
-    );
+    assert_eq!(json(server.invoke("util:echo", json!({})).await).await.0, 200);
     server.stop().await;
 }
 
@@ -74,10 +66,7 @@ async fn bad_manifests_are_rejected_with_file_and_field() {
             "util.yaml: component: cannot read component",
         ),
         (
-            UTIL_MANIFEST.replace(
-                "version: 1.0.0\n",
-                "version: 1.0.0\nlimits: { memory_mb: 99999 }\n",
-            ),
+            UTIL_MANIFEST.replace("version: 1.0.0\n", "version: 1.0.0\nlimits: { memory_mb: 99999 }\n"),
             "util.yaml: limits.memory_mb: 99999",
         ),
     ];
@@ -86,10 +75,7 @@ async fn bad_manifests_are_rejected_with_file_and_field() {
         root.write("plugins/util/util.wasm", plugin_bytes("util"));
         root.write("manifests/util.yaml", manifest);
         let error = startup_error(&root).await;
-        assert!(
-            error.contains(expected),
-            "expected `{expected}` in `{error}`"
-        );
+        assert!(error.contains(expected), "expected `{expected}` in `{error}`");
     }
 }
 
@@ -100,10 +86,7 @@ async fn duplicate_plugins_are_rejected() {
     root.write("manifests/a.yaml", UTIL_MANIFEST);
     root.write("manifests/b.yml", UTIL_MANIFEST);
     let error = startup_error(&root).await;
-    assert!(
-        error.contains("b.yml: plugin: `util` is already declared by"),
-        "{error}"
-    );
+    assert!(error.contains("b.yml: plugin: `util` is already declared by"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,10 +94,9 @@ async fn components_must_be_valid_and_implement_the_world() {
     let not_wasm = b"definitely not wasm".to_vec();
     let core_module = wat::parse_str("(module)").unwrap();
     let other_world = wat::parse_str("(component)").unwrap();
-    let wrong_import = wat::parse_str(
-        r#"(component (import "acme:secret/vault@1.0.0" (instance (export "get" (func)))))"#,
-    )
-    .unwrap();
+    let wrong_import =
+        wat::parse_str(r#"(component (import "acme:secret/vault@1.0.0" (instance (export "get" (func)))))"#)
+            .unwrap();
     for (bytes, reason) in [
         (not_wasm, "not a valid `fastmcp:plugin/plugin` component"),
         (core_module, "not a valid `fastmcp:plugin/plugin` component"),

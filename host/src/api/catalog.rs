@@ -1,9 +1,13 @@
 //! `GET /tool-catalog`: the tools a caller may invoke.
 
+use crate::correlation::CorrelationId;
+use crate::error::{Problem, ProblemBody};
+use crate::pipeline::{self, CATALOG_SCOPE};
 use crate::registry::Tool;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -76,18 +80,30 @@ impl From<&Tool> for CatalogEntry {
     }
 }
 
-/// List the tools.
+/// List the tools a role of the caller grants. Rules that read arguments
+/// apply when a tool is called, never to this listing.
 #[utoipa::path(
     get, path = "/tool-catalog", tag = "tools",
-    responses((status = 200, description = "The tools this caller may invoke", body = CatalogResponse))
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tools this caller may invoke", body = CatalogResponse),
+        (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`", body = ProblemBody, content_type = "application/problem+json"),
+    )
 )]
-pub async fn catalog(State(state): State<AppState>) -> Json<CatalogResponse> {
+pub async fn catalog(
+    State(state): State<AppState>,
+    correlation_id: CorrelationId,
+    headers: HeaderMap,
+) -> Result<Json<CatalogResponse>, Problem> {
+    let principal = pipeline::authenticate(&state, &headers).await.map_err(|e| e.at(&correlation_id))?;
+    pipeline::require_scope(&principal, CATALOG_SCOPE).map_err(|e| e.at(&correlation_id))?;
     let registry = state.registry();
-    Json(CatalogResponse {
-        registry_version: registry.version,
-        tools: registry
-            .tools()
-            .map(|t| CatalogEntry::from(t.as_ref()))
-            .collect(),
-    })
+    let policy = state.policy();
+    let tools = registry
+        .tools()
+        .filter(|t| policy.policy.grants(&principal, &t.def.id))
+        .map(|t| CatalogEntry::from(t.as_ref()))
+        .collect();
+    Ok(Json(CatalogResponse { registry_version: registry.version, tools }))
 }

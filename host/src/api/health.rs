@@ -22,6 +22,43 @@ pub struct HealthResponse {
     pub registry: RegistryHealth,
     /// The sandbox.
     pub runtime: RuntimeHealth,
+    /// Token verification.
+    pub auth: AuthHealth,
+    /// The policy in force.
+    pub policy: PolicyHealth,
+}
+
+/// Authentication part of `/health`.
+#[derive(Serialize, ToSchema)]
+pub struct AuthHealth {
+    /// Whether the generated development keys are in use.
+    pub dev_keys: bool,
+    /// Tokens in the verified-token cache.
+    pub cached_tokens: usize,
+}
+
+/// Policy part of `/health`.
+#[derive(Serialize, ToSchema)]
+pub struct PolicyHealth {
+    /// Version of the policy in force (increases on every successful reload).
+    pub version: u64,
+    /// Roles defined.
+    pub roles: usize,
+    /// Rules defined.
+    pub rules: usize,
+    /// The last reload attempt, if any.
+    pub last_reload: Option<ReloadHealth>,
+}
+
+/// A reload attempt.
+#[derive(Serialize, ToSchema)]
+pub struct ReloadHealth {
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// When (Unix seconds).
+    pub at: u64,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 /// Registry part of `/health`.
@@ -53,9 +90,7 @@ pub struct RuntimeHealth {
 }
 
 fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Liveness.
@@ -66,14 +101,11 @@ fn unix_seconds(t: SystemTime) -> u64 {
 pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
     let registry = state.registry();
     let runtime = state.runtime();
+    let policy = state.policy();
     Json(HealthResponse {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
-        uptime_s: state
-            .started_at()
-            .elapsed()
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        uptime_s: state.started_at().elapsed().map(|d| d.as_secs()).unwrap_or(0),
         registry: RegistryHealth {
             version: registry.version,
             loaded_at: unix_seconds(registry.loaded_at),
@@ -87,6 +119,17 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
             compile_cache_hits: runtime.cache_stats().hits.get(),
             compile_cache_misses: runtime.cache_stats().misses.get(),
         },
+        auth: AuthHealth { dev_keys: state.auth().dev_keys, cached_tokens: state.auth().cached_tokens() },
+        policy: PolicyHealth {
+            version: policy.version,
+            roles: policy.policy.role_count(),
+            rules: policy.policy.rule_count(),
+            last_reload: state.last_policy_reload().map(|r| ReloadHealth {
+                ok: r.ok,
+                at: unix_seconds(r.at),
+                error: r.error,
+            }),
+        },
     })
 }
 
@@ -97,11 +140,5 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = state.metrics().render(state.runtime());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }

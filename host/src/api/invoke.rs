@@ -1,13 +1,11 @@
 //! `POST /tools/{id}/invoke`.
 
-use super::body::JsonObject;
 use crate::correlation::CorrelationId;
 use crate::error::{Problem, ProblemBody};
 use crate::pipeline;
-use crate::principal::Principal;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -30,11 +28,13 @@ pub struct InvokeResponse {
 #[utoipa::path(
     post, path = "/tools/{id}/invoke", tag = "tools",
     params(("id" = String, Path, description = "Tool id, `plugin:name`")),
+    security(("bearer" = [])),
     request_body(content = Object, description = "The tool's arguments (a JSON object)", content_type = "application/json"),
     responses(
         (status = 200, description = "The tool ran", body = InvokeResponse),
         (status = 400, description = "`bad_request`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`tool_denied`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`, `policy_denied` or `tool_denied`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`tool_not_found`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = ProblemBody, content_type = "application/problem+json"),
@@ -48,12 +48,10 @@ pub async fn invoke(
     State(state): State<AppState>,
     correlation_id: CorrelationId,
     Path(id): Path<String>,
-    JsonObject(args): JsonObject,
+    request: Request,
 ) -> Result<Json<InvokeResponse>, Problem> {
-    let principal = Principal::anonymous();
-    let completed = pipeline::invoke(&state, &correlation_id, principal, &id, args)
-        .await
-        .map_err(|e| e.at(&correlation_id))?;
+    let completed =
+        pipeline::invoke(&state, &correlation_id, &id, request).await.map_err(|e| e.at(&correlation_id))?;
     Ok(Json(InvokeResponse {
         status: "completed",
         tool: completed.tool,

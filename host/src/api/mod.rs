@@ -2,7 +2,7 @@
 //! transport layers around them. Handlers are thin: they extract, call the
 //! pipeline or read state, and render.
 
-mod body;
+pub(crate) mod body;
 mod catalog;
 mod health;
 mod invoke;
@@ -31,13 +31,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found(correlation_id: CorrelationId, uri: Uri) -> Response {
-    ApiError::RouteNotFound(uri.path().to_owned())
-        .at(&correlation_id)
-        .into_response()
+    ApiError::RouteNotFound(uri.path().to_owned()).at(&correlation_id).into_response()
 }
 
 async fn method_not_allowed(correlation_id: CorrelationId) -> Response {
-    ApiError::MethodNotAllowed
-        .at(&correlation_id)
-        .into_response()
+    ApiError::MethodNotAllowed.at(&correlation_id).into_response()
 }

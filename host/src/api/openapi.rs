@@ -9,6 +9,7 @@ use utoipa::OpenApi;
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
     info(
         title = "FastMCP",
         description = "A host for agent tools running as sandboxed WebAssembly components."
@@ -27,6 +28,18 @@ use utoipa::OpenApi;
     ))
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` (JWT) security scheme the paths refer to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
 
 /// Serve the document.
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {

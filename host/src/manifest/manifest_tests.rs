@@ -2,10 +2,7 @@
 
 use super::*;
 
-const BOUNDS: ManifestBounds = ManifestBounds {
-    max_memory_mb: 1024,
-    max_timeout_ms: 60_000,
-};
+const BOUNDS: ManifestBounds = ManifestBounds { max_memory_mb: 1024, max_timeout_ms: 60_000 };
 
 const GOOD: &str = r#"
 plugin: demo
@@ -49,9 +46,7 @@ fn validates_arguments_with_paths() {
     let m = parse(GOOD).unwrap();
     let tool = &m.tools[0];
     assert!(tool.validate(&serde_json::json!({"name": "Ada"})).is_ok());
-    let errors = tool
-        .validate(&serde_json::json!({"name": "", "extra": 1}))
-        .unwrap_err();
+    let errors = tool.validate(&serde_json::json!({"name": "", "extra": 1})).unwrap_err();
     assert!(errors.iter().any(|e| e.path == "/name"), "{errors:?}");
     assert!(errors.iter().any(|e| e.path.is_empty()), "{errors:?}");
 }
@@ -65,17 +60,8 @@ fn rejected(text: &str, field: &str, reason_part: &str) {
 
 #[test]
 fn rejects_unknown_top_level_field_with_line() {
-    rejected(
-        &format!("{GOOD}colour: blue\n"),
-        "colour",
-        "unknown field `colour`",
-    );
-    assert!(
-        parse(&format!("{GOOD}colour: blue\n"))
-            .unwrap_err()
-            .reason
-            .contains("line")
-    );
+    rejected(&format!("{GOOD}colour: blue\n"), "colour", "unknown field `colour`");
+    assert!(parse(&format!("{GOOD}colour: blue\n")).unwrap_err().reason.contains("line"));
 }
 
 #[test]
@@ -94,26 +80,10 @@ fn rejects_bad_yaml() {
 
 #[test]
 fn rejects_bad_names_and_limits() {
-    rejected(
-        &GOOD.replace("plugin: demo", "plugin: Demo!"),
-        "plugin",
-        "Demo!",
-    );
-    rejected(
-        &GOOD.replace("name: greet", "name: 'has space'"),
-        "tools[0].name",
-        "has space",
-    );
-    rejected(
-        &GOOD.replace("memory_mb: 32", "memory_mb: 4096"),
-        "limits.memory_mb",
-        "4096",
-    );
-    rejected(
-        &GOOD.replace("timeout_ms: 1500", "timeout_ms: 0"),
-        "limits.timeout_ms",
-        "0",
-    );
+    rejected(&GOOD.replace("plugin: demo", "plugin: Demo!"), "plugin", "Demo!");
+    rejected(&GOOD.replace("name: greet", "name: 'has space'"), "tools[0].name", "has space");
+    rejected(&GOOD.replace("memory_mb: 32", "memory_mb: 4096"), "limits.memory_mb", "4096");
+    rejected(&GOOD.replace("timeout_ms: 1500", "timeout_ms: 0"), "limits.timeout_ms", "0");
 }
 
 #[test]
@@ -125,25 +95,14 @@ fn rejects_duplicate_tools() {
 #[test]
 fn rejects_bad_schemas() {
     rejected(
-        &GOOD.replace(
-            "type: object\n      required",
-            "type: array\n      required",
-        ),
+        &GOOD.replace("type: object\n      required", "type: array\n      required"),
         "tools[0].input_schema",
         "object",
     );
-    rejected(
-        &GOOD.replace("minLength: 1", "minLength: -3"),
-        "tools[0].input_schema",
-        "invalid JSON Schema",
-    );
+    rejected(&GOOD.replace("minLength: 1", "minLength: -3"), "tools[0].input_schema", "invalid JSON Schema");
 }
 
 #[test]
 fn rejects_missing_required_field() {
-    rejected(
-        &GOOD.replace("version: 1.0.0\n", ""),
-        "-",
-        "missing field `version`",
-    );
+    rejected(&GOOD.replace("version: 1.0.0\n", ""), "-", "missing field `version`");
 }

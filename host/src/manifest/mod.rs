@@ -35,11 +35,7 @@ pub struct ManifestError {
 
 impl ManifestError {
     fn new(file: &Path, field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            file: file.to_path_buf(),
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self { file: file.to_path_buf(), field: field.into(), reason: reason.into() }
     }
 }
 
@@ -109,16 +105,9 @@ impl ToolDef {
         let errors: Vec<FieldError> = self
             .validator
             .iter_errors(args)
-            .map(|e| FieldError {
-                path: e.instance_path().to_string(),
-                message: e.to_string(),
-            })
+            .map(|e| FieldError { path: e.instance_path().to_string(), message: e.to_string() })
             .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 }
 
@@ -144,17 +133,10 @@ impl Manifest {
     }
 
     /// Validate a parsed spec.
-    pub fn from_spec(
-        file: &Path,
-        spec: ManifestSpec,
-        bounds: ManifestBounds,
-    ) -> Result<Self, ManifestError> {
+    pub fn from_spec(file: &Path, spec: ManifestSpec, bounds: ManifestBounds) -> Result<Self, ManifestError> {
         let err = |field: &str, reason: String| ManifestError::new(file, field, reason);
         if !is_plugin_name(&spec.plugin) {
-            return Err(err(
-                "plugin",
-                format!("`{}` is not [a-z][a-z0-9_-]{{0,63}}", spec.plugin),
-            ));
+            return Err(err("plugin", format!("`{}` is not [a-z][a-z0-9_-]{{0,63}}", spec.plugin)));
         }
         if spec.version.trim().is_empty() {
             return Err(err("version", "must not be empty".into()));
@@ -175,26 +157,17 @@ impl Manifest {
         }
         for (i, grant) in spec.credentials.iter().enumerate() {
             if grant.provider.trim().is_empty() {
-                return Err(err(
-                    &format!("credentials[{i}].provider"),
-                    "must not be empty".into(),
-                ));
+                return Err(err(&format!("credentials[{i}].provider"), "must not be empty".into()));
             }
         }
         if spec.tools.is_empty() {
-            return Err(err(
-                "tools",
-                "a plugin must declare at least one tool".into(),
-            ));
+            return Err(err("tools", "a plugin must declare at least one tool".into()));
         }
         let mut names = HashSet::new();
         let mut tools = Vec::with_capacity(spec.tools.len());
         for (i, tool) in spec.tools.into_iter().enumerate() {
             if !names.insert(tool.name.clone()) {
-                return Err(err(
-                    &format!("tools[{i}].name"),
-                    format!("duplicate tool `{}`", tool.name),
-                ));
+                return Err(err(&format!("tools[{i}].name"), format!("duplicate tool `{}`", tool.name)));
             }
             tools.push(tool_def(&spec.plugin, i, tool).map_err(|(f, r)| err(&f, r))?);
         }
@@ -213,16 +186,10 @@ impl Manifest {
 fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (String, String)> {
     let field = |name: &str| format!("tools[{index}].{name}");
     if !is_tool_name(&spec.name) {
-        return Err((
-            field("name"),
-            format!("`{}` is not [A-Za-z][A-Za-z0-9_.-]{{0,63}}", spec.name),
-        ));
+        return Err((field("name"), format!("`{}` is not [A-Za-z][A-Za-z0-9_.-]{{0,63}}", spec.name)));
     }
     if spec.input_schema.get("type").and_then(Value::as_str) != Some("object") {
-        return Err((
-            field("input_schema"),
-            "must be an object schema (`type: object`)".into(),
-        ));
+        return Err((field("input_schema"), "must be an object schema (`type: object`)".into()));
     }
     let validator = jsonschema::validator_for(&spec.input_schema)
         .map_err(|e| (field("input_schema"), format!("invalid JSON Schema: {e}")))?;
@@ -234,25 +201,16 @@ fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (Stri
         Some(c) if c.required => {
             let ttl_s = c.ttl_s.unwrap_or(DEFAULT_CONFIRMATION_TTL_S);
             if ttl_s == 0 || ttl_s > 86_400 {
-                return Err((
-                    field("confirmation.ttl_s"),
-                    format!("{ttl_s} is outside 1..=86400"),
-                ));
+                return Err((field("confirmation.ttl_s"), format!("{ttl_s} is outside 1..=86400")));
             }
-            Some(Confirmation {
-                ttl_s,
-                hint: c.hint,
-            })
+            Some(Confirmation { ttl_s, hint: c.hint })
         }
         _ => None,
     };
     if let Some(rate) = &spec.rate_limit
         && (rate.per_minute == 0 || rate.burst == Some(0))
     {
-        return Err((
-            field("rate_limit"),
-            "per_minute and burst must be positive".into(),
-        ));
+        return Err((field("rate_limit"), "per_minute and burst must be positive".into()));
     }
     Ok(ToolDef {
         id: format!("{plugin}:{}", spec.name),

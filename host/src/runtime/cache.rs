@@ -50,20 +50,14 @@ impl CompileCache {
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_hash = hex::encode(&hasher.0.finalize()[..8]);
-        Self {
-            dir,
-            engine_hash,
-            stats: CacheStats::default(),
-        }
+        Self { dir, engine_hash, stats: CacheStats::default() }
     }
 
     /// The component for `bytes`: from the cache when present and loadable,
     /// otherwise compiled and stored. Blocking: call it off the async threads.
     pub fn load_or_compile(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
         let digest = hex::encode(Sha256::digest(bytes));
-        let path = self
-            .dir
-            .join(format!("{digest}-{}.cwasm", self.engine_hash));
+        let path = self.dir.join(format!("{digest}-{}.cwasm", self.engine_hash));
         if path.exists() {
             match deserialize(engine, &path) {
                 Ok(component) => {

@@ -29,10 +29,7 @@ pub fn build(config: &RuntimeConfig) -> wasmtime::Result<BuiltEngine> {
     if config.pooling {
         match Engine::new(base_config().allocation_strategy(pooling(config))) {
             Ok(engine) => {
-                return Ok(BuiltEngine {
-                    engine,
-                    pooling: true,
-                });
+                return Ok(BuiltEngine { engine, pooling: true });
             }
             Err(e) => tracing::warn!(
                 error = %e,
@@ -41,10 +38,7 @@ pub fn build(config: &RuntimeConfig) -> wasmtime::Result<BuiltEngine> {
         }
     }
     let engine = Engine::new(&base_config())?;
-    Ok(BuiltEngine {
-        engine,
-        pooling: false,
-    })
+    Ok(BuiltEngine { engine, pooling: false })
 }
 
 fn base_config() -> Config {

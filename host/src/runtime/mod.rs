@@ -163,24 +163,14 @@ impl Runtime {
     /// Load a component file: compile (or take from the cache), link, and
     /// check that it implements the world. Blocking.
     pub fn load_component(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
-        let bytes = std::fs::read(path).map_err(|cause| LoadError::Read {
-            path: path.to_path_buf(),
-            cause,
-        })?;
-        let invalid = |e: wasmtime::Error| LoadError::Invalid {
-            path: path.to_path_buf(),
-            reason: format!("{e:#}"),
-        };
-        let component = self
-            .cache
-            .load_or_compile(&self.engine, &bytes)
-            .map_err(invalid)?;
+        let bytes =
+            std::fs::read(path).map_err(|cause| LoadError::Read { path: path.to_path_buf(), cause })?;
+        let invalid =
+            |e: wasmtime::Error| LoadError::Invalid { path: path.to_path_buf(), reason: format!("{e:#}") };
+        let component = self.cache.load_or_compile(&self.engine, &bytes).map_err(invalid)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
         let pre = PluginPre::new(instance_pre).map_err(invalid)?;
-        Ok(LoadedComponent {
-            pre,
-            sha256: hex::encode(sha2::Sha256::digest(&bytes)),
-        })
+        Ok(LoadedComponent { pre, sha256: hex::encode(sha2::Sha256::digest(&bytes)) })
     }
 
     /// Call `tool` in a fresh instance of `component`.
@@ -200,21 +190,13 @@ impl Runtime {
         let context = call_context(&identity);
         let mut store = Store::new(
             &self.engine,
-            CallState::new(
-                identity,
-                limits.memory_bytes,
-                self.config.max_log_lines_per_call,
-            ),
+            CallState::new(identity, limits.memory_bytes, self.config.max_log_lines_per_call),
         );
         store.limiter(|state| &mut state.limiter);
         let deadline = Instant::now() + limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Yield(1)
-            })
+            Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
         });
 
         let timeout_ms = limits.timeout.as_millis() as u64;
@@ -223,10 +205,7 @@ impl Runtime {
             let started = Instant::now();
             let plugin = component.pre.instantiate_async(&mut store).await?;
             instantiate = started.elapsed();
-            plugin
-                .fastmcp_plugin_tools()
-                .call_invoke(&mut store, &context, tool, &args_json)
-                .await
+            plugin.fastmcp_plugin_tools().call_invoke(&mut store, &context, tool, &args_json).await
         };
         let outcome = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, run).await;
         let returned = match outcome {
@@ -242,12 +221,9 @@ impl Runtime {
                 self.config.max_result_bytes
             )));
         }
-        let result = serde_json::from_str(&json)
-            .map_err(|e| CallError::BadResult(format!("not JSON: {e}")))?;
-        Ok(CallOutput {
-            result,
-            instantiate,
-        })
+        let result =
+            serde_json::from_str(&json).map_err(|e| CallError::BadResult(format!("not JSON: {e}")))?;
+        Ok(CallOutput { result, instantiate })
     }
 }
 

@@ -37,11 +37,8 @@ pub struct CallState {
 impl CallState {
     /// Fresh state: WASI with no files, no environment, no sockets, no stdio.
     pub fn new(identity: CallIdentity, memory_bytes: usize, max_log_lines: u32) -> Self {
-        let wasi = WasiCtxBuilder::new()
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let wasi =
+            WasiCtxBuilder::new().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
         Self {
             wasi,
             table: ResourceTable::new(),
@@ -54,10 +51,7 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -74,11 +68,7 @@ pub struct MemoryLimiter {
 impl MemoryLimiter {
     fn new(max_bytes: usize) -> Self {
         let limits = StoreLimitsBuilder::new().memory_size(max_bytes).build();
-        Self {
-            limits,
-            max_bytes,
-            refused: false,
-        }
+        Self { limits, max_bytes, refused: false }
     }
 }
 
@@ -113,9 +103,7 @@ impl broker::Host for CallState {
         provider: String,
         _scopes: Vec<String>,
     ) -> Result<broker::Token, broker::BrokerError> {
-        Err(broker::BrokerError::NotGranted(format!(
-            "provider `{provider}` is not granted to this plugin"
-        )))
+        Err(broker::BrokerError::NotGranted(format!("provider `{provider}` is not granted to this plugin")))
     }
 }
 
@@ -126,11 +114,7 @@ impl log::Host for CallState {
         }
         self.log_lines_left -= 1;
         let message = truncate(&message, MAX_LOG_MESSAGE);
-        let CallIdentity {
-            correlation_id,
-            tool_id,
-            ..
-        } = &self.identity;
+        let CallIdentity { correlation_id, tool_id, .. } = &self.identity;
         macro_rules! emit {
             ($level:ident) => {
                 tracing::$level!(target: "fastmcp::plugin", correlation_id, tool = tool_id, "{message}")

@@ -36,14 +36,9 @@ fn create_campaign(ctx: &CallContext, args: &Value) -> Result<String, ToolError>
     let budget = args["budget"].as_f64().unwrap_or_default();
     let start_date = args["startDate"].as_str().unwrap_or_default();
     if !is_iso_date(start_date) {
-        return Err(ToolError::InvalidInput(format!(
-            "startDate `{start_date}` is not a YYYY-MM-DD date"
-        )));
+        return Err(ToolError::InvalidInput(format!("startDate `{start_date}` is not a YYYY-MM-DD date")));
     }
-    log(
-        Level::Info,
-        &format!("creating campaign `{name}` for tenant `{}`", ctx.tenant),
-    );
+    log(Level::Info, &format!("creating campaign `{name}` for tenant `{}`", ctx.tenant));
     let credential = match broker::get_token("ads-api", &["campaigns.write".to_string()]) {
         Ok(_) => "brokered",
         Err(_) => "none",
@@ -71,13 +66,7 @@ fn list_campaigns(args: &Value) -> Result<String, ToolError> {
 fn is_iso_date(s: &str) -> bool {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if b.len() != 10
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !digits(0..4)
-        || !digits(5..7)
-        || !digits(8..10)
-    {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) || !digits(8..10) {
         return false;
     }
     let month: u32 = s[5..7].parse().unwrap_or(0);

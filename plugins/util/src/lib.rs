@@ -18,8 +18,8 @@ impl Guest for Util {
             // The host has validated the arguments; echo them back byte for byte.
             "echo" => Ok(args_json),
             "sha256" => {
-                let args: Value = serde_json::from_str(&args_json)
-                    .map_err(|e| ToolError::InvalidInput(e.to_string()))?;
+                let args: Value =
+                    serde_json::from_str(&args_json).map_err(|e| ToolError::InvalidInput(e.to_string()))?;
                 let text = args["text"]
                     .as_str()
                     .ok_or_else(|| ToolError::InvalidInput("`text` must be a string".into()))?;

@@ -1,0 +1,58 @@
+//! The policy file format (`policies/policies.yml`) exactly as written.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Format version; only `1` exists.
+    pub version: u32,
+    /// RBAC: role name → the tools it grants.
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleSpec>,
+    /// ABAC rules, in order.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+/// One role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSpec {
+    /// Tool-id patterns (`ads:*`, `*`, `util:echo`).
+    pub tools: Vec<String>,
+}
+
+/// One rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique id, named in denials and logs.
+    pub id: String,
+    /// Tool-id patterns the rule applies to.
+    pub tools: Vec<String>,
+    /// CEL condition; absent means always.
+    pub when: Option<String>,
+    /// What a match does.
+    pub effect: EffectSpec,
+    /// Why (shown with denials).
+    pub reason: Option<String>,
+    /// Shown to the human asked to confirm.
+    pub hint: Option<String>,
+}
+
+/// A rule's effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EffectSpec {
+    /// Refuse the call. Deny wins over everything.
+    Deny,
+    /// Waive `confirm` rules for matching calls (never a manifest's own
+    /// confirmation requirement, and never a deny). Does not grant a tool:
+    /// only roles do.
+    Allow,
+    /// Require human confirmation.
+    Confirm,
+}
