@@ -3,6 +3,7 @@
 //! The binary fills a [`HostConfig`] from CLI flags and environment variables
 //! (flags win); tests build one directly with [`HostConfig::for_root`].
 
+use crate::clock::Clock;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub struct HostConfig {
     pub runtime: RuntimeConfig,
     /// Token verification.
     pub auth: AuthConfig,
+    /// Wall clock for action-token lifetimes and policy time (tests advance it).
+    pub clock: Clock,
 }
 
 /// How bearer tokens are verified.
@@ -106,6 +109,7 @@ impl HostConfig {
             max_body_bytes: 1 << 20,
             runtime: RuntimeConfig::default(),
             auth: AuthConfig::default(),
+            clock: Clock::default(),
         }
     }
 

@@ -40,9 +40,25 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
-    /// The call needs a human confirmation that this host cannot collect yet.
-    #[error("this call requires human confirmation (rule `{0}`), which this host cannot collect yet")]
-    ConfirmationUnavailable(String),
+    /// The action token is malformed, badly signed, or bound to another
+    /// tool, principal or arguments.
+    #[error("{0}")]
+    InvalidActionToken(String),
+    /// The action token is past its expiry.
+    #[error("the action token expired; invoke the tool again for a new one")]
+    ActionTokenExpired,
+    /// The action token was already used.
+    #[error("the action token was already used")]
+    ActionTokenUsed,
+    /// The same Idempotency-Key is still being processed.
+    #[error("a request with this Idempotency-Key is still in progress")]
+    IdempotencyInProgress,
+    /// The same Idempotency-Key came with a different request.
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    /// The state store (confirmations, idempotency) cannot be reached.
+    #[error("the state store is unavailable; retry shortly")]
+    StateUnavailable,
     /// No tool with this id in the current registry.
     #[error("no tool `{0}`")]
     ToolNotFound(String),
@@ -97,9 +113,14 @@ impl ApiError {
             Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
             InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope", "Insufficient scope"),
             PolicyDenied { .. } => (StatusCode::FORBIDDEN, "policy_denied", "Denied by policy"),
-            ConfirmationUnavailable(_) => {
-                (StatusCode::FORBIDDEN, "confirmation_unavailable", "Confirmation unavailable")
+            InvalidActionToken(_) => (StatusCode::FORBIDDEN, "invalid_action_token", "Invalid action token"),
+            ActionTokenExpired => (StatusCode::GONE, "action_token_expired", "Action token expired"),
+            ActionTokenUsed => (StatusCode::CONFLICT, "action_token_used", "Action token used"),
+            IdempotencyInProgress => (StatusCode::CONFLICT, "idempotency_in_progress", "Request in progress"),
+            IdempotencyKeyReused => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency key reused")
             }
+            StateUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "state_unavailable", "State unavailable"),
             ToolNotFound(_) => (StatusCode::NOT_FOUND, "tool_not_found", "Tool not found"),
             RouteNotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
@@ -176,42 +197,54 @@ pub struct ProblemBody {
     pub errors: Option<Vec<FieldError>>,
 }
 
+impl ApiError {
+    /// The problem+json body this error renders to for a request.
+    pub fn problem_body(&self, correlation_id: &CorrelationId) -> Value {
+        render(self, correlation_id).1
+    }
+}
+
+type ExtraHeaders = Vec<(header::HeaderName, HeaderValue)>;
+
+fn render(error: &ApiError, correlation_id: &CorrelationId) -> (StatusCode, Value, ExtraHeaders) {
+    let (status, code, title) = error.parts();
+    let mut body = Map::new();
+    body.insert("type".into(), json!(format!("urn:fastmcp:problem:{code}")));
+    body.insert("title".into(), json!(title));
+    body.insert("status".into(), json!(status.as_u16()));
+    body.insert("detail".into(), json!(error.to_string()));
+    body.insert("code".into(), json!(code));
+    body.insert("correlation_id".into(), json!(correlation_id.as_str()));
+    let mut extra_headers = Vec::new();
+    match error {
+        ApiError::InvalidArguments(errors) => {
+            body.insert("errors".into(), json!(errors));
+        }
+        ApiError::PolicyDenied { rule, reason } => {
+            body.insert("rule".into(), json!(rule));
+            body.insert("reason".into(), json!(reason));
+        }
+        ApiError::InsufficientScope(scope) => {
+            body.insert("scope".into(), json!(scope));
+            let challenge = format!(r#"Bearer error="insufficient_scope", scope="{scope}""#);
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                extra_headers.push((header::WWW_AUTHENTICATE, value));
+            }
+        }
+        ApiError::Unauthenticated(_) => extra_headers
+            .push((header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#))),
+        ApiError::Overloaded | ApiError::StateUnavailable => {
+            extra_headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        _ => {}
+    }
+    (status, Value::Object(body), extra_headers)
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let (status, code, title) = self.error.parts();
-        let mut body = Map::new();
-        body.insert("type".into(), json!(format!("urn:fastmcp:problem:{code}")));
-        body.insert("title".into(), json!(title));
-        body.insert("status".into(), json!(status.as_u16()));
-        body.insert("detail".into(), json!(self.error.to_string()));
-        body.insert("code".into(), json!(code));
-        body.insert("correlation_id".into(), json!(self.correlation_id.as_str()));
-        let mut extra_headers = Vec::new();
-        match &self.error {
-            ApiError::InvalidArguments(errors) => {
-                body.insert("errors".into(), json!(errors));
-            }
-            ApiError::PolicyDenied { rule, reason } => {
-                body.insert("rule".into(), json!(rule));
-                body.insert("reason".into(), json!(reason));
-            }
-            ApiError::InsufficientScope(scope) => {
-                body.insert("scope".into(), json!(scope));
-                let challenge = format!(r#"Bearer error="insufficient_scope", scope="{scope}""#);
-                if let Ok(value) = HeaderValue::from_str(&challenge) {
-                    extra_headers.push((header::WWW_AUTHENTICATE, value));
-                }
-            }
-            ApiError::Unauthenticated(_) => extra_headers.push((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-            )),
-            ApiError::Overloaded => {
-                extra_headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
-            }
-            _ => {}
-        }
-        let mut response = (status, axum::Json(Value::Object(body))).into_response();
+        let (status, body, extra_headers) = render(&self.error, &self.correlation_id);
+        let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         for (name, value) in extra_headers {

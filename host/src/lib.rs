@@ -10,6 +10,11 @@
 //! - [`correlation`] — correlation ids and the access log;
 //! - [`error`] — the error contract (status + stable `code`, problem+json);
 //! - [`pipeline`] — the call pipeline, in order, and the `CallRecord`;
+//! - [`confirm`] — action tokens for the confirmation gate;
+//! - [`idempotency`] — `Idempotency-Key` replay and conflicts;
+//! - [`store`] — durable key-value state with TTLs (embedded `redb`);
+//! - [`clock`] — the wall clock (advanceable in tests);
+//! - [`files`] — atomic writes of host-owned files;
 //! - [`auth`] — JWT verification, JWKS and development keys;
 //! - [`policy`] — RBAC roles and CEL rules;
 //! - [`principal`] — who is calling;
@@ -24,9 +29,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod config;
+pub mod confirm;
 pub mod correlation;
 pub mod error;
+pub mod files;
+pub mod idempotency;
 pub mod manifest;
 pub mod metrics;
 pub mod pipeline;
@@ -35,6 +44,7 @@ pub mod principal;
 pub mod registry;
 pub mod runtime;
 pub mod state;
+pub mod store;
 
 pub use config::HostConfig;
 pub use state::AppState;

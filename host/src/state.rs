@@ -3,11 +3,15 @@
 //! the metrics.
 
 use crate::auth::Authenticator;
+use crate::clock::Clock;
 use crate::config::HostConfig;
+use crate::confirm::ActionTokenKey;
 use crate::metrics::Metrics;
 use crate::policy::{PolicyError, PolicySet};
 use crate::registry::RegistrySnapshot;
 use crate::runtime::Runtime;
+use crate::store::StateStore;
+use crate::store::embedded::EmbeddedStore;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +29,8 @@ struct Inner {
     registry: ArcSwap<RegistrySnapshot>,
     auth: Authenticator,
     policy: ArcSwap<PolicySnapshot>,
+    store: Arc<dyn StateStore>,
+    action_tokens: ActionTokenKey,
     last_policy_reload: Mutex<Option<ReloadOutcome>>,
     metrics: Metrics,
     started_at: SystemTime,
@@ -54,12 +60,18 @@ impl AppState {
     /// the file, field and reason, if any manifest or component is invalid.
     pub async fn start(config: HostConfig) -> anyhow::Result<Self> {
         let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
-        tokio::task::spawn_blocking(move || Self::start_blocking(config, auth))
+        let store: Arc<dyn StateStore> = EmbeddedStore::open(&config.runtime_dir().join("state.redb"))?;
+        tokio::task::spawn_blocking(move || Self::start_blocking(config, auth, store))
             .await
             .context("startup task panicked")?
     }
 
-    fn start_blocking(config: HostConfig, auth: Authenticator) -> anyhow::Result<Self> {
+    fn start_blocking(
+        config: HostConfig,
+        auth: Authenticator,
+        store: Arc<dyn StateStore>,
+    ) -> anyhow::Result<Self> {
+        let action_tokens = ActionTokenKey::load_or_create(&config.runtime_dir().join("action-token.key"))?;
         let policy = PolicySet::load(&config.policy_file())?;
         log_policy(&policy, 1);
         let runtime = Runtime::new(config.runtime.clone(), config.compile_cache_dir())
@@ -83,6 +95,8 @@ impl AppState {
                 auth,
                 policy: ArcSwap::from_pointee(PolicySnapshot { version: 1, policy }),
                 last_policy_reload: Mutex::new(None),
+                store,
+                action_tokens,
                 metrics,
                 started_at: SystemTime::now(),
             }),
@@ -102,6 +116,21 @@ impl AppState {
     /// The current registry snapshot; keep the `Arc` for the whole call.
     pub fn registry(&self) -> Arc<RegistrySnapshot> {
         self.inner.registry.load_full()
+    }
+
+    /// Shared state for confirmations and idempotency.
+    pub fn store(&self) -> &dyn StateStore {
+        self.inner.store.as_ref()
+    }
+
+    /// The key that signs action tokens.
+    pub fn action_tokens(&self) -> &ActionTokenKey {
+        &self.inner.action_tokens
+    }
+
+    /// The host's wall clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.config.clock
     }
 
     /// The authenticator.

@@ -1,6 +1,6 @@
 //! The happy paths: catalog, invoke, health, metrics, OpenAPI, correlation ids.
 
-use crate::harness::{ALL_SCOPES, TestRoot, TestServer, json};
+use crate::harness::{TestRoot, TestServer, json};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -21,7 +21,9 @@ async fn catalog_lists_example_tools_with_schemas() {
     assert_eq!(create["input_schema"]["required"], json!(["name", "budget", "startDate"]));
     assert_eq!(create["annotations"]["destructive"], true);
     assert_eq!(create["annotations"]["read_only"], false);
-    assert_eq!(create["requires_confirmation"], false, "the manifest does not demand it; policy may");
+    assert_eq!(create["requires_confirmation"], true);
+    let list = tools.iter().find(|t| t["id"] == "ads:listCampaigns").unwrap();
+    assert_eq!(list["requires_confirmation"], false);
     server.stop().await;
 }
 
@@ -36,10 +38,10 @@ async fn invokes_example_tools() {
     assert_eq!(body["tool"], "ads:listCampaigns");
     assert!(body["result"]["campaigns"].is_array());
 
-    // The sample policy's `allow` rule waives confirmation for tiny automation campaigns.
-    let automation = server.token_for("bot", "public", &["finance-write", "automation"], ALL_SCOPES);
     let args = json!({"name": "LaunchX", "budget": 10, "startDate": "2025-10-10"});
-    let (status, body) = json(server.invoke_as(&automation, "ads:createCampaign", args).await).await;
+    let (status, body) = json(server.invoke("ads:createCampaign", args.clone()).await).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = json(server.confirm(&body["action_token"], args).await).await;
     assert_eq!(status, 200, "{body}");
     let campaign = &body["result"];
     assert!(campaign["id"].as_str().unwrap().starts_with("cmp_"));

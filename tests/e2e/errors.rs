@@ -1,6 +1,6 @@
 //! Every error code of the contract, as problem+json.
 
-use crate::harness::{ALL_SCOPES, TestRoot, TestServer, problem};
+use crate::harness::{TestRoot, TestServer, json, problem};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -86,12 +86,10 @@ async fn plugin_reported_errors() {
     let root = TestRoot::new();
     let server = TestServer::start(&root).await;
     // The schema accepts the date shape; the plugin rejects the month.
-    // (An automation caller with a tiny budget skips the confirmation gate.)
-    let automation = server.token_for("bot", "public", &["finance-write", "automation"], ALL_SCOPES);
     let args = json!({"name": "X", "budget": 1, "startDate": "2025-13-01"});
-    let body =
-        problem(server.invoke_as(&automation, "ads:createCampaign", args).await, 422, "invalid_arguments")
-            .await;
+    let (status, pending) = json(server.invoke("ads:createCampaign", args.clone()).await).await;
+    assert_eq!(status, 202);
+    let body = problem(server.confirm(&pending["action_token"], args).await, 422, "invalid_arguments").await;
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("2025-13-01"));
     let body =
         problem(server.invoke("misbehave:upstreamError", json!({})).await, 502, "upstream_error").await;

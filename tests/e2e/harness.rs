@@ -177,6 +177,36 @@ impl TestServer {
         self.client.post(url).bearer_auth(token).json(&args).send().await.unwrap()
     }
 
+    /// `POST /tools/ads:createCampaign/confirm`-style confirm with the default
+    /// token: `args` plus `action_token`, for the tool named in the token's 202.
+    pub async fn confirm(&self, action_token: &Value, args: Value) -> Response {
+        let tool = self.pending_tool(action_token);
+        self.confirm_as(&self.token, &tool, action_token, args).await
+    }
+
+    /// Confirm `tool` as `token`.
+    pub async fn confirm_as(
+        &self,
+        token: &str,
+        tool: &str,
+        action_token: &Value,
+        mut args: Value,
+    ) -> Response {
+        args["action_token"] = action_token.clone();
+        let url = self.url(&format!("/tools/{tool}/confirm"));
+        self.client.post(url).bearer_auth(token).json(&args).send().await.unwrap()
+    }
+
+    /// The tool an action token was issued for (read from its claims).
+    fn pending_tool(&self, action_token: &Value) -> String {
+        use base64::Engine as _;
+        let token = action_token.as_str().unwrap_or_default();
+        let claims = token.split('.').nth(1).unwrap_or_default();
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap_or_default();
+        let claims: Value = serde_json::from_slice(&claims).unwrap_or_default();
+        claims["tool"].as_str().unwrap_or("ads:createCampaign").to_owned()
+    }
+
     /// A POST to `/tools/{tool}/invoke` with the default token, to customise.
     pub fn post_invoke(&self, tool: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(&format!("/tools/{tool}/invoke"))).bearer_auth(&self.token)

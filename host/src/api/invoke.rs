@@ -1,20 +1,23 @@
-//! `POST /tools/{id}/invoke`.
+//! `POST /tools/{id}/invoke` and `POST /tools/{id}/confirm`.
 
 use crate::correlation::CorrelationId;
 use crate::error::{Problem, ProblemBody};
-use crate::pipeline;
+use crate::idempotency::REPLAYED_HEADER;
+use crate::pipeline::{self, Endpoint, Reply};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// A completed call.
+/// A completed call (200).
 #[derive(Serialize, ToSchema)]
 pub struct InvokeResponse {
     /// Always `completed`.
-    pub status: &'static str,
+    pub status: String,
     /// The tool id.
     pub tool: String,
     /// The tool's result.
@@ -24,23 +27,47 @@ pub struct InvokeResponse {
     pub correlation_id: String,
 }
 
-/// Run a tool.
+/// A call stopped at the confirmation gate (202).
+#[derive(Serialize, ToSchema)]
+pub struct PendingResponse {
+    /// Always `pending_confirmation`.
+    pub status: String,
+    /// The tool id.
+    pub tool: String,
+    /// Present it, with the same arguments, to `confirm_url`.
+    pub action_token: String,
+    /// When the token expires (RFC 3339).
+    pub expires_at: String,
+    /// Where to confirm.
+    pub confirm_url: String,
+    /// What the human is asked to confirm.
+    pub hint: String,
+    /// The request's correlation id.
+    pub correlation_id: String,
+}
+
+/// Run a tool, or stop at the confirmation gate with an action token.
 #[utoipa::path(
     post, path = "/tools/{id}/invoke", tag = "tools",
-    params(("id" = String, Path, description = "Tool id, `plugin:name`")),
+    params(
+        ("id" = String, Path, description = "Tool id, `plugin:name`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replay protection, up to 255 characters"),
+    ),
     security(("bearer" = [])),
     request_body(content = Object, description = "The tool's arguments (a JSON object)", content_type = "application/json"),
     responses(
         (status = 200, description = "The tool ran", body = InvokeResponse),
+        (status = 202, description = "Confirmation required", body = PendingResponse),
         (status = 400, description = "`bad_request`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`, `policy_denied` or `tool_denied`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`tool_not_found`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_in_progress`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_arguments`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_arguments` or `idempotency_key_reused`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 502, description = "`tool_failed` or `upstream_error`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "`overloaded`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` or `state_unavailable`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 504, description = "`tool_timeout`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
@@ -49,13 +76,50 @@ pub async fn invoke(
     correlation_id: CorrelationId,
     Path(id): Path<String>,
     request: Request,
-) -> Result<Json<InvokeResponse>, Problem> {
-    let completed =
-        pipeline::invoke(&state, &correlation_id, &id, request).await.map_err(|e| e.at(&correlation_id))?;
-    Ok(Json(InvokeResponse {
-        status: "completed",
-        tool: completed.tool,
-        result: completed.result,
-        correlation_id: correlation_id.to_string(),
-    }))
+) -> Result<Response, Problem> {
+    let reply = pipeline::handle(&state, &correlation_id, Endpoint::Invoke, &id, request).await;
+    reply.map(render).map_err(|e| e.at(&correlation_id))
+}
+
+/// Execute a pending action: the original arguments plus `action_token`.
+#[utoipa::path(
+    post, path = "/tools/{id}/confirm", tag = "tools",
+    params(
+        ("id" = String, Path, description = "Tool id, `plugin:name`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replay protection, up to 255 characters"),
+    ),
+    security(("bearer" = [])),
+    request_body(content = Object, description = "The original arguments plus `action_token`", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Confirmed and ran", body = InvokeResponse),
+        (status = 400, description = "`bad_request` (e.g. no `action_token`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`invalid_action_token`, `insufficient_scope` or `policy_denied`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`action_token_used` or `idempotency_in_progress`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "`action_token_expired`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_arguments` or `idempotency_key_reused`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 502, description = "`tool_failed` or `upstream_error`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 504, description = "`tool_timeout`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn confirm(
+    State(state): State<AppState>,
+    correlation_id: CorrelationId,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, Problem> {
+    let reply = pipeline::handle(&state, &correlation_id, Endpoint::Confirm, &id, request).await;
+    reply.map(render).map_err(|e| e.at(&correlation_id))
+}
+
+fn render(reply: Reply) -> Response {
+    let mut response = (reply.status, Json(reply.body)).into_response();
+    let headers = response.headers_mut();
+    if reply.problem {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    }
+    if reply.replayed {
+        headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    response
 }

@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/tool-catalog", get(catalog::catalog))
         .route("/tools/{id}/invoke", post(invoke::invoke))
+        .route("/tools/{id}/confirm", post(invoke::confirm))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(correlation::middleware))

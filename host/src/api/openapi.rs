@@ -14,7 +14,7 @@ use utoipa::OpenApi;
         title = "FastMCP",
         description = "A host for agent tools running as sandboxed WebAssembly components."
     ),
-    paths(health::health, health::metrics, catalog::catalog, invoke::invoke),
+    paths(health::health, health::metrics, catalog::catalog, invoke::invoke, invoke::confirm),
     components(schemas(
         ProblemBody,
         FieldError,
@@ -24,7 +24,7 @@ use utoipa::OpenApi;
         health::HealthResponse,
         health::RegistryHealth,
         health::RuntimeHealth,
-        invoke::InvokeResponse,
+        invoke::InvokeResponse, invoke::PendingResponse,
     ))
 )]
 pub struct ApiDoc;

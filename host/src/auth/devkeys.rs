@@ -6,6 +6,7 @@
 //! names and renamed into place; the private key is readable by its owner only.
 
 use super::Claims;
+use crate::files::write_atomically;
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -90,25 +91,6 @@ pub fn dev_claims(
         scopes: Some(scopes),
         scope: None,
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> anyhow::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::now_v7()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut file = options.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 /// Parse a TTL such as `90s`, `15m`, `1h`, `2d` or a number of seconds.

@@ -1,0 +1,297 @@
+//! The call pipeline: the one place where a tool call passes every check, in
+//! the order of DESIGN §2. `POST /tools/{id}/invoke` and `.../confirm` both
+//! run it; they differ only at the confirmation gate.
+//!
+//! Why this order:
+//! 1. **correlation** (middleware) and **authenticate** come first, so every
+//!    later outcome — even "no such tool" — belongs to a request and a caller.
+//! 2. **resolve** before **validate**: the schema belongs to the tool.
+//! 3. **validate** before **authorize**: policies may read `args`, so they
+//!    only ever see arguments that passed the schema.
+//! 4. **authorize** (scopes, then policy) runs on confirm too: a policy change
+//!    between invoke and confirm applies.
+//! 5. **rate limit** (to come) and **idempotency** follow authorization, so
+//!    denied callers cannot spend quota or keys; idempotency precedes the
+//!    gate, so a retried invoke gets the same action token back and a retried
+//!    confirm gets the same result instead of "token used".
+//! 6. **confirmation gate** ([`gate`]), then **execute** ([`execute`]) in a
+//!    fresh sandbox.
+//! 7. **record** ([`record`]): the [`CallRecord`] becomes the log line.
+
+mod execute;
+mod gate;
+pub mod record;
+
+use crate::api::body::read_json_object;
+use crate::correlation::CorrelationId;
+use crate::error::ApiError;
+use crate::idempotency::{self, Begin, StoredReply};
+use crate::policy::{ConfirmRule, Decision};
+use crate::principal::Principal;
+use crate::registry::Tool;
+use crate::state::AppState;
+use axum::extract::Request;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
+pub use record::CallRecord;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Scope every invoke and confirm needs.
+pub const INVOKE_SCOPE: &str = "tools.invoke:write";
+/// Scope the catalog needs.
+pub const CATALOG_SCOPE: &str = "tools.query:catalog";
+/// The body field carrying the action token on confirm.
+pub const ACTION_TOKEN_FIELD: &str = "action_token";
+
+/// Which route a call came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /tools/{id}/invoke`.
+    Invoke,
+    /// `POST /tools/{id}/confirm`.
+    Confirm,
+}
+
+impl Endpoint {
+    /// `invoke` or `confirm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Invoke => "invoke",
+            Endpoint::Confirm => "confirm",
+        }
+    }
+}
+
+/// A successful (or replayed) answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// JSON body.
+    pub body: Value,
+    /// For the record: `completed`, `pending_confirmation`, `confirmed`, `replayed`.
+    pub decision: &'static str,
+    /// An `Idempotency-Key` replay.
+    pub replayed: bool,
+    /// The body is problem details (a replayed failure).
+    pub problem: bool,
+}
+
+impl Reply {
+    fn completed(tool: &str, result: Value, correlation_id: &str) -> Self {
+        Self::ok(StatusCode::OK, "completed", tool, result, correlation_id)
+    }
+
+    fn confirmed(tool: &str, result: Value, correlation_id: &str) -> Self {
+        Self::ok(StatusCode::OK, "confirmed", tool, result, correlation_id)
+    }
+
+    fn ok(
+        status: StatusCode,
+        decision: &'static str,
+        tool: &str,
+        result: Value,
+        correlation_id: &str,
+    ) -> Self {
+        let body =
+            json!({"status": "completed", "tool": tool, "result": result, "correlation_id": correlation_id});
+        Self { status, body, decision, replayed: false, problem: false }
+    }
+
+    fn pending(tool: &str, action_token: &str, expires_at: u64, hint: &str, correlation_id: &str) -> Self {
+        let expires_at = chrono::DateTime::from_timestamp(expires_at as i64, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let body = json!({
+            "status": "pending_confirmation",
+            "tool": tool,
+            "action_token": action_token,
+            "expires_at": expires_at,
+            "confirm_url": format!("/tools/{tool}/confirm"),
+            "hint": hint,
+            "correlation_id": correlation_id,
+        });
+        Self {
+            status: StatusCode::ACCEPTED,
+            body,
+            decision: "pending_confirmation",
+            replayed: false,
+            problem: false,
+        }
+    }
+
+    fn replay(stored: StoredReply) -> Self {
+        Self {
+            status: StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+            body: stored.body,
+            decision: "replayed",
+            replayed: true,
+            problem: stored.problem,
+        }
+    }
+}
+
+/// Run the pipeline for one invoke or confirm.
+pub async fn handle(
+    state: &AppState,
+    correlation_id: &CorrelationId,
+    endpoint: Endpoint,
+    tool_id: &str,
+    request: Request,
+) -> Result<Reply, ApiError> {
+    let mut record = CallRecord::new(correlation_id, endpoint, tool_id);
+    let outcome = run(state, &mut record, request).await;
+    record.finish(state, &outcome);
+    outcome
+}
+
+async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Result<Reply, ApiError> {
+    let idempotency_key = idempotency::key_from_headers(request.headers())?;
+
+    // authenticate
+    let principal = authenticate(state, request.headers()).await?;
+    record.principal = Some(principal.clone());
+    let mut args = read_json_object(request, state.config().max_body_bytes).await?;
+    let action_token = match record.endpoint {
+        Endpoint::Invoke => None,
+        Endpoint::Confirm => Some(take_action_token(&mut args)?),
+    };
+    let args_sha256 = args_digest(&args);
+    record.args_sha256 = Some(args_sha256.clone());
+
+    // resolve
+    let registry = state.registry();
+    let tool =
+        registry.tool(&record.tool).cloned().ok_or_else(|| ApiError::ToolNotFound(record.tool.clone()))?;
+    record.tool_known = true;
+
+    // validate
+    let args = Value::Object(args);
+    tool.def.validate(&args).map_err(ApiError::InvalidArguments)?;
+
+    // authorize
+    let confirm_rule = authorize(state, &principal, &tool, &args)?;
+
+    // idempotency
+    let reservation = match idempotency_key {
+        None => None,
+        Some(key) => {
+            let endpoint = record.endpoint.name();
+            let store_key =
+                idempotency::scoped_key(endpoint, &principal.tenant, &principal.sub, &tool.def.id, &key);
+            let fingerprint = request_fingerprint(&args_sha256, action_token.as_deref());
+            let in_progress_for = tool.plugin.limits.timeout + Duration::from_secs(60);
+            match idempotency::begin(state.store(), store_key, fingerprint, in_progress_for).await? {
+                Begin::Replay(stored) => return Ok(Reply::replay(stored)),
+                Begin::Proceed(reservation) => Some(reservation),
+            }
+        }
+    };
+
+    // confirmation gate, execute
+    let correlation_id = record.correlation_id.as_str();
+    let outcome = match &action_token {
+        None => {
+            gate::invoke(state, correlation_id, &principal, &tool, &args, &args_sha256, confirm_rule).await
+        }
+        Some(token) => {
+            gate::confirm(state, correlation_id, &principal, &tool, &args, &args_sha256, token).await
+        }
+    };
+
+    if let Some(reservation) = reservation {
+        settle_idempotency(state, reservation, &outcome, &record.correlation_id).await;
+    }
+    outcome
+}
+
+/// Store the outcome under the key — unless the request never reached the
+/// tool, in which case the key is released for a retry.
+async fn settle_idempotency(
+    state: &AppState,
+    reservation: idempotency::Reservation,
+    outcome: &Result<Reply, ApiError>,
+    correlation_id: &CorrelationId,
+) {
+    let stored = match outcome {
+        Ok(reply) => StoredReply { status: reply.status.as_u16(), body: reply.body.clone(), problem: false },
+        Err(e) if !reached_tool(e) => return idempotency::release(state.store(), reservation).await,
+        Err(e) => {
+            StoredReply { status: e.status().as_u16(), body: e.problem_body(correlation_id), problem: true }
+        }
+    };
+    if let Err(e) = idempotency::finish(state.store(), reservation, stored).await {
+        tracing::error!(error = %e, "could not store an idempotent outcome; retries see 409 until it expires");
+    }
+}
+
+/// Whether an error from the gate/execute steps happened after the tool
+/// started (so it must be replayed, never re-executed).
+fn reached_tool(error: &ApiError) -> bool {
+    !(execute::never_ran(error)
+        || matches!(
+            error,
+            ApiError::InvalidActionToken(_)
+                | ApiError::ActionTokenExpired
+                | ApiError::ActionTokenUsed
+                | ApiError::StateUnavailable
+        ))
+}
+
+/// Step 2: the bearer token becomes a principal.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
+    state
+        .auth()
+        .authenticate(headers.get(AUTHORIZATION))
+        .await
+        .map_err(|e| ApiError::Unauthenticated(e.to_string()))
+}
+
+/// The caller must hold `scope`.
+pub fn require_scope(principal: &Principal, scope: &str) -> Result<(), ApiError> {
+    if principal.has_scope(scope) { Ok(()) } else { Err(ApiError::InsufficientScope(scope.to_owned())) }
+}
+
+/// Step 5: scopes, then policy. Returns the `confirm` rule that applies.
+fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    tool: &Tool,
+    args: &Value,
+) -> Result<Option<ConfirmRule>, ApiError> {
+    require_scope(principal, INVOKE_SCOPE)?;
+    for scope in &tool.def.scopes {
+        require_scope(principal, scope)?;
+    }
+    match state.policy().policy.evaluate(principal, &tool.def, args, state.clock().now_unix_ms()) {
+        Decision::Deny { rule, reason } => Err(ApiError::PolicyDenied { rule, reason }),
+        Decision::Permit { confirm } => Ok(confirm),
+    }
+}
+
+/// Remove and return the confirm body's `action_token`.
+fn take_action_token(args: &mut Map<String, Value>) -> Result<String, ApiError> {
+    match args.remove(ACTION_TOKEN_FIELD) {
+        Some(Value::String(token)) => Ok(token),
+        Some(_) => Err(ApiError::BadRequest(format!("`{ACTION_TOKEN_FIELD}` must be a string"))),
+        None => Err(ApiError::BadRequest(format!("`{ACTION_TOKEN_FIELD}` is required to confirm"))),
+    }
+}
+
+/// SHA-256 of the arguments; serde_json's default `Map` is key-sorted, so
+/// the serialisation is canonical (key order and whitespace do not matter).
+pub fn args_digest(args: &Map<String, Value>) -> String {
+    let canonical = serde_json::to_vec(args).expect("a JSON map always serialises");
+    hex::encode(Sha256::digest(&canonical))
+}
+
+fn request_fingerprint(args_sha256: &str, action_token: Option<&str>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(args_sha256.as_bytes());
+    hasher.update([0]);
+    hasher.update(action_token.unwrap_or("").as_bytes());
+    hex::encode(hasher.finalize())
+}

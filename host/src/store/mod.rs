@@ -1,0 +1,37 @@
+//! Shared state for confirmations and idempotency: a small key-value trait
+//! with TTLs, and its embedded, durable default ([`embedded`]).
+//!
+//! The trait is the whole contract a backend must meet — atomic
+//! insert-if-absent, overwrite, get and delete, each with an expiry — so a
+//! Redis backend (`SET NX PX`, `SET PX`, `GET`, `DEL`) drops in without
+//! touching its callers. Expired entries are absent for every operation.
+
+pub mod embedded;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// A boxed future, for a dyn-compatible async trait.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The store could not answer; callers fail closed.
+#[derive(Debug, thiserror::Error)]
+#[error("state store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Key-value state with expiry.
+pub trait StateStore: Send + Sync + 'static {
+    /// Store `value` under `key` for `ttl` unless a live entry exists.
+    /// Returns whether it was stored. Atomic across every user of the store.
+    fn insert_if_absent<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool>;
+
+    /// Store `value` under `key` for `ttl`, replacing any entry.
+    fn put<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()>;
+
+    /// The live value under `key`.
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
+
+    /// Remove `key` (no error if absent).
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
+}
