@@ -15,6 +15,7 @@ use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
 use fastmcp_host::correlation::CorrelationId;
+use fastmcp_host::pipeline::Endpoint;
 use fastmcp_host::runtime::bindings::{Plugin, PluginPre};
 use fastmcp_host::runtime::state::{CallIdentity, CallState, call_context};
 use fastmcp_host::{AppState, HostConfig, pipeline};
@@ -121,7 +122,7 @@ fn bench(c: &mut Criterion) {
                 .header("content-type", "application/json")
                 .body(Body::from(body.clone()))
                 .unwrap();
-            pipeline::invoke(&state, &correlation_id, "util:echo", request).await.unwrap()
+            pipeline::handle(&state, &correlation_id, Endpoint::Invoke, "util:echo", request).await.unwrap()
         })
     });
 }
