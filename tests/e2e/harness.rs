@@ -115,6 +115,8 @@ pub struct TestServer {
     pub base: String,
     /// A token for `tester` (role `tester`, tenant `public`, every scope).
     pub token: String,
+    /// The server's state (for reloads and white-box checks).
+    pub state: AppState,
     runtime_dir: PathBuf,
     client: Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -134,7 +136,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(fastmcp_host::serve(listener, state, async {
+        let task = tokio::spawn(fastmcp_host::serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
         // With a configured JWKS there is no development key to mint with.
@@ -143,7 +145,7 @@ impl TestServer {
         } else {
             String::new()
         };
-        Self { base, token, runtime_dir, client: Client::new(), shutdown: Some(tx), task: Some(task) }
+        Self { base, token, state, runtime_dir, client: Client::new(), shutdown: Some(tx), task: Some(task) }
     }
 
     /// A development token for another principal.

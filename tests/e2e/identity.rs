@@ -210,6 +210,15 @@ async fn forged_and_malformed_tokens_are_all_401() {
     for header in ["", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", &format!("Token {valid}")] {
         problem(catalog_with(&server, header).await, 401, "unauthenticated").await;
     }
+    let doubled = server
+        .client()
+        .get(server.url("/tool-catalog"))
+        .header("authorization", format!("Bearer {valid}"))
+        .header("authorization", "Bearer forged")
+        .send()
+        .await
+        .unwrap();
+    problem(doubled, 401, "unauthenticated").await;
     let missing = server.client().get(server.url("/tool-catalog")).send().await.unwrap();
     let body = problem(missing, 401, "unauthenticated").await;
     assert_eq!(body["detail"], "missing bearer token");

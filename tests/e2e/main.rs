@@ -5,6 +5,7 @@ mod harness;
 
 mod api;
 mod binary;
+mod confirmation;
 mod errors;
 mod identity;
 mod sandbox;

@@ -243,6 +243,10 @@ fn reached_tool(error: &ApiError) -> bool {
 
 /// Step 2: the bearer token becomes a principal.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
+    // Two credentials are ambiguous; proxies may disagree on which one counts.
+    if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
+        return Err(ApiError::Unauthenticated("more than one Authorization header".into()));
+    }
     state
         .auth()
         .authenticate(headers.get(AUTHORIZATION))
