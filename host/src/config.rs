@@ -123,6 +123,11 @@ impl HostConfig {
         self.root.join("policies").join("policies.yml")
     }
 
+    /// `.audit/` under the root: the audit trail and its checkpoints.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.root.join(".audit")
+    }
+
     /// `.runtime/` under the root: generated keys, caches, embedded state.
     pub fn runtime_dir(&self) -> PathBuf {
         self.root.join(".runtime")

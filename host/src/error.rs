@@ -56,6 +56,9 @@ pub enum ApiError {
     /// The same Idempotency-Key came with a different request.
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
+    /// The audit trail cannot record the call, so the call does not count.
+    #[error("the audit trail is unavailable; the call was not acknowledged")]
+    AuditUnavailable,
     /// The state store (confirmations, idempotency) cannot be reached.
     #[error("the state store is unavailable; retry shortly")]
     StateUnavailable,
@@ -121,6 +124,7 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency key reused")
             }
             StateUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "state_unavailable", "State unavailable"),
+            AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", "Audit unavailable"),
             ToolNotFound(_) => (StatusCode::NOT_FOUND, "tool_not_found", "Tool not found"),
             RouteNotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
@@ -233,7 +237,7 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (StatusCode, Valu
         }
         ApiError::Unauthenticated(_) => extra_headers
             .push((header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#))),
-        ApiError::Overloaded | ApiError::StateUnavailable => {
+        ApiError::Overloaded | ApiError::StateUnavailable | ApiError::AuditUnavailable => {
             extra_headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         _ => {}

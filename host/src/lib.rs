@@ -10,6 +10,7 @@
 //! - [`correlation`] — correlation ids and the access log;
 //! - [`error`] — the error contract (status + stable `code`, problem+json);
 //! - [`pipeline`] — the call pipeline, in order, and the `CallRecord`;
+//! - [`audit`] — the hash-chained, durable audit trail and its verifier;
 //! - [`confirm`] — action tokens for the confirmation gate;
 //! - [`idempotency`] — `Idempotency-Key` replay and conflicts;
 //! - [`store`] — durable key-value state with TTLs (embedded `redb`);
@@ -28,6 +29,7 @@
 //! [`serve`]; tests call the same function on `127.0.0.1:0`.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -52,13 +54,16 @@ pub use state::AppState;
 use std::future::Future;
 use tokio::net::TcpListener;
 
-/// Serve the API on `listener` until `shutdown` resolves, then stop accepting
-/// and let in-flight requests finish.
+/// Serve the API on `listener` until `shutdown` resolves, then stop accepting,
+/// let in-flight requests finish, and close the audit trail (`host.stop` and
+/// a final checkpoint).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = api::router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let app = api::router(state.clone());
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    state.shutdown().await;
+    served
 }

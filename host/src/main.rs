@@ -22,6 +22,29 @@ enum Command {
     Serve(ServeArgs),
     /// Print a token signed with the development key (for local use).
     Token(TokenArgs),
+    /// Audit trail tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain and the signed checkpoints; exit non-zero naming
+    /// the first bad file and line.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// Project root (the trail is `ROOT/.audit`, the key `ROOT/.runtime/audit-checkpoint.pub`).
+    #[arg(long, env = "FASTMCP_ROOT", default_value = ".")]
+    root: PathBuf,
+    /// The trail directory (overrides the root's).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The checkpoint public key, hex (overrides the root's).
+    #[arg(long)]
+    public_key: Option<PathBuf>,
 }
 
 /// Identity settings shared by `serve` and `token`.
@@ -123,6 +146,28 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args.into_config()).await,
         Command::Token(args) => token(args),
+        Command::Audit(AuditCommand::Verify(args)) => verify_audit(args),
+    }
+}
+
+fn verify_audit(args: VerifyArgs) -> anyhow::Result<()> {
+    use fastmcp_host::audit::{checkpoint, verify};
+    let config = HostConfig::for_root(&args.root);
+    let dir = args.dir.unwrap_or_else(|| config.audit_dir());
+    let key_path = args.public_key.unwrap_or_else(|| config.runtime_dir().join(checkpoint::PUBLIC_KEY_FILE));
+    let key = if key_path.exists() { Some(checkpoint::read_public_key(&key_path)?) } else { None };
+    match verify::verify(&dir, key.as_ref()) {
+        Ok(summary) => {
+            println!(
+                "ok: {} records in {} files, {} checkpoints verified, head {}",
+                summary.records, summary.files, summary.checkpoints, summary.head
+            );
+            Ok(())
+        }
+        Err(failure) => {
+            eprintln!("audit verify failed: {failure}");
+            std::process::exit(1);
+        }
     }
 }
 

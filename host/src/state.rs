@@ -2,6 +2,8 @@
 //! sandbox, the authenticator, the current registry and policy snapshots, and
 //! the metrics.
 
+use crate::audit::record::AuditEvent;
+use crate::audit::{AuditConfig, AuditLog, CheckpointPolicy};
 use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::HostConfig;
@@ -15,7 +17,7 @@ use crate::store::embedded::EmbeddedStore;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Cheap to clone; all clones share one host.
 #[derive(Clone)]
@@ -31,6 +33,7 @@ struct Inner {
     policy: ArcSwap<PolicySnapshot>,
     store: Arc<dyn StateStore>,
     action_tokens: ActionTokenKey,
+    audit: AuditLog,
     last_policy_reload: Mutex<Option<ReloadOutcome>>,
     metrics: Metrics,
     started_at: SystemTime,
@@ -59,17 +62,42 @@ impl AppState {
     /// Build the sandbox and load every manifest under the root. Fails, naming
     /// the file, field and reason, if any manifest or component is invalid.
     pub async fn start(config: HostConfig) -> anyhow::Result<Self> {
+        let audit = AuditLog::start(AuditConfig {
+            dir: config.audit_dir(),
+            key_dir: config.runtime_dir(),
+            checkpoints: CheckpointPolicy { every_records: 1000, every: Duration::from_secs(10) },
+            queue: 8192,
+        })
+        .await
+        .context("opening the audit trail")?;
         let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
         let store: Arc<dyn StateStore> = EmbeddedStore::open(&config.runtime_dir().join("state.redb"))?;
-        tokio::task::spawn_blocking(move || Self::start_blocking(config, auth, store))
+        let state = tokio::task::spawn_blocking(move || Self::start_blocking(config, auth, store, audit))
             .await
-            .context("startup task panicked")?
+            .context("startup task panicked")??;
+        let registry = state.registry();
+        let started = AuditEvent {
+            event: "host.start".into(),
+            decision: "started".into(),
+            detail: Some(serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "registry_version": registry.version,
+                "plugins": registry.plugins().map(|p| serde_json::json!({"name": p.name, "version": p.version, "sha256": p.component.sha256})).collect::<Vec<_>>(),
+                "tools": registry.tools().count(),
+                "policy_version": state.policy().version,
+                "dev_keys": state.auth().dev_keys,
+            })),
+            ..Default::default()
+        };
+        state.audit().append(started).await?;
+        Ok(state)
     }
 
     fn start_blocking(
         config: HostConfig,
         auth: Authenticator,
         store: Arc<dyn StateStore>,
+        audit: AuditLog,
     ) -> anyhow::Result<Self> {
         let action_tokens = ActionTokenKey::load_or_create(&config.runtime_dir().join("action-token.key"))?;
         let policy = PolicySet::load(&config.policy_file())?;
@@ -97,6 +125,7 @@ impl AppState {
                 last_policy_reload: Mutex::new(None),
                 store,
                 action_tokens,
+                audit,
                 metrics,
                 started_at: SystemTime::now(),
             }),
@@ -121,6 +150,18 @@ impl AppState {
     /// Shared state for confirmations and idempotency.
     pub fn store(&self) -> &dyn StateStore {
         self.inner.store.as_ref()
+    }
+
+    /// The audit trail.
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    /// Stop: record `host.stop` and a final checkpoint. Call once, after the
+    /// server has drained.
+    pub async fn shutdown(&self) {
+        let uptime = self.started_at().elapsed().map(|d| d.as_secs()).unwrap_or(0);
+        self.audit().close(serde_json::json!({"uptime_s": uptime})).await;
     }
 
     /// The key that signs action tokens.
@@ -155,21 +196,38 @@ impl AppState {
         let loaded = tokio::task::spawn_blocking(move || PolicySet::load(&file))
             .await
             .expect("policy load task panicked");
-        let mut last = self.inner.last_policy_reload.lock().expect("reload lock");
-        match loaded {
-            Ok(policy) => {
-                let version = self.inner.policy.load().version + 1;
-                log_policy(&policy, version);
-                self.inner.policy.store(Arc::new(PolicySnapshot { version, policy }));
-                *last = Some(ReloadOutcome { ok: true, at: SystemTime::now(), error: None });
-                Ok(version)
+        let outcome = {
+            let mut last = self.inner.last_policy_reload.lock().expect("reload lock");
+            match loaded {
+                Ok(policy) => {
+                    let version = self.inner.policy.load().version + 1;
+                    log_policy(&policy, version);
+                    self.inner.policy.store(Arc::new(PolicySnapshot { version, policy }));
+                    *last = Some(ReloadOutcome { ok: true, at: SystemTime::now(), error: None });
+                    Ok(version)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "policy reload rejected; the previous policy stays in force");
+                    *last =
+                        Some(ReloadOutcome { ok: false, at: SystemTime::now(), error: Some(e.to_string()) });
+                    Err(e)
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "policy reload rejected; the previous policy stays in force");
-                *last = Some(ReloadOutcome { ok: false, at: SystemTime::now(), error: Some(e.to_string()) });
-                Err(e)
-            }
+        };
+        let (decision, detail) = match &outcome {
+            Ok(version) => ("reloaded", serde_json::json!({"version": version})),
+            Err(e) => ("rejected", serde_json::json!({"error": e.to_string()})),
+        };
+        let event = AuditEvent {
+            event: "policy.reload".into(),
+            decision: decision.into(),
+            detail: Some(detail),
+            ..Default::default()
+        };
+        if let Err(e) = self.audit().append(event).await {
+            tracing::error!(error = %e, "could not audit a policy reload");
         }
+        outcome
     }
 
     /// The metrics.

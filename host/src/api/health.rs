@@ -26,6 +26,19 @@ pub struct HealthResponse {
     pub auth: AuthHealth,
     /// The policy in force.
     pub policy: PolicyHealth,
+    /// The audit trail.
+    pub audit: AuditHealth,
+}
+
+/// Audit part of `/health`.
+#[derive(Serialize, ToSchema)]
+pub struct AuditHealth {
+    /// Last durable record.
+    pub seq: u64,
+    /// Its hash (the chain head).
+    pub head: String,
+    /// Why the trail stopped accepting records, if it did (calls then fail with 503).
+    pub failed: Option<String>,
 }
 
 /// Authentication part of `/health`.
@@ -102,8 +115,9 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
     let registry = state.registry();
     let runtime = state.runtime();
     let policy = state.policy();
+    let audit = state.audit().status();
     Json(HealthResponse {
-        status: "ok",
+        status: if audit.failed.is_none() { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: state.started_at().elapsed().map(|d| d.as_secs()).unwrap_or(0),
         registry: RegistryHealth {
@@ -130,6 +144,7 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
                 error: r.error,
             }),
         },
+        audit: AuditHealth { seq: audit.seq, head: audit.head, failed: audit.failed },
     })
 }
 

@@ -88,6 +88,8 @@ pub struct ToolDef {
     pub scopes: Vec<String>,
     /// Confirmation gate, if any.
     pub confirmation: Option<Confirmation>,
+    /// Whether audit records keep the arguments (not only their digest).
+    pub record_args: bool,
 }
 
 /// A tool's confirmation gate.
@@ -222,6 +224,7 @@ fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (Stri
         annotations: spec.annotations,
         scopes: spec.scopes,
         confirmation,
+        record_args: spec.audit.record_args,
     })
 }
 

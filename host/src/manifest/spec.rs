@@ -97,6 +97,19 @@ pub struct ToolSpec {
     pub confirmation: Option<ConfirmationSpec>,
     /// Rate limit per (tenant, subject, tool).
     pub rate_limit: Option<RateLimitSpec>,
+    /// What the audit trail keeps about calls.
+    #[serde(default)]
+    pub audit: AuditSpec,
+}
+
+/// `audit:` of a tool.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSpec {
+    /// Store the arguments themselves in audit records, not only their digest.
+    /// Off by default: arguments may carry personal data.
+    #[serde(default)]
+    pub record_args: bool,
 }
 
 /// `annotations:` (all default to false).

@@ -52,7 +52,7 @@ pub async fn invoke(
         exp: now + ttl_s,
     };
     let token = state.action_tokens().issue(&claims);
-    Ok(Reply::pending(&tool.def.id, &token, claims.exp, &hint, correlation_id))
+    Ok(Reply::pending(&tool.def.id, &token, &claims, &hint, correlation_id))
 }
 
 /// Confirm: verify the token against this call, spend it, execute.
@@ -80,7 +80,9 @@ pub async fn confirm(
         return Err(ApiError::ActionTokenUsed);
     }
     let result = execute(state, correlation_id, principal, tool, args).await?;
-    Ok(Reply::confirmed(&tool.def.id, result, correlation_id))
+    let mut reply = Reply::confirmed(&tool.def.id, result, correlation_id);
+    reply.action_id = Some(claims.jti);
+    Ok(reply)
 }
 
 fn token_error(error: ActionTokenError) -> ApiError {

@@ -23,6 +23,7 @@ mod gate;
 pub mod record;
 
 use crate::api::body::read_json_object;
+use crate::confirm::ActionClaims;
 use crate::correlation::CorrelationId;
 use crate::error::ApiError;
 use crate::idempotency::{self, Begin, StoredReply};
@@ -78,6 +79,10 @@ pub struct Reply {
     pub replayed: bool,
     /// The body is problem details (a replayed failure).
     pub problem: bool,
+    /// The action token's id, on a 202 and on a successful confirm.
+    pub action_id: Option<String>,
+    /// The action token's lifetime, on a 202.
+    pub action_ttl: Option<Duration>,
 }
 
 impl Reply {
@@ -98,10 +103,17 @@ impl Reply {
     ) -> Self {
         let body =
             json!({"status": "completed", "tool": tool, "result": result, "correlation_id": correlation_id});
-        Self { status, body, decision, replayed: false, problem: false }
+        Self { status, body, decision, replayed: false, problem: false, action_id: None, action_ttl: None }
     }
 
-    fn pending(tool: &str, action_token: &str, expires_at: u64, hint: &str, correlation_id: &str) -> Self {
+    fn pending(
+        tool: &str,
+        action_token: &str,
+        claims: &ActionClaims,
+        hint: &str,
+        correlation_id: &str,
+    ) -> Self {
+        let expires_at = claims.exp;
         let expires_at = chrono::DateTime::from_timestamp(expires_at as i64, 0)
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -120,6 +132,8 @@ impl Reply {
             decision: "pending_confirmation",
             replayed: false,
             problem: false,
+            action_id: Some(claims.jti.clone()),
+            action_ttl: Some(Duration::from_secs(claims.exp.saturating_sub(claims.iat))),
         }
     }
 
@@ -130,6 +144,8 @@ impl Reply {
             decision: "replayed",
             replayed: true,
             problem: stored.problem,
+            action_id: None,
+            action_ttl: None,
         }
     }
 }
@@ -144,8 +160,7 @@ pub async fn handle(
 ) -> Result<Reply, ApiError> {
     let mut record = CallRecord::new(correlation_id, endpoint, tool_id);
     let outcome = run(state, &mut record, request).await;
-    record.finish(state, &outcome);
-    outcome
+    record.commit(state, outcome).await
 }
 
 async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Result<Reply, ApiError> {
@@ -171,6 +186,9 @@ async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Res
     // validate
     let args = Value::Object(args);
     tool.def.validate(&args).map_err(ApiError::InvalidArguments)?;
+    if tool.def.record_args {
+        record.args = Some(args.clone());
+    }
 
     // authorize
     let confirm_rule = authorize(state, &principal, &tool, &args)?;

@@ -1,14 +1,22 @@
 //! [`CallRecord`]: one call as it moves through the pipeline. Each step fills
-//! in what it learns; at the end the record becomes the call's log line and
-//! metrics (and, with the audit trail, its audit record) — denials included.
+//! in what it learns; at the end the record becomes the call's audit record —
+//! written durably *before* the response goes out — its log line and its
+//! metrics, denials included.
 
 use super::{Endpoint, Reply};
+use crate::audit::Receipt;
+use crate::audit::record::{AuditEvent, AuditPrincipal};
 use crate::correlation::CorrelationId;
 use crate::error::ApiError;
 use crate::principal::Principal;
 use crate::state::AppState;
+use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long the link from an action token to its invoke record is kept
+/// beyond the token's own lifetime.
+const LINK_GRACE: Duration = Duration::from_secs(60);
 
 /// What the pipeline knows about a call.
 #[derive(Debug)]
@@ -25,6 +33,8 @@ pub struct CallRecord {
     pub tool_known: bool,
     /// SHA-256 of the canonical (key-sorted) arguments, once parsed.
     pub args_sha256: Option<String>,
+    /// The arguments, only when the tool's manifest opts in to recording them.
+    pub args: Option<Value>,
     started: Instant,
 }
 
@@ -38,12 +48,98 @@ impl CallRecord {
             tool: tool.to_owned(),
             tool_known: false,
             args_sha256: None,
+            args: None,
             started: Instant::now(),
         }
     }
 
-    /// Close the record: one log line, and metrics for known tools.
-    pub fn finish(self, state: &AppState, outcome: &Result<Reply, ApiError>) {
+    /// Close the record: write the audit record (durably), then the log
+    /// line and metrics. If the audit trail cannot take the record, the call
+    /// fails closed with 503 `audit_unavailable`.
+    pub async fn commit(self, state: &AppState, outcome: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
+        let event = self.audit_event(state, &outcome).await;
+        let outcome = match state.audit().append(event).await {
+            Ok(receipt) => {
+                if let Ok(reply) = &outcome {
+                    self.link_pending(state, reply, &receipt).await;
+                }
+                outcome
+            }
+            Err(e) => {
+                tracing::error!(correlation_id = %self.correlation_id, error = %e, "call not acknowledged: no audit record");
+                Err(ApiError::AuditUnavailable)
+            }
+        };
+        self.log(state, &outcome);
+        outcome
+    }
+
+    async fn audit_event(&self, state: &AppState, outcome: &Result<Reply, ApiError>) -> AuditEvent {
+        let (event, decision, status, detail) = match outcome {
+            Ok(reply) => {
+                let event = match self.endpoint {
+                    Endpoint::Invoke => "tools.invoke",
+                    Endpoint::Confirm => "tools.confirm",
+                };
+                let detail = match (&reply.action_id, self.endpoint) {
+                    (Some(id), Endpoint::Invoke) => Some(json!({ "action_id": id })),
+                    (Some(id), Endpoint::Confirm) => {
+                        let invoke = match state.store().get(&link_key(id)).await {
+                            Ok(Some(bytes)) => serde_json::from_slice::<Value>(&bytes).ok(),
+                            _ => None,
+                        };
+                        Some(json!({ "action_id": id, "invoke": invoke }))
+                    }
+                    (None, _) => None,
+                };
+                (event, reply.decision, reply.status.as_u16(), detail)
+            }
+            Err(e) => {
+                let status = e.status().as_u16();
+                let event = match status {
+                    429 => "tools.rate_limited",
+                    500.. => "tools.failed",
+                    _ => "tools.denied",
+                };
+                let mut detail = json!({ "error": e.to_string() });
+                if let ApiError::PolicyDenied { rule, .. } = e {
+                    detail["rule"] = json!(rule);
+                }
+                (event, e.code(), status, Some(detail))
+            }
+        };
+        AuditEvent {
+            event: event.into(),
+            correlation_id: Some(self.correlation_id.to_string()),
+            principal: self
+                .principal
+                .as_ref()
+                .map(|p| AuditPrincipal { sub: p.sub.clone(), tenant: p.tenant.clone() }),
+            tool: Some(self.tool.clone()),
+            decision: decision.into(),
+            status: Some(status),
+            args_sha256: self.args_sha256.clone(),
+            args: self.args.clone(),
+            detail,
+        }
+    }
+
+    /// After a 202, remember which record the action token came from, so the
+    /// confirm record can name it.
+    async fn link_pending(&self, state: &AppState, reply: &Reply, receipt: &Receipt) {
+        let (Endpoint::Invoke, Some(id), Some(ttl)) = (self.endpoint, &reply.action_id, reply.action_ttl)
+        else {
+            return;
+        };
+        let link =
+            serde_json::to_vec(&json!({ "seq": receipt.seq, "hash": receipt.hash })).expect("serialises");
+        if let Err(e) = state.store().put(&link_key(id), &link, ttl + LINK_GRACE).await {
+            tracing::warn!(error = %e, "could not link an action token to its audit record");
+        }
+    }
+
+    /// One log line, and metrics for known tools.
+    fn log(&self, state: &AppState, outcome: &Result<Reply, ApiError>) {
         let elapsed = self.started.elapsed();
         let (status, decision) = match outcome {
             Ok(reply) => (reply.status.as_u16(), reply.decision),
@@ -70,4 +166,8 @@ impl CallRecord {
             "tool call"
         );
     }
+}
+
+fn link_key(action_id: &str) -> String {
+    format!("audit-link:{action_id}")
 }

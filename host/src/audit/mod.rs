@@ -1,0 +1,237 @@
+//! The audit trail: append-only, hash-chained, durable, verifiable.
+//!
+//! - [`record`]: the record format and the chain hash;
+//! - [`writer`]: files by UTC day, group commit, checkpoints;
+//! - [`recover`]: resuming the chain at startup, torn tails;
+//! - [`checkpoint`]: Ed25519-signed checkpoints;
+//! - [`verify`]: `fastmcp audit verify`.
+//!
+//! [`AuditLog::append`] returns only once the record is on disk. One writer
+//! task takes whatever is queued, writes it and fsyncs once, so concurrent
+//! calls share the cost of a sync. If a write fails the log stops accepting
+//! records and every later append fails: callers fail closed (503), and
+//! nothing is ever acknowledged without its record.
+
+pub mod checkpoint;
+pub mod record;
+pub mod recover;
+pub mod verify;
+pub mod writer;
+
+use record::AuditEvent;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use writer::Writer;
+pub use writer::{CheckpointPolicy, Receipt};
+
+/// Records taken into one write.
+const MAX_BATCH: usize = 1024;
+
+/// Where the trail lives and how it is written.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// The trail directory (`.audit/` under the root).
+    pub dir: PathBuf,
+    /// Where the checkpoint key lives (`.runtime/`).
+    pub key_dir: PathBuf,
+    /// Checkpoint cadence.
+    pub checkpoints: CheckpointPolicy,
+    /// Records that may wait for the writer; appends beyond wait for room.
+    pub queue: usize,
+}
+
+/// The trail cannot take records.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("audit trail unavailable: {0}")]
+pub struct AuditError(pub String);
+
+/// The chain head and health, for `/health`.
+#[derive(Debug, Clone)]
+pub struct AuditStatus {
+    /// Last durable record.
+    pub seq: u64,
+    /// Its hash.
+    pub head: String,
+    /// Why the trail stopped accepting records, if it did.
+    pub failed: Option<String>,
+}
+
+enum Command {
+    Append(AuditEvent, oneshot::Sender<Result<Receipt, AuditError>>),
+    Close(AuditEvent, oneshot::Sender<()>),
+}
+
+/// Handle to the trail. Cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    commands: mpsc::Sender<Command>,
+    status: Arc<Mutex<AuditStatus>>,
+}
+
+impl AuditLog {
+    /// Recover the trail, start the writer task, and record any recovery.
+    pub async fn start(config: AuditConfig) -> anyhow::Result<Self> {
+        let (dir, key_dir) = (config.dir.clone(), config.key_dir.clone());
+        let (tail, key) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            Ok((recover::recover(&dir)?, checkpoint::load_or_create_key(&key_dir)?))
+        })
+        .await??;
+        let status =
+            Arc::new(Mutex::new(AuditStatus { seq: tail.seq, head: tail.head.clone(), failed: None }));
+        let (commands, receiver) = mpsc::channel(config.queue.max(1));
+        let writer = Writer::new(config.dir.clone(), tail.seq, tail.head, key, config.checkpoints);
+        tokio::spawn(run(writer, receiver, status.clone(), config.checkpoints.every));
+        let log = Self { commands, status };
+        for detail in tail.recovered {
+            let event = AuditEvent {
+                event: "audit.recovered".into(),
+                decision: "torn_tail_moved_aside".into(),
+                detail: Some(detail),
+                ..Default::default()
+            };
+            log.append(event).await?;
+        }
+        Ok(log)
+    }
+
+    /// Append a record; resolves once it is durable.
+    pub async fn append(&self, event: AuditEvent) -> Result<Receipt, AuditError> {
+        let (reply, receipt) = oneshot::channel();
+        let closed = || AuditError("the audit writer has stopped".into());
+        self.commands.send(Command::Append(event, reply)).await.map_err(|_| closed())?;
+        receipt.await.map_err(|_| closed())?
+    }
+
+    /// Write `host.stop` and a final checkpoint, then stop the writer.
+    pub async fn close(&self, detail: Value) {
+        let (reply, done) = oneshot::channel();
+        let event = AuditEvent {
+            event: "host.stop".into(),
+            decision: "stopped".into(),
+            detail: Some(detail),
+            ..Default::default()
+        };
+        if self.commands.send(Command::Close(event, reply)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Head and health.
+    pub fn status(&self) -> AuditStatus {
+        self.status.lock().expect("audit status lock").clone()
+    }
+}
+
+/// The writer task: batch, write off-thread, acknowledge.
+async fn run(
+    mut writer: Writer,
+    mut commands: mpsc::Receiver<Command>,
+    status: Arc<Mutex<AuditStatus>>,
+    tick: Duration,
+) {
+    let mut failed: Option<String> = None;
+    loop {
+        let first = match tokio::time::timeout(tick, commands.recv()).await {
+            Ok(Some(command)) => command,
+            Ok(None) => return,
+            Err(_idle) => {
+                if failed.is_none() {
+                    writer =
+                        blocking(writer, |w| w.checkpoint(false).map(|()| Vec::new()), &mut failed, &status)
+                            .await
+                            .0;
+                }
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match commands.try_recv() {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        let mut close = None;
+        for command in batch {
+            match command {
+                Command::Append(event, reply) => {
+                    events.push(event);
+                    replies.push(reply);
+                }
+                Command::Close(event, done) => {
+                    events.push(event);
+                    close = Some(done);
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = &failed {
+            for reply in replies {
+                let _ = reply.send(Err(AuditError(reason.clone())));
+            }
+        } else {
+            let force = close.is_some();
+            let (returned, receipts) = blocking(
+                writer,
+                move |w| {
+                    let receipts = w.append(events)?;
+                    w.checkpoint(force)?;
+                    Ok(receipts)
+                },
+                &mut failed,
+                &status,
+            )
+            .await;
+            writer = returned;
+            match receipts {
+                Some(receipts) => {
+                    for (reply, receipt) in replies.into_iter().zip(receipts) {
+                        let _ = reply.send(Ok(receipt));
+                    }
+                }
+                None => {
+                    let reason = failed.clone().unwrap_or_default();
+                    for reply in replies {
+                        let _ = reply.send(Err(AuditError(reason.clone())));
+                    }
+                }
+            }
+        }
+        if let Some(done) = close {
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Run a writer operation on the blocking pool; on error, mark the trail failed.
+async fn blocking(
+    mut writer: Writer,
+    op: impl FnOnce(&mut Writer) -> std::io::Result<Vec<Receipt>> + Send + 'static,
+    failed: &mut Option<String>,
+    status: &Mutex<AuditStatus>,
+) -> (Writer, Option<Vec<Receipt>>) {
+    let (writer, result) = tokio::task::spawn_blocking(move || {
+        let result = op(&mut writer);
+        (writer, result)
+    })
+    .await
+    .expect("the audit writer does not panic");
+    let mut status = status.lock().expect("audit status lock");
+    let (seq, head) = writer.head();
+    (status.seq, status.head) = (seq, head.to_owned());
+    match result {
+        Ok(receipts) => (writer, Some(receipts)),
+        Err(e) => {
+            tracing::error!(error = %e, "audit write failed: the trail stops accepting records; calls fail closed");
+            *failed = Some(e.to_string());
+            status.failed = Some(e.to_string());
+            (writer, None)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The audit record and its hash chain.
+//!
+//! `hash = sha256(prev_hash || canonical JSON of the record without hash)`,
+//! hex-encoded. Canonical JSON here is serde_json's rendering of the record as
+//! a key-sorted map with no whitespace; absent optional fields are `null`
+//! (or omitted, for `args` and `detail`), so a record hashes the same wherever
+//! it is recomputed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// `prev_hash` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Who acted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPrincipal {
+    /// Subject.
+    pub sub: String,
+    /// Tenant.
+    pub tenant: String,
+}
+
+/// What happened, before it gets its place in the chain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// `tools.invoke`, `tools.confirm`, `tools.denied`, `tools.failed`, `host.start`, …
+    pub event: String,
+    /// The request's correlation id.
+    pub correlation_id: Option<String>,
+    /// The caller, once known.
+    pub principal: Option<AuditPrincipal>,
+    /// The tool id, when the event concerns one.
+    pub tool: Option<String>,
+    /// `completed`, `pending_confirmation`, `confirmed`, `replayed`, or an error code.
+    pub decision: String,
+    /// HTTP status, for calls.
+    pub status: Option<u16>,
+    /// SHA-256 of the canonical arguments.
+    pub args_sha256: Option<String>,
+    /// The arguments themselves, only for tools whose manifest opts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
+    /// Event-specific details (never secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+}
+
+/// One line of `audit-YYYYMMDD.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1, without gaps.
+    pub seq: u64,
+    /// UTC time, RFC 3339 with milliseconds.
+    pub ts: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    /// The previous record's hash ([`GENESIS`] for the first).
+    pub prev_hash: String,
+    /// This record's hash.
+    pub hash: String,
+}
+
+impl AuditRecord {
+    /// Place `event` after `prev_hash` as record `seq`, computing its hash.
+    pub fn chain(seq: u64, ts: String, event: AuditEvent, prev_hash: String) -> Self {
+        let mut record = Self { seq, ts, event, prev_hash, hash: String::new() };
+        record.hash = record.compute_hash();
+        record
+    }
+
+    /// The hash this record should have.
+    pub fn compute_hash(&self) -> String {
+        let value = serde_json::to_value(self).expect("records serialise");
+        hash_line_value(&self.prev_hash, &value)
+    }
+
+    /// The line written to disk (canonical JSON with the hash, and `\n`).
+    pub fn to_line(&self) -> Vec<u8> {
+        let value = serde_json::to_value(self).expect("records serialise");
+        let mut line = serde_json::to_vec(&value).expect("values serialise");
+        line.push(b'\n');
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_chain_and_detect_edits() {
+        let event = AuditEvent { event: "host.start".into(), decision: "ok".into(), ..Default::default() };
+        let first = AuditRecord::chain(1, "2026-01-01T00:00:00.000Z".into(), event.clone(), GENESIS.into());
+        let second = AuditRecord::chain(2, "2026-01-01T00:00:01.000Z".into(), event, first.hash.clone());
+        assert_eq!(first.compute_hash(), first.hash);
+        assert_ne!(first.hash, second.hash);
+        let mut edited = second.clone();
+        edited.event.decision = "changed".into();
+        assert_ne!(edited.compute_hash(), second.hash);
+
+        // The line round-trips, with sorted keys.
+        let line = second.to_line();
+        let parsed: AuditRecord = serde_json::from_slice(&line).unwrap();
+        assert_eq!(parsed, second);
+        assert!(String::from_utf8(line).unwrap().starts_with(r#"{"args_sha256":null,"correlation_id""#));
+    }
+}
+
+/// The chain hash of a record given as JSON: every field but `hash`, in
+/// canonical form, after `prev_hash`. Verification hashes the line as read,
+/// so a field added to a line changes its hash too.
+pub fn hash_line_value(prev_hash: &str, record: &Value) -> String {
+    let mut fields = record.as_object().cloned().unwrap_or_default();
+    fields.remove("hash");
+    let canonical = serde_json::to_vec(&Value::Object(fields)).expect("values serialise");
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(&canonical);
+    hex::encode(hasher.finalize())
+}

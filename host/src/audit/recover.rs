@@ -1,0 +1,112 @@
+//! Startup: find where the chain ends, and deal with a torn tail.
+//!
+//! A crash can leave a partial last line (or a complete line that is not a
+//! record). Such bytes are never silently dropped: they are copied to
+//! `torn-<file>-<unix ms>.jsonl` beside the trail, the file is cut back to
+//! its last complete record, and the writer then appends an
+//! `audit.recovered` record saying what was found and where it went.
+
+use super::checkpoint::CHECKPOINTS_FILE;
+use super::record::{AuditRecord, GENESIS};
+use crate::files::write_atomically;
+use anyhow::Context;
+use serde_json::{Value, json};
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where the chain ends after recovery.
+#[derive(Debug)]
+pub struct Tail {
+    /// The last record's `seq` (0 for an empty trail).
+    pub seq: u64,
+    /// The last record's hash ([`GENESIS`] for an empty trail).
+    pub head: String,
+    /// One detail object per torn tail found, for `audit.recovered` records.
+    pub recovered: Vec<Value>,
+}
+
+/// `audit-YYYYMMDD.jsonl` files in `dir`, oldest first.
+pub fn trail_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Recover the trail in `dir` (created if missing).
+pub fn recover(dir: &Path) -> anyhow::Result<Tail> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut recovered = Vec::new();
+    let checkpoints = dir.join(CHECKPOINTS_FILE);
+    if checkpoints.exists() {
+        cut_torn_tail(&checkpoints, |_| true, &mut recovered)?;
+    }
+    for file in trail_files(dir)?.iter().rev() {
+        let last =
+            cut_torn_tail(file, |line| serde_json::from_slice::<AuditRecord>(line).is_ok(), &mut recovered)?;
+        if let Some(line) = last {
+            let record: AuditRecord = serde_json::from_slice(&line).expect("checked by cut_torn_tail");
+            if record.compute_hash() != record.hash {
+                tracing::error!(file = %file.display(), seq = record.seq, "the last audit record does not match its hash; run `fastmcp audit verify`");
+            }
+            return Ok(Tail { seq: record.seq, head: record.hash, recovered });
+        }
+    }
+    Ok(Tail { seq: 0, head: GENESIS.to_owned(), recovered })
+}
+
+/// Cut `file` back to its last complete line that `is_valid`, preserving what
+/// is cut. Returns that last line, if any.
+fn cut_torn_tail(
+    file: &Path,
+    is_valid: impl Fn(&[u8]) -> bool,
+    recovered: &mut Vec<Value>,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut keep = bytes.len();
+    let last = loop {
+        let complete = if bytes[..keep].ends_with(b"\n") {
+            keep
+        } else {
+            bytes[..keep].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+        };
+        if complete < keep {
+            keep = complete; // a partial line: cut it
+            continue;
+        }
+        if keep == 0 {
+            break None;
+        }
+        let start = bytes[..keep - 1].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line = &bytes[start..keep - 1];
+        if is_valid(line) {
+            break Some(line.to_vec());
+        }
+        keep = start; // a complete line that is not a record: cut it too
+    };
+    if keep < bytes.len() {
+        let torn = &bytes[keep..];
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("audit");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let aside = file.with_file_name(format!("torn-{stem}-{now}.jsonl"));
+        write_atomically(&aside, torn, false)?;
+        let handle = OpenOptions::new().write(true).open(file)?;
+        handle.set_len(keep as u64)?;
+        handle.sync_all()?;
+        tracing::warn!(file = %file.display(), bytes = torn.len(), preserved_as = %aside.display(), "torn audit tail moved aside");
+        recovered.push(json!({
+            "file": file.file_name().and_then(|n| n.to_str()),
+            "offset": keep,
+            "bytes": torn.len(),
+            "preserved_as": aside.file_name().and_then(|n| n.to_str()),
+        }));
+    }
+    Ok(last)
+}
