@@ -86,6 +86,19 @@ impl AuditRecord {
     }
 }
 
+/// The chain hash of a record given as JSON: every field but `hash`, in
+/// canonical form, after `prev_hash`. Verification hashes the line as read,
+/// so a field added to a line changes its hash too.
+pub fn hash_line_value(prev_hash: &str, record: &Value) -> String {
+    let mut fields = record.as_object().cloned().unwrap_or_default();
+    fields.remove("hash");
+    let canonical = serde_json::to_vec(&Value::Object(fields)).expect("values serialise");
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(&canonical);
+    hex::encode(hasher.finalize())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,17 +120,4 @@ mod tests {
         assert_eq!(parsed, second);
         assert!(String::from_utf8(line).unwrap().starts_with(r#"{"args_sha256":null,"correlation_id""#));
     }
-}
-
-/// The chain hash of a record given as JSON: every field but `hash`, in
-/// canonical form, after `prev_hash`. Verification hashes the line as read,
-/// so a field added to a line changes its hash too.
-pub fn hash_line_value(prev_hash: &str, record: &Value) -> String {
-    let mut fields = record.as_object().cloned().unwrap_or_default();
-    fields.remove("hash");
-    let canonical = serde_json::to_vec(&Value::Object(fields)).expect("values serialise");
-    let mut hasher = Sha256::new();
-    hasher.update(prev_hash.as_bytes());
-    hasher.update(&canonical);
-    hex::encode(hasher.finalize())
 }
