@@ -235,3 +235,55 @@ async fn blocking(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path) -> AuditConfig {
+        AuditConfig {
+            dir: dir.join(".audit"),
+            key_dir: dir.join(".runtime"),
+            checkpoints: CheckpointPolicy { every_records: 50, every: Duration::from_secs(3600) },
+            queue: 64,
+        }
+    }
+
+    fn event(i: usize) -> AuditEvent {
+        AuditEvent { event: "tools.invoke".into(), decision: format!("n{i}"), ..Default::default() }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_appends_form_one_gapless_verified_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::start(config(dir.path())).await.unwrap();
+        let appends = (0..300).map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move { log.append(event(i)).await.unwrap() })
+        });
+        let mut seqs: Vec<u64> =
+            futures_util::future::join_all(appends).await.into_iter().map(|r| r.unwrap().seq).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
+        log.close(Value::Null).await;
+        let key = checkpoint::read_public_key(&dir.path().join(".runtime").join(checkpoint::PUBLIC_KEY_FILE))
+            .unwrap();
+        let summary = verify::verify(&dir.path().join(".audit"), Some(&key)).unwrap();
+        assert_eq!(summary.records, 301);
+        assert!(summary.checkpoints >= 2, "after 50+ records and at close: {summary:?}");
+        assert!(log.append(event(0)).await.is_err(), "a closed log takes nothing");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_write_failure_fails_every_append_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let today = chrono::Utc::now().format("%Y%m%d");
+        // A directory where today's trail file should be: opening it fails.
+        std::fs::create_dir_all(dir.path().join(format!(".audit/audit-{today}.jsonl"))).unwrap();
+        let log = AuditLog::start(config(dir.path())).await.unwrap();
+        assert!(log.append(event(1)).await.is_err());
+        assert!(log.status().failed.is_some());
+        assert!(log.append(event(2)).await.is_err(), "the trail stays failed");
+        assert_eq!(log.status().seq, 0, "nothing was acknowledged");
+    }
+}
