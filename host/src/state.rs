@@ -3,7 +3,7 @@
 //! the metrics.
 
 use crate::audit::record::AuditEvent;
-use crate::audit::{AuditConfig, AuditLog, CheckpointPolicy};
+use crate::audit::{AuditConfig, AuditLog};
 use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::HostConfig;
@@ -17,7 +17,7 @@ use crate::store::embedded::EmbeddedStore;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// Cheap to clone; all clones share one host.
 #[derive(Clone)]
@@ -62,14 +62,8 @@ impl AppState {
     /// Build the sandbox and load every manifest under the root. Fails, naming
     /// the file, field and reason, if any manifest or component is invalid.
     pub async fn start(config: HostConfig) -> anyhow::Result<Self> {
-        let audit = AuditLog::start(AuditConfig {
-            dir: config.audit_dir(),
-            key_dir: config.runtime_dir(),
-            checkpoints: CheckpointPolicy { every_records: 1000, every: Duration::from_secs(10) },
-            queue: 8192,
-        })
-        .await
-        .context("opening the audit trail")?;
+        let audit_config = AuditConfig::new(config.audit_dir(), config.runtime_dir(), config.clock.clone());
+        let audit = AuditLog::start(audit_config).await.context("opening the audit trail")?;
         let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
         let store: Arc<dyn StateStore> = EmbeddedStore::open(&config.runtime_dir().join("state.redb"))?;
         let state = tokio::task::spawn_blocking(move || Self::start_blocking(config, auth, store, audit))

@@ -18,6 +18,7 @@ pub mod recover;
 pub mod verify;
 pub mod writer;
 
+use crate::clock::Clock;
 use record::AuditEvent;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use writer::Writer;
-pub use writer::{CheckpointPolicy, Receipt};
+pub use writer::{CheckpointPolicy, Receipt, SyncMode};
 
 /// Records taken into one write.
 const MAX_BATCH: usize = 1024;
@@ -41,6 +42,25 @@ pub struct AuditConfig {
     pub checkpoints: CheckpointPolicy,
     /// Records that may wait for the writer; appends beyond wait for room.
     pub queue: usize,
+    /// When records reach the disk.
+    pub sync: SyncMode,
+    /// Record timestamps and file days (tests advance it).
+    pub clock: Clock,
+}
+
+impl AuditConfig {
+    /// The defaults for a trail in `dir` with its key in `key_dir`: group
+    /// commit, a checkpoint every 1000 records or 10 s.
+    pub fn new(dir: PathBuf, key_dir: PathBuf, clock: Clock) -> Self {
+        Self {
+            dir,
+            key_dir,
+            checkpoints: CheckpointPolicy { every_records: 1000, every: Duration::from_secs(10) },
+            queue: 8192,
+            sync: SyncMode::Group,
+            clock,
+        }
+    }
 }
 
 /// The trail cannot take records.
@@ -82,7 +102,7 @@ impl AuditLog {
         let status =
             Arc::new(Mutex::new(AuditStatus { seq: tail.seq, head: tail.head.clone(), failed: None }));
         let (commands, receiver) = mpsc::channel(config.queue.max(1));
-        let writer = Writer::new(config.dir.clone(), tail.seq, tail.head, key, config.checkpoints);
+        let writer = Writer::new(&config, tail.seq, tail.head, key);
         tokio::spawn(run(writer, receiver, status.clone(), config.checkpoints.every));
         let log = Self { commands, status };
         for detail in tail.recovered {
@@ -242,10 +262,9 @@ mod tests {
 
     fn config(dir: &std::path::Path) -> AuditConfig {
         AuditConfig {
-            dir: dir.join(".audit"),
-            key_dir: dir.join(".runtime"),
             checkpoints: CheckpointPolicy { every_records: 50, every: Duration::from_secs(3600) },
             queue: 64,
+            ..AuditConfig::new(dir.join(".audit"), dir.join(".runtime"), Clock::default())
         }
     }
 
@@ -285,5 +304,37 @@ mod tests {
         assert!(log.status().failed.is_some());
         assert!(log.append(event(2)).await.is_err(), "the trail stays failed");
         assert_eq!(log.status().seq, 0, "nothing was acknowledged");
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn files_rotate_by_utc_day_and_the_chain_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::default();
+        let config = AuditConfig::new(dir.path().join(".audit"), dir.path().join(".runtime"), clock.clone());
+        let log = AuditLog::start(config.clone()).await.unwrap();
+        let event =
+            |d: &str| AuditEvent { event: "tools.invoke".into(), decision: d.into(), ..Default::default() };
+        log.append(event("today")).await.unwrap();
+        clock.advance(Duration::from_secs(86_400));
+        log.append(event("tomorrow")).await.unwrap();
+        clock.advance(Duration::from_secs(86_400));
+        log.append(event("the day after")).await.unwrap();
+        log.close(Value::Null).await;
+        let files = recover::trail_files(&config.dir).unwrap();
+        assert_eq!(files.len(), 3, "{files:?}");
+        let key = checkpoint::read_public_key(&config.key_dir.join(checkpoint::PUBLIC_KEY_FILE)).unwrap();
+        let summary = verify::verify(&config.dir, Some(&key)).unwrap();
+        assert_eq!((summary.files, summary.records), (3, 4));
+
+        // Restarting resumes from the newest file.
+        let log = AuditLog::start(config.clone()).await.unwrap();
+        assert_eq!(log.append(event("again")).await.unwrap().seq, 5);
+        log.close(Value::Null).await;
+        assert_eq!(verify::verify(&config.dir, Some(&key)).unwrap().records, 6);
     }
 }

@@ -6,6 +6,7 @@
 
 use super::checkpoint::{CHECKPOINTS_FILE, Checkpoint};
 use super::record::{AuditEvent, AuditRecord};
+use crate::clock::Clock;
 use ed25519_dalek::SigningKey;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -21,6 +22,17 @@ pub struct Receipt {
     pub hash: String,
 }
 
+/// When records reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// One fsync per batch of queued records (the default).
+    Group,
+    /// One fsync per record (for comparison).
+    PerRecord,
+    /// No fsync at all: NOT durable; for benchmarks only.
+    Never,
+}
+
 /// When checkpoints are written.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckpointPolicy {
@@ -32,6 +44,8 @@ pub struct CheckpointPolicy {
 
 pub(super) struct Writer {
     dir: PathBuf,
+    sync: SyncMode,
+    clock: Clock,
     open: Option<(String, File)>,
     seq: u64,
     head: String,
@@ -41,26 +55,23 @@ pub(super) struct Writer {
     checkpointed_at: Instant,
 }
 
-fn timestamp() -> (String, String) {
-    let now = chrono::Utc::now();
+/// RFC 3339 time and `YYYYMMDD` day, UTC.
+fn timestamp(clock: &Clock) -> (String, String) {
+    let now = chrono::DateTime::from_timestamp_millis(clock.now_unix_ms()).unwrap_or_default();
     (now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), now.format("%Y%m%d").to_string())
 }
 
 impl Writer {
-    pub(super) fn new(
-        dir: PathBuf,
-        seq: u64,
-        head: String,
-        key: SigningKey,
-        policy: CheckpointPolicy,
-    ) -> Self {
+    pub(super) fn new(config: &super::AuditConfig, seq: u64, head: String, key: SigningKey) -> Self {
         Self {
-            dir,
+            dir: config.dir.clone(),
+            sync: config.sync,
+            clock: config.clock.clone(),
             open: None,
             seq,
             head,
             key,
-            policy,
+            policy: config.checkpoints,
             checkpointed_seq: seq,
             checkpointed_at: Instant::now(),
         }
@@ -78,7 +89,7 @@ impl Writer {
         let mut receipts = Vec::with_capacity(events.len());
         let mut pending: Vec<u8> = Vec::new();
         for event in events {
-            let (ts, day) = timestamp();
+            let (ts, day) = timestamp(&self.clock);
             if self.open.as_ref().is_none_or(|(open_day, _)| *open_day != day) {
                 self.flush(&mut pending)?;
                 self.open_day(day)?;
@@ -88,6 +99,9 @@ impl Writer {
             head = record.hash.clone();
             pending.extend_from_slice(&record.to_line());
             receipts.push(Receipt { seq, hash: record.hash });
+            if self.sync == SyncMode::PerRecord {
+                self.flush(&mut pending)?;
+            }
         }
         self.flush(&mut pending)?;
         (self.seq, self.head) = (seq, head);
@@ -103,7 +117,7 @@ impl Writer {
         if new_records == 0 || !(due || force) {
             return Ok(());
         }
-        let checkpoint = Checkpoint::sign(&self.key, self.seq, &self.head, timestamp().0);
+        let checkpoint = Checkpoint::sign(&self.key, self.seq, &self.head, timestamp(&self.clock).0);
         let mut file = OpenOptions::new().create(true).append(true).open(self.dir.join(CHECKPOINTS_FILE))?;
         file.write_all(&checkpoint.to_line())?;
         file.sync_data()?;
@@ -129,7 +143,9 @@ impl Writer {
         }
         let (_, file) = self.open.as_mut().expect("a file is open when records are pending");
         file.write_all(pending)?;
-        file.sync_data()?;
+        if self.sync != SyncMode::Never {
+            file.sync_data()?;
+        }
         pending.clear();
         Ok(())
     }
