@@ -224,3 +224,26 @@ async fn a_torn_tail_is_moved_aside_and_recorded() {
     assert_eq!(records[8]["event"], "host.start");
     check(root.path()).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_may_opt_a_tool_in_to_recording_arguments() {
+    let root = TestRoot::new();
+    let manifest = std::fs::read_to_string(root.path().join("manifests/util.yaml")).unwrap();
+    let opted_in = manifest.replacen(
+        "    annotations: { read_only: true, idempotent: true }\n",
+        "    annotations: { read_only: true, idempotent: true }\n    audit: { record_args: true }\n",
+        1,
+    );
+    assert_ne!(opted_in, manifest);
+    root.write("manifests/util.yaml", opted_in);
+    let server = TestServer::start(&root).await;
+    assert_eq!(server.invoke("util:echo", json!({"order": 42})).await.status(), 200);
+    assert_eq!(server.invoke("util:sha256", json!({"text": "private"})).await.status(), 200);
+    server.stop().await;
+    let records = records(root.path());
+    let echo = records.iter().find(|r| r["tool"] == "util:echo").unwrap();
+    assert_eq!(echo["args"], json!({"order": 42}));
+    let sha = records.iter().find(|r| r["tool"] == "util:sha256").unwrap();
+    assert!(sha.get("args").is_none());
+    check(root.path()).unwrap();
+}

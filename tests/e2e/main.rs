@@ -7,6 +7,7 @@ mod api;
 mod audit;
 mod binary;
 mod confirmation;
+mod crash;
 mod errors;
 mod identity;
 mod sandbox;
