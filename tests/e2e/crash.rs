@@ -113,10 +113,10 @@ async fn sigkill_under_load_loses_no_acknowledged_call() {
     for file in trail_files(&root.path().join(".audit")).unwrap() {
         let text = std::fs::read_to_string(file).unwrap();
         for line in text.lines() {
-            if let Ok(record) = serde_json::from_str::<Value>(line) {
-                if let Some(id) = record["correlation_id"].as_str() {
-                    recorded.insert(id.to_owned());
-                }
+            if let Ok(record) = serde_json::from_str::<Value>(line)
+                && let Some(id) = record["correlation_id"].as_str()
+            {
+                recorded.insert(id.to_owned());
             }
         }
         trail_text.push_str(&text);
