@@ -28,7 +28,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 const UTIL_MANIFEST: &str = "plugin: util\nversion: 1.0.0\ncomponent: plugins/util/util.wasm\ntools:\n  - name: echo\n    input_schema: { type: object }\n";
 
 fn args() -> Map<String, Value> {
-    let Value::Object(map) = json!({"campaign": "LaunchX", "budget": 1200, "startDate": "2025-10-10", "tags": ["a", "b"], "ok": true})
+    let Value::Object(map) = json!({"campaign": "LaunchX", "budget": 1200, "startDate": "2025-10-10", "tags": ["search", "video"], "ok": true})
     else {
         unreachable!()
     };
