@@ -23,6 +23,8 @@ pub struct HostConfig {
     pub auth: AuthConfig,
     /// Wall clock for action-token lifetimes and policy time (tests advance it).
     pub clock: Clock,
+    /// Reload manifests, components and policies when their files change.
+    pub watch: bool,
 }
 
 /// How bearer tokens are verified.
@@ -110,6 +112,7 @@ impl HostConfig {
             runtime: RuntimeConfig::default(),
             auth: AuthConfig::default(),
             clock: Clock::default(),
+            watch: true,
         }
     }
 

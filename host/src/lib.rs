@@ -23,6 +23,7 @@
 //! - [`registry`] — the immutable snapshot of plugins and tools;
 //! - [`runtime`] — the wasmtime sandbox;
 //! - [`metrics`] — Prometheus metrics;
+//! - [`watch`] — hot reload of manifests, components and policies;
 //! - [`state`] — the shared application state.
 //!
 //! The `fastmcp` binary only parses its command line, binds, and calls
@@ -47,6 +48,7 @@ pub mod registry;
 pub mod runtime;
 pub mod state;
 pub mod store;
+pub mod watch;
 
 pub use config::HostConfig;
 pub use state::AppState;
@@ -62,6 +64,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if state.config().watch
+        && let Err(e) = watch::spawn(state.clone())
+    {
+        tracing::error!(error = %e, "cannot watch files: hot reload is off (SIGHUP still reloads)");
+    }
     let app = api::router(state.clone());
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     state.shutdown().await;

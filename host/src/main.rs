@@ -102,6 +102,9 @@ struct ServeArgs {
     /// Upper bound for any manifest's `limits.memory_mb`.
     #[arg(long, env = "FASTMCP_MAX_MEMORY_MB", default_value_t = 1024)]
     max_memory_mb: u32,
+    /// Do not reload manifests, components and policies on file changes.
+    #[arg(long, env = "FASTMCP_NO_WATCH")]
+    no_watch: bool,
     /// Do not use the pooling allocator even if the machine allows it.
     #[arg(long, env = "FASTMCP_NO_POOLING")]
     no_pooling: bool,
@@ -120,7 +123,10 @@ struct ServeArgs {
 
 impl ServeArgs {
     fn into_config(self) -> HostConfig {
-        let mut config = HostConfig::for_root(self.root);
+        // Absolute, so watched paths and manifest paths compare equal.
+        let root = std::fs::canonicalize(&self.root).unwrap_or(self.root);
+        let mut config = HostConfig::for_root(root);
+        config.watch = !self.no_watch;
         config.listen = self.listen;
         config.max_body_bytes = self.max_body_bytes;
         config.runtime.max_concurrent_calls = self.max_concurrent_calls.max(1);
@@ -196,15 +202,16 @@ async fn serve(config: HostConfig) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    reload_policies_on_sighup(state.clone());
+    reload_on_sighup(state.clone());
     tracing::info!(%addr, "listening");
     fastmcp_host::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// `SIGHUP` reloads the policy file (a broken file keeps the current policy).
-fn reload_policies_on_sighup(state: AppState) {
+/// `SIGHUP` reloads manifests, components and policies (a broken input keeps
+/// what is serving).
+fn reload_on_sighup(state: AppState) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -213,8 +220,8 @@ fn reload_policies_on_sighup(state: AppState) {
             return;
         };
         while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading policies");
-            let _ = state.reload_policies().await;
+            tracing::info!("SIGHUP: reloading manifests, components and policies");
+            state.reload_all().await;
         }
     });
     #[cfg(not(unix))]

@@ -8,7 +8,8 @@
 use crate::config::HostConfig;
 use crate::manifest::{Manifest, ManifestBounds, ManifestError, ToolDef};
 use crate::runtime::{CallLimits, LoadError, LoadedComponent, Runtime};
-use std::collections::BTreeMap;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -55,8 +56,11 @@ pub struct Plugin {
     pub version: String,
     /// The manifest file.
     pub manifest_file: PathBuf,
-    /// The component, ready to instantiate.
-    pub component: LoadedComponent,
+    /// The component, ready to instantiate (shared with later snapshots
+    /// while the file is unchanged).
+    pub component: Arc<LoadedComponent>,
+    /// Where the component file is.
+    pub component_path: PathBuf,
     /// Per-call limits.
     pub limits: CallLimits,
 }
@@ -86,8 +90,20 @@ impl RegistrySnapshot {
     }
 
     /// Build a snapshot from every `*.yaml`/`*.yml` in the manifests directory.
-    /// Blocking (reads files, compiles components): run it off the async threads.
-    pub fn load(config: &HostConfig, runtime: &Runtime, version: u64) -> Result<Self, RegistryError> {
+    /// Components whose bytes are unchanged since `previous` are reused as they
+    /// are. Blocking (reads files, compiles components): run it off the async
+    /// threads.
+    pub fn load(
+        config: &HostConfig,
+        runtime: &Runtime,
+        version: u64,
+        previous: Option<&RegistrySnapshot>,
+    ) -> Result<Self, RegistryError> {
+        let reusable: HashMap<&str, &Arc<LoadedComponent>> = previous
+            .map(|p| {
+                p.plugins().map(|plugin| (plugin.component.sha256.as_str(), &plugin.component)).collect()
+            })
+            .unwrap_or_default();
         let dir = config.manifests_dir();
         let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
             Ok(entries) => entries
@@ -105,7 +121,7 @@ impl RegistrySnapshot {
         let mut snapshot = Self { version, ..Self::empty() };
         for file in files {
             let manifest = Manifest::load(&file, bounds)?;
-            snapshot.add(config, runtime, manifest)?;
+            snapshot.add(config, runtime, manifest, &reusable)?;
         }
         Ok(snapshot)
     }
@@ -115,6 +131,7 @@ impl RegistrySnapshot {
         config: &HostConfig,
         runtime: &Runtime,
         manifest: Manifest,
+        reusable: &HashMap<&str, &Arc<LoadedComponent>>,
     ) -> Result<(), RegistryError> {
         if let Some(other) = self.plugins.get(&manifest.plugin) {
             return Err(RegistryError::DuplicatePlugin {
@@ -123,14 +140,21 @@ impl RegistrySnapshot {
                 other: other.manifest_file.clone(),
             });
         }
-        let component = runtime
-            .load_component(&config.resolve(&manifest.component))
-            .map_err(|cause| RegistryError::Component { file: manifest.file.clone(), cause })?;
+        let component_path = config.resolve(&manifest.component);
+        let component_error = |cause| RegistryError::Component { file: manifest.file.clone(), cause };
+        let bytes = std::fs::read(&component_path)
+            .map_err(|cause| component_error(LoadError::Read { path: component_path.clone(), cause }))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let component = match reusable.get(sha256.as_str()) {
+            Some(&loaded) => loaded.clone(),
+            None => Arc::new(runtime.load_component_bytes(&component_path, &bytes).map_err(component_error)?),
+        };
         let plugin = Arc::new(Plugin {
             name: manifest.plugin.clone(),
             version: manifest.version,
             manifest_file: manifest.file,
             component,
+            component_path,
             limits: CallLimits {
                 memory_bytes: manifest.memory_bytes,
                 timeout: Duration::from_millis(manifest.timeout_ms),

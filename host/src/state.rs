@@ -35,6 +35,10 @@ struct Inner {
     action_tokens: ActionTokenKey,
     audit: AuditLog,
     last_policy_reload: Mutex<Option<ReloadOutcome>>,
+    last_reload: Mutex<Option<ReloadOutcome>>,
+    /// Serialises registry rebuilds (a watcher event and a SIGHUP at once).
+    registry_reload: tokio::sync::Mutex<()>,
+    shutdown: tokio::sync::watch::Sender<bool>,
     metrics: Metrics,
     started_at: SystemTime,
 }
@@ -56,6 +60,8 @@ pub struct ReloadOutcome {
     pub at: SystemTime,
     /// The error, when it failed.
     pub error: Option<String>,
+    /// The changed files that triggered it (empty for a full reload).
+    pub files: Vec<String>,
 }
 
 impl AppState {
@@ -98,7 +104,7 @@ impl AppState {
         log_policy(&policy, 1);
         let runtime = Runtime::new(config.runtime.clone(), config.compile_cache_dir())
             .context("building the WebAssembly runtime")?;
-        let registry = RegistrySnapshot::load(&config, &runtime, 1)?;
+        let registry = RegistrySnapshot::load(&config, &runtime, 1, None)?;
         tracing::info!(
             root = %config.root.display(),
             plugins = registry.plugins().count(),
@@ -117,6 +123,9 @@ impl AppState {
                 auth,
                 policy: ArcSwap::from_pointee(PolicySnapshot { version: 1, policy }),
                 last_policy_reload: Mutex::new(None),
+                last_reload: Mutex::new(None),
+                registry_reload: tokio::sync::Mutex::new(()),
+                shutdown: tokio::sync::watch::channel(false).0,
                 store,
                 action_tokens,
                 audit,
@@ -151,9 +160,10 @@ impl AppState {
         &self.inner.audit
     }
 
-    /// Stop: record `host.stop` and a final checkpoint. Call once, after the
-    /// server has drained.
+    /// Stop: stop watching files, record `host.stop` and a final checkpoint.
+    /// Call once, after the server has drained.
     pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
         let uptime = self.started_at().elapsed().map(|d| d.as_secs()).unwrap_or(0);
         self.audit().close(serde_json::json!({"uptime_s": uptime})).await;
     }
@@ -178,6 +188,81 @@ impl AppState {
         self.inner.policy.load_full()
     }
 
+    /// Resolves when the host begins to shut down.
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    /// Rebuild the registry aside from every manifest and component (reusing
+    /// unchanged components) and swap it in whole; on failure keep serving
+    /// the current one. Recorded in `/health` and the audit trail.
+    pub async fn reload_registry(&self, files: Vec<String>) -> Result<u64, String> {
+        let _one_at_a_time = self.inner.registry_reload.lock().await;
+        let current = self.registry();
+        let state = self.clone();
+        let next = current.version + 1;
+        let built = tokio::task::spawn_blocking(move || {
+            RegistrySnapshot::load(state.config(), state.runtime(), next, Some(&current))
+        })
+        .await
+        .expect("registry build task panicked");
+        let outcome = match built {
+            Ok(snapshot) => {
+                tracing::info!(
+                    version = next,
+                    plugins = snapshot.plugins().count(),
+                    tools = snapshot.tools().count(),
+                    ?files,
+                    "registry reloaded"
+                );
+                self.inner.registry.store(Arc::new(snapshot));
+                Ok(next)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, ?files, "registry reload rejected; the previous registry keeps serving");
+                Err(e.to_string())
+            }
+        };
+        *self.inner.last_reload.lock().expect("reload lock") = Some(ReloadOutcome {
+            ok: outcome.is_ok(),
+            at: SystemTime::now(),
+            error: outcome.as_ref().err().cloned(),
+            files: files.clone(),
+        });
+        let registry = self.registry();
+        let (decision, detail) = match &outcome {
+            Ok(version) => (
+                "reloaded",
+                serde_json::json!({"version": version, "tools": registry.tools().count(), "files": files}),
+            ),
+            Err(error) => (
+                "rejected",
+                serde_json::json!({"error": error, "files": files, "serving_version": registry.version}),
+            ),
+        };
+        let event = AuditEvent {
+            event: "registry.reload".into(),
+            decision: decision.into(),
+            detail: Some(detail),
+            ..Default::default()
+        };
+        if let Err(e) = self.audit().append(event).await {
+            tracing::error!(error = %e, "could not audit a registry reload");
+        }
+        outcome
+    }
+
+    /// Reload manifests, components and policies (`SIGHUP`).
+    pub async fn reload_all(&self) {
+        let _ = self.reload_registry(Vec::new()).await;
+        let _ = self.reload_policies().await;
+    }
+
+    /// The result of the last registry reload, if any happened.
+    pub fn last_reload(&self) -> Option<ReloadOutcome> {
+        self.inner.last_reload.lock().expect("reload lock").clone()
+    }
+
     /// The result of the last policy reload, if any happened.
     pub fn last_policy_reload(&self) -> Option<ReloadOutcome> {
         self.inner.last_policy_reload.lock().expect("reload lock").clone()
@@ -197,13 +282,22 @@ impl AppState {
                     let version = self.inner.policy.load().version + 1;
                     log_policy(&policy, version);
                     self.inner.policy.store(Arc::new(PolicySnapshot { version, policy }));
-                    *last = Some(ReloadOutcome { ok: true, at: SystemTime::now(), error: None });
+                    *last = Some(ReloadOutcome {
+                        ok: true,
+                        at: SystemTime::now(),
+                        error: None,
+                        files: Vec::new(),
+                    });
                     Ok(version)
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "policy reload rejected; the previous policy stays in force");
-                    *last =
-                        Some(ReloadOutcome { ok: false, at: SystemTime::now(), error: Some(e.to_string()) });
+                    *last = Some(ReloadOutcome {
+                        ok: false,
+                        at: SystemTime::now(),
+                        error: Some(e.to_string()),
+                        files: Vec::new(),
+                    });
                     Err(e)
                 }
             }

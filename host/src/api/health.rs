@@ -28,6 +28,8 @@ pub struct HealthResponse {
     pub policy: PolicyHealth,
     /// The audit trail.
     pub audit: AuditHealth,
+    /// The last registry reload (file change or SIGHUP), if any.
+    pub reload: Option<ReloadHealth>,
 }
 
 /// Audit part of `/health`.
@@ -72,6 +74,8 @@ pub struct ReloadHealth {
     pub at: u64,
     /// Why it failed.
     pub error: Option<String>,
+    /// The changed files that triggered it.
+    pub files: Vec<String>,
 }
 
 /// Registry part of `/health`.
@@ -142,9 +146,16 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
                 ok: r.ok,
                 at: unix_seconds(r.at),
                 error: r.error,
+                files: r.files,
             }),
         },
         audit: AuditHealth { seq: audit.seq, head: audit.head, failed: audit.failed },
+        reload: state.last_reload().map(|r| ReloadHealth {
+            ok: r.ok,
+            at: unix_seconds(r.at),
+            error: r.error,
+            files: r.files,
+        }),
     })
 }
 

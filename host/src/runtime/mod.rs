@@ -165,12 +165,17 @@ impl Runtime {
     pub fn load_component(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
         let bytes =
             std::fs::read(path).map_err(|cause| LoadError::Read { path: path.to_path_buf(), cause })?;
+        self.load_component_bytes(path, &bytes)
+    }
+
+    /// [`Runtime::load_component`] for bytes already read from `path`.
+    pub fn load_component_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
         let invalid =
             |e: wasmtime::Error| LoadError::Invalid { path: path.to_path_buf(), reason: format!("{e:#}") };
-        let component = self.cache.load_or_compile(&self.engine, &bytes).map_err(invalid)?;
+        let component = self.cache.load_or_compile(&self.engine, bytes).map_err(invalid)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
         let pre = PluginPre::new(instance_pre).map_err(invalid)?;
-        Ok(LoadedComponent { pre, sha256: hex::encode(sha2::Sha256::digest(&bytes)) })
+        Ok(LoadedComponent { pre, sha256: hex::encode(sha2::Sha256::digest(bytes)) })
     }
 
     /// Call `tool` in a fresh instance of `component`.
