@@ -10,7 +10,8 @@
 //! they started with.
 
 use crate::state::AppState;
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,9 +29,12 @@ const STABLE_PROBE: Duration = Duration::from_millis(25);
 pub fn spawn(state: AppState) -> notify::Result<()> {
     let (events, mut receiver) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-        Ok(event) => event.paths.into_iter().for_each(|path| {
+        // Reads (our own reloads read every file) and metadata changes are
+        // not changes of content.
+        Ok(event) if changes_content(&event.kind) => event.paths.into_iter().for_each(|path| {
             let _ = events.send(path);
         }),
+        Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "file watcher error"),
     })?;
     let config = state.config().clone();
@@ -90,6 +94,16 @@ async fn reload(state: &AppState, changed: &BTreeSet<PathBuf>) {
     }
     if policy_changed {
         let _ = state.reload_policies().await;
+    }
+}
+
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Other => false,
     }
 }
 

@@ -145,7 +145,18 @@ impl TestServer {
         } else {
             String::new()
         };
-        Self { base, token, state, runtime_dir, client: Client::new(), shutdown: Some(tx), task: Some(task) }
+        let server = Self {
+            base,
+            token,
+            state,
+            runtime_dir,
+            client: Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        // Serving (and watching files) once the first request is answered.
+        assert_eq!(server.client.get(server.url("/health")).send().await.unwrap().status(), 200);
+        server
     }
 
     /// A development token for another principal.

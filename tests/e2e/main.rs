@@ -10,5 +10,6 @@ mod confirmation;
 mod crash;
 mod errors;
 mod identity;
+mod reload;
 mod sandbox;
 mod startup;
