@@ -1,44 +1,16 @@
 //! The `fastmcp` binary itself: serves, and on SIGTERM stops accepting but
 //! lets in-flight calls finish before exiting cleanly.
 
-use crate::harness::{ALL_SCOPES, TestRoot, mint};
+use crate::harness::{ALL_SCOPES, ServerProcess, TestRoot, mint};
 use serde_json::{Value, json};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serves_and_drains_on_sigterm() {
     let root = TestRoot::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fastmcp"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--root"])
-        .arg(root.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let log: Value = serde_json::from_str(&line).expect("log lines are JSON");
-            if log["fields"]["message"] == "listening" {
-                return log["fields"]["addr"].as_str().unwrap().to_owned();
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .expect("the server listens within a minute");
-    // Keep draining logs so the child never blocks on a full pipe.
-    let drain = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            all.push(line);
-        }
-        all
-    });
+    // Without the file watcher, so that it is SIGHUP that reloads.
+    let mut server = ServerProcess::start(&root, "info", &["--no-watch"]).await;
+    let addr = server.addr.clone();
 
     let client = reqwest::Client::new();
     let token = mint(&root.path().join(".runtime"), "tester", "public", &["tester"], ALL_SCOPES);
@@ -46,10 +18,7 @@ async fn serves_and_drains_on_sigterm() {
     assert_eq!(health.status(), 200);
 
     // SIGHUP reloads the policy; a broken file changes nothing.
-    let pid = child.id().unwrap().to_string();
-    let signal = |name: &str| {
-        assert!(std::process::Command::new("kill").args([name, &pid]).status().unwrap().success());
-    };
+    let signal = |name: &str| server.signal(name);
     let catalog_size = || async {
         let response = client.get(format!("http://{addr}/tool-catalog")).bearer_auth(&token).send().await;
         let body: Value = response.unwrap().json().await.unwrap();
@@ -84,9 +53,9 @@ async fn serves_and_drains_on_sigterm() {
     signal("-TERM");
 
     assert_eq!(in_flight.await.unwrap().expect("the in-flight call is answered"), 504);
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), server.child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "exit status {status}");
-    let logs = drain.await.unwrap();
+    let logs = server.logs.await.unwrap();
     assert!(logs.iter().any(|l| l.contains("finishing in-flight calls")), "{logs:?}");
     assert!(logs.iter().any(|l| l.contains("tool call") && l.contains("misbehave:loop")));
 }

@@ -2,47 +2,20 @@
 //! trail, the restarted host recovers and verifies clean, and neither the
 //! logs nor the trail ever held a bearer or action token.
 
-use crate::harness::{ALL_SCOPES, TestRoot, TestServer, mint};
+use crate::harness::{ALL_SCOPES, ServerProcess, TestRoot, TestServer, mint};
 use fastmcp_host::audit::checkpoint::{PUBLIC_KEY_FILE, read_public_key};
 use fastmcp_host::audit::recover::trail_files;
 use fastmcp_host::audit::verify::verify;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_under_load_loses_no_acknowledged_call() {
     let root = TestRoot::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fastmcp"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--root"])
-        .arg(root.path())
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addr = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        let log: Value = serde_json::from_str(&line).unwrap();
-        if log["fields"]["message"] == "listening" {
-            addr = log["fields"]["addr"].as_str().unwrap().to_owned();
-            break;
-        }
-    }
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let drain = tokio::spawn({
-        let logs = logs.clone();
-        async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                logs.lock().unwrap().push(line);
-            }
-        }
-    });
+    let mut server = ServerProcess::start(&root, "debug", &[]).await;
+    let addr = server.addr.clone();
     let token = mint(&root.path().join(".runtime"), "tester", "public", &["tester"], ALL_SCOPES);
     let client = reqwest::Client::new();
 
@@ -98,13 +71,12 @@ async fn sigkill_under_load_loses_no_acknowledged_call() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
-    child.wait().await.unwrap();
+    server.signal("-KILL");
+    server.child.wait().await.unwrap();
     for caller in callers {
         caller.await.unwrap();
     }
-    drain.await.unwrap();
+    let logs = server.logs.await.unwrap().join("\n");
 
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(acknowledged.len() > 20, "the load ran: {} calls", acknowledged.len());
@@ -131,7 +103,6 @@ async fn sigkill_under_load_loses_no_acknowledged_call() {
     let summary = verify(&root.path().join(".audit"), Some(&key)).unwrap();
     assert!(summary.records as usize >= acknowledged.len() + 4);
 
-    let logs = logs.lock().unwrap().join("\n");
     assert!(logs.contains("tool call"), "logs were captured");
     for secret in [token.as_str(), action_token.as_str()] {
         assert!(!logs.contains(secret), "a token leaked into the logs");

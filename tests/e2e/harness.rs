@@ -267,3 +267,56 @@ pub fn mint(runtime_dir: &Path, sub: &str, tenant: &str, roles: &[&str], scopes:
     );
     DevKeyFiles::in_dir(runtime_dir).mint(&claims).unwrap()
 }
+
+/// The real `fastmcp` binary serving `root` on an ephemeral port.
+pub struct ServerProcess {
+    /// The child process.
+    pub child: tokio::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Every log line after "listening", once the process has exited.
+    pub logs: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl ServerProcess {
+    /// Start `fastmcp serve` and wait until it listens.
+    pub async fn start(root: &TestRoot, rust_log: &str, extra_args: &[&str]) -> Self {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fastmcp"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(root.path())
+            .args(extra_args)
+            .env("RUST_LOG", rust_log)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let log: Value = serde_json::from_str(&line).expect("log lines are JSON");
+                if log["fields"]["message"] == "listening" {
+                    return log["fields"]["addr"].as_str().unwrap().to_owned();
+                }
+            }
+            panic!("the server exited before listening");
+        })
+        .await
+        .expect("the server listens within a minute");
+        // Keep draining logs so the child never blocks on a full pipe.
+        let logs = tokio::spawn(async move {
+            let mut all = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                all.push(line);
+            }
+            all
+        });
+        Self { child, addr, logs }
+    }
+
+    /// Send a signal (`-TERM`, `-HUP`, `-KILL`) to the process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        assert!(std::process::Command::new("kill").args([name, &pid]).status().unwrap().success());
+    }
+}
