@@ -76,19 +76,22 @@ impl AppState {
             .await
             .context("startup task panicked")??;
         let registry = state.registry();
-        let started = AuditEvent {
-            event: "host.start".into(),
-            decision: "started".into(),
-            detail: Some(serde_json::json!({
+        let plugins: Vec<_> = registry
+            .plugins()
+            .map(|p| serde_json::json!({"name": p.name, "version": p.version, "sha256": p.component.sha256}))
+            .collect();
+        let started = AuditEvent::host(
+            "host.start",
+            "started",
+            serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "registry_version": registry.version,
-                "plugins": registry.plugins().map(|p| serde_json::json!({"name": p.name, "version": p.version, "sha256": p.component.sha256})).collect::<Vec<_>>(),
+                "plugins": plugins,
                 "tools": registry.tools().count(),
                 "policy_version": state.policy().version,
                 "dev_keys": state.auth().dev_keys,
-            })),
-            ..Default::default()
-        };
+            }),
+        );
         state.audit().append(started).await?;
         Ok(state)
     }
@@ -240,16 +243,17 @@ impl AppState {
                 serde_json::json!({"error": error, "files": files, "serving_version": registry.version}),
             ),
         };
-        let event = AuditEvent {
-            event: "registry.reload".into(),
-            decision: decision.into(),
-            detail: Some(detail),
-            ..Default::default()
-        };
-        if let Err(e) = self.audit().append(event).await {
-            tracing::error!(error = %e, "could not audit a registry reload");
-        }
+        self.audit_host_event(AuditEvent::host("registry.reload", decision, detail)).await;
         outcome
+    }
+
+    /// Record an event of the host; a failure is logged (the trail then
+    /// reports itself failed in `/health`, and calls fail closed).
+    async fn audit_host_event(&self, event: AuditEvent) {
+        let name = event.event.clone();
+        if let Err(e) = self.audit().append(event).await {
+            tracing::error!(event = %name, error = %e, "could not audit a host event");
+        }
     }
 
     /// Reload manifests, components and policies (`SIGHUP`).
@@ -306,15 +310,7 @@ impl AppState {
             Ok(version) => ("reloaded", serde_json::json!({"version": version})),
             Err(e) => ("rejected", serde_json::json!({"error": e.to_string()})),
         };
-        let event = AuditEvent {
-            event: "policy.reload".into(),
-            decision: decision.into(),
-            detail: Some(detail),
-            ..Default::default()
-        };
-        if let Err(e) = self.audit().append(event).await {
-            tracing::error!(error = %e, "could not audit a policy reload");
-        }
+        self.audit_host_event(AuditEvent::host("policy.reload", decision, detail)).await;
         outcome
     }
 

@@ -106,13 +106,7 @@ impl AuditLog {
         tokio::spawn(run(writer, receiver, status.clone(), config.checkpoints.every));
         let log = Self { commands, status };
         for detail in tail.recovered {
-            let event = AuditEvent {
-                event: "audit.recovered".into(),
-                decision: "torn_tail_moved_aside".into(),
-                detail: Some(detail),
-                ..Default::default()
-            };
-            log.append(event).await?;
+            log.append(AuditEvent::host("audit.recovered", "torn_tail_moved_aside", detail)).await?;
         }
         Ok(log)
     }
@@ -128,12 +122,7 @@ impl AuditLog {
     /// Write `host.stop` and a final checkpoint, then stop the writer.
     pub async fn close(&self, detail: Value) {
         let (reply, done) = oneshot::channel();
-        let event = AuditEvent {
-            event: "host.stop".into(),
-            decision: "stopped".into(),
-            detail: Some(detail),
-            ..Default::default()
-        };
+        let event = AuditEvent::host("host.stop", "stopped", detail);
         if self.commands.send(Command::Close(event, reply)).await.is_ok() {
             let _ = done.await;
         }

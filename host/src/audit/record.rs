@@ -47,6 +47,13 @@ pub struct AuditEvent {
     pub detail: Option<Value>,
 }
 
+impl AuditEvent {
+    /// An event of the host itself (no request, no caller, no tool).
+    pub fn host(event: &str, decision: &str, detail: Value) -> Self {
+        Self { event: event.into(), decision: decision.into(), detail: Some(detail), ..Default::default() }
+    }
+}
+
 /// One line of `audit-YYYYMMDD.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
