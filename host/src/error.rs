@@ -93,6 +93,16 @@ pub enum ApiError {
     /// The plugin reported an upstream failure.
     #[error("{0}")]
     Upstream(String),
+    /// The caller is over the tool's quota.
+    #[error("rate limit exceeded; retry after {retry_after_s} s")]
+    RateLimited {
+        /// Seconds until a call would be allowed.
+        retry_after_s: u64,
+        /// `RateLimit-Policy` header value.
+        policy: String,
+        /// `RateLimit` header value.
+        state: String,
+    },
     /// No free call slot within the queue timeout.
     #[error("the host is at its concurrency limit; retry shortly")]
     Overloaded,
@@ -140,6 +150,7 @@ impl ApiError {
             ToolDenied(_) => (StatusCode::FORBIDDEN, "tool_denied", "Tool denied the call"),
             ToolFailed(_) => (StatusCode::BAD_GATEWAY, "tool_failed", "Tool failed"),
             Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_error", "Upstream error"),
+            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Rate limited"),
             Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
             ToolTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "tool_timeout", "Tool timed out"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
@@ -237,6 +248,20 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (StatusCode, Valu
         }
         ApiError::Unauthenticated(_) => extra_headers
             .push((header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#))),
+        ApiError::RateLimited { retry_after_s, policy, state } => {
+            body.insert("retry_after_s".into(), json!(retry_after_s));
+            for (name, value) in [
+                (header::RETRY_AFTER.as_str(), retry_after_s.to_string()),
+                ("ratelimit-policy", policy.clone()),
+                ("ratelimit", state.clone()),
+            ] {
+                if let (Ok(name), Ok(value)) =
+                    (header::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value))
+                {
+                    extra_headers.push((name, value));
+                }
+            }
+        }
         ApiError::Overloaded | ApiError::StateUnavailable | ApiError::AuditUnavailable => {
             extra_headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }

@@ -19,6 +19,7 @@
 //! - [`auth`] — JWT verification, JWKS and development keys;
 //! - [`policy`] — RBAC roles and CEL rules;
 //! - [`principal`] — who is calling;
+//! - [`ratelimit`] — GCRA buckets per caller and tool;
 //! - [`manifest`] — manifest files, validated at load;
 //! - [`registry`] — the immutable snapshot of plugins and tools;
 //! - [`runtime`] — the wasmtime sandbox;
@@ -44,6 +45,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod principal;
+pub mod ratelimit;
 pub mod registry;
 pub mod runtime;
 pub mod state;

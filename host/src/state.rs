@@ -10,6 +10,7 @@ use crate::config::HostConfig;
 use crate::confirm::ActionTokenKey;
 use crate::metrics::Metrics;
 use crate::policy::{PolicyError, PolicySet};
+use crate::ratelimit::RateLimits;
 use crate::registry::RegistrySnapshot;
 use crate::runtime::Runtime;
 use crate::store::StateStore;
@@ -34,6 +35,7 @@ struct Inner {
     store: Arc<dyn StateStore>,
     action_tokens: ActionTokenKey,
     audit: AuditLog,
+    rate_limits: RateLimits,
     last_policy_reload: Mutex<Option<ReloadOutcome>>,
     last_reload: Mutex<Option<ReloadOutcome>>,
     /// Serialises registry rebuilds (a watcher event and a SIGHUP at once).
@@ -93,6 +95,7 @@ impl AppState {
             }),
         );
         state.audit().append(started).await?;
+        state.spawn_rate_limit_sweeper();
         Ok(state)
     }
 
@@ -118,6 +121,7 @@ impl AppState {
             "registry loaded"
         );
         let metrics = Metrics::new(&runtime);
+        let rate_limits = RateLimits::new(config.clock.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -132,6 +136,7 @@ impl AppState {
                 store,
                 action_tokens,
                 audit,
+                rate_limits,
                 metrics,
                 started_at: SystemTime::now(),
             }),
@@ -156,6 +161,25 @@ impl AppState {
     /// Shared state for confirmations and idempotency.
     pub fn store(&self) -> &dyn StateStore {
         self.inner.store.as_ref()
+    }
+
+    /// The rate-limit buckets.
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.inner.rate_limits
+    }
+
+    /// Evict idle rate-limit keys every minute until shutdown.
+    fn spawn_rate_limit_sweeper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.rate_limits.sweep();
+            }
+        });
     }
 
     /// The audit trail.

@@ -10,6 +10,7 @@ mod confirmation;
 mod crash;
 mod errors;
 mod identity;
+mod ratelimit;
 mod reload;
 mod sandbox;
 mod startup;

@@ -66,6 +66,7 @@ pub struct PendingResponse {
         (status = 413, description = "`payload_too_large`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_arguments` or `idempotency_key_reused`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (with `Retry-After`, `RateLimit-Policy`, `RateLimit`)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 502, description = "`tool_failed` or `upstream_error`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "`overloaded` or `state_unavailable`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 504, description = "`tool_timeout`", body = ProblemBody, content_type = "application/problem+json"),
@@ -120,6 +121,15 @@ fn render(reply: Reply) -> Response {
     }
     if reply.replayed {
         headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    if let Some(verdict) = reply.rate_limit {
+        for (name, value) in
+            [("ratelimit-policy", verdict.policy_header()), ("ratelimit", verdict.state_header())]
+        {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
     }
     response
 }

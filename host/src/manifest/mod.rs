@@ -90,6 +90,8 @@ pub struct ToolDef {
     pub confirmation: Option<Confirmation>,
     /// Whether audit records keep the arguments (not only their digest).
     pub record_args: bool,
+    /// Quota per (tenant, subject); `None` means unlimited.
+    pub rate_limit: Option<crate::ratelimit::Limit>,
 }
 
 /// A tool's confirmation gate.
@@ -209,11 +211,17 @@ fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (Stri
         }
         _ => None,
     };
-    if let Some(rate) = &spec.rate_limit
-        && (rate.per_minute == 0 || rate.burst == Some(0))
-    {
-        return Err((field("rate_limit"), "per_minute and burst must be positive".into()));
-    }
+    let rate_limit = match &spec.rate_limit {
+        None => None,
+        Some(rate) => {
+            let per_minute = std::num::NonZeroU32::new(rate.per_minute);
+            let burst = std::num::NonZeroU32::new(rate.burst.unwrap_or(rate.per_minute));
+            match (per_minute, burst) {
+                (Some(per_minute), Some(burst)) => Some(crate::ratelimit::Limit { per_minute, burst }),
+                _ => return Err((field("rate_limit"), "per_minute and burst must be positive".into())),
+            }
+        }
+    };
     Ok(ToolDef {
         id: format!("{plugin}:{}", spec.name),
         name: spec.name,
@@ -225,6 +233,7 @@ fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (Stri
         scopes: spec.scopes,
         confirmation,
         record_args: spec.audit.record_args,
+        rate_limit,
     })
 }
 

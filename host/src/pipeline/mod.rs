@@ -10,7 +10,7 @@
 //!    only ever see arguments that passed the schema.
 //! 4. **authorize** (scopes, then policy) runs on confirm too: a policy change
 //!    between invoke and confirm applies.
-//! 5. **rate limit** (to come) and **idempotency** follow authorization, so
+//! 5. **rate limit** and **idempotency** follow authorization, so
 //!    denied callers cannot spend quota or keys; idempotency precedes the
 //!    gate, so a retried invoke gets the same action token back and a retried
 //!    confirm gets the same result instead of "token used".
@@ -29,6 +29,7 @@ use crate::error::ApiError;
 use crate::idempotency::{self, Begin, StoredReply};
 use crate::policy::{ConfirmRule, Decision};
 use crate::principal::Principal;
+use crate::ratelimit::Verdict;
 use crate::registry::Tool;
 use crate::state::AppState;
 use axum::extract::Request;
@@ -83,6 +84,8 @@ pub struct Reply {
     pub action_id: Option<String>,
     /// The action token's lifetime, on a 202.
     pub action_ttl: Option<Duration>,
+    /// The caller's bucket after this call, for the `RateLimit*` headers.
+    pub rate_limit: Option<Verdict>,
 }
 
 impl Reply {
@@ -103,7 +106,16 @@ impl Reply {
     ) -> Self {
         let body =
             json!({"status": "completed", "tool": tool, "result": result, "correlation_id": correlation_id});
-        Self { status, body, decision, replayed: false, problem: false, action_id: None, action_ttl: None }
+        Self {
+            status,
+            body,
+            decision,
+            replayed: false,
+            problem: false,
+            action_id: None,
+            action_ttl: None,
+            rate_limit: None,
+        }
     }
 
     fn pending(
@@ -134,6 +146,7 @@ impl Reply {
             problem: false,
             action_id: Some(claims.jti.clone()),
             action_ttl: Some(Duration::from_secs(claims.exp.saturating_sub(claims.iat))),
+            rate_limit: None,
         }
     }
 
@@ -146,6 +159,7 @@ impl Reply {
             problem: stored.problem,
             action_id: None,
             action_ttl: None,
+            rate_limit: None,
         }
     }
 }
@@ -193,6 +207,19 @@ async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Res
     // authorize
     let confirm_rule = authorize(state, &principal, &tool, &args)?;
 
+    // rate limit
+    let rate = tool
+        .def
+        .rate_limit
+        .map(|limit| state.rate_limits().check(limit, &principal.tenant, &principal.sub, &tool.def.id));
+    if let Some(verdict @ Verdict::Limited { retry_after_s, .. }) = rate {
+        return Err(ApiError::RateLimited {
+            retry_after_s,
+            policy: verdict.policy_header(),
+            state: verdict.state_header(),
+        });
+    }
+
     // idempotency
     let reservation = match idempotency_key {
         None => None,
@@ -223,7 +250,7 @@ async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Res
     if let Some(reservation) = reservation {
         settle_idempotency(state, reservation, &outcome, &record.correlation_id).await;
     }
-    outcome
+    outcome.map(|reply| Reply { rate_limit: rate, ..reply })
 }
 
 /// Store the outcome under the key — unless the request never reached the
