@@ -25,6 +25,21 @@ pub struct HostConfig {
     pub clock: Clock,
     /// Reload manifests, components and policies when their files change.
     pub watch: bool,
+    /// Shared state for several replicas: rate limits, spent action tokens
+    /// and idempotency records live in this Redis when set.
+    pub redis: Option<RedisConfig>,
+}
+
+/// Where the shared Redis is and how the host treats it.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Longest wait for one Redis operation before failing it.
+    pub timeout: Duration,
+    /// When Redis cannot answer, let calls through without rate limiting
+    /// (confirmations and idempotency still fail closed). Off by default.
+    pub fail_open: bool,
 }
 
 /// How bearer tokens are verified.
@@ -113,6 +128,7 @@ impl HostConfig {
             auth: AuthConfig::default(),
             clock: Clock::default(),
             watch: true,
+            redis: None,
         }
     }
 

@@ -56,6 +56,9 @@ pub enum ApiError {
     /// The same Idempotency-Key came with a different request.
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
+    /// The shared rate limiter (Redis) cannot answer; the host fails closed.
+    #[error("the rate limiter is unavailable; retry shortly")]
+    RateLimitUnavailable,
     /// The audit trail cannot record the call, so the call does not count.
     #[error("the audit trail is unavailable; the call was not acknowledged")]
     AuditUnavailable,
@@ -135,6 +138,9 @@ impl ApiError {
             }
             StateUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "state_unavailable", "State unavailable"),
             AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", "Audit unavailable"),
+            RateLimitUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "rate_limit_unavailable", "Rate limiter unavailable")
+            }
             ToolNotFound(_) => (StatusCode::NOT_FOUND, "tool_not_found", "Tool not found"),
             RouteNotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
@@ -262,7 +268,10 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (StatusCode, Valu
                 }
             }
         }
-        ApiError::Overloaded | ApiError::StateUnavailable | ApiError::AuditUnavailable => {
+        ApiError::Overloaded
+        | ApiError::StateUnavailable
+        | ApiError::AuditUnavailable
+        | ApiError::RateLimitUnavailable => {
             extra_headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         _ => {}

@@ -102,6 +102,15 @@ struct ServeArgs {
     /// Upper bound for any manifest's `limits.memory_mb`.
     #[arg(long, env = "FASTMCP_MAX_MEMORY_MB", default_value_t = 1024)]
     max_memory_mb: u32,
+    /// Redis for shared rate limits, action tokens and idempotency (replicas).
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// Longest wait for one Redis operation, in ms.
+    #[arg(long, env = "FASTMCP_REDIS_TIMEOUT_MS", default_value_t = 250)]
+    redis_timeout_ms: u64,
+    /// When Redis is down, skip rate limiting instead of answering 503.
+    #[arg(long, env = "FASTMCP_REDIS_FAIL_OPEN")]
+    redis_fail_open: bool,
     /// Do not reload manifests, components and policies on file changes.
     #[arg(long, env = "FASTMCP_NO_WATCH")]
     no_watch: bool,
@@ -127,6 +136,12 @@ impl ServeArgs {
         let root = std::fs::canonicalize(&self.root).unwrap_or(self.root);
         let mut config = HostConfig::for_root(root);
         config.watch = !self.no_watch;
+        config.redis =
+            self.redis_url.filter(|url| !url.is_empty()).map(|url| fastmcp_host::config::RedisConfig {
+                url,
+                timeout: Duration::from_millis(self.redis_timeout_ms.max(1)),
+                fail_open: self.redis_fail_open,
+            });
         config.listen = self.listen;
         config.max_body_bytes = self.max_body_bytes;
         config.runtime.max_concurrent_calls = self.max_concurrent_calls.max(1);

@@ -1,15 +1,18 @@
-//! Rate limits: GCRA buckets (`governor`) keyed per (tenant, subject, tool),
-//! with each tool's quota from its manifest (`rate_limit: {per_minute, burst}`).
+//! Rate limits: GCRA buckets keyed per (tenant, subject, tool), with each
+//! tool's quota from its manifest (`rate_limit: {per_minute, burst}`).
 //!
-//! One keyed limiter exists per distinct quota; idle keys are evicted by a
-//! periodic sweep, so memory follows recent activity, not history. The
-//! buckets run on the host [`Clock`], so tests move time instead of sleeping.
+//! [`Limiter`] is either in memory ([`RateLimits`], `governor`; one keyed
+//! limiter per distinct quota, idle keys evicted by a periodic sweep, running
+//! on the host [`Clock`] so tests move time instead of sleeping) or in Redis
+//! ([`RedisBuckets`]; the same GCRA as one atomic Lua script on Redis's own
+//! clock, so replicas share buckets exactly).
 
 use crate::clock::Clock;
 use governor::middleware::StateInformationMiddleware;
 use governor::nanos::Nanos;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
+use sha2::Digest as _;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -122,6 +125,105 @@ impl RateLimits {
         for limiter in limiters {
             limiter.retain_recent();
             limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// The limiter a host uses.
+pub enum Limiter {
+    /// In this process.
+    Memory(RateLimits),
+    /// Shared through Redis.
+    Redis(RedisBuckets),
+}
+
+/// The limiter could not decide (Redis unreachable or slow).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rate limiter unavailable: {0}")]
+pub struct LimiterError(pub String);
+
+impl Limiter {
+    /// Take one call for (tenant, subject, tool) under `limit`.
+    pub async fn check(
+        &self,
+        limit: Limit,
+        tenant: &str,
+        sub: &str,
+        tool: &str,
+    ) -> Result<Verdict, LimiterError> {
+        match self {
+            Limiter::Memory(buckets) => Ok(buckets.check(limit, tenant, sub, tool)),
+            Limiter::Redis(buckets) => buckets.check(limit, tenant, sub, tool).await,
+        }
+    }
+
+    /// Evict idle in-memory keys (Redis expires its own).
+    pub fn sweep(&self) {
+        if let Limiter::Memory(buckets) = self {
+            buckets.sweep();
+        }
+    }
+}
+
+/// GCRA in Redis. The theoretical arrival time of a key is stored with an
+/// expiry equal to the time until its bucket is full again.
+const GCRA_SCRIPT: &str = r"
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat or tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - interval * burst
+if allow_at > now then
+  return {0, allow_at - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
+return {1, math.floor((now - allow_at) / interval), new_tat - now}
+";
+
+/// Buckets in Redis.
+pub struct RedisBuckets {
+    connection: redis::aio::ConnectionManager,
+    script: redis::Script,
+    timeout: Duration,
+}
+
+impl RedisBuckets {
+    /// Buckets on `connection`; a check gives up after `timeout`.
+    pub fn new(connection: redis::aio::ConnectionManager, timeout: Duration) -> Self {
+        Self { connection, script: redis::Script::new(GCRA_SCRIPT), timeout }
+    }
+
+    async fn check(
+        &self,
+        limit: Limit,
+        tenant: &str,
+        sub: &str,
+        tool: &str,
+    ) -> Result<Verdict, LimiterError> {
+        let key =
+            format!("fastmcp:rl:{}", hex::encode(sha2::Sha256::digest(format!("{tenant}\0{sub}\0{tool}"))));
+        let interval_ms = (60_000 / u64::from(limit.per_minute.get())).max(1);
+        let mut connection = self.connection.clone();
+        let mut invocation = self.script.key(key);
+        invocation.arg(interval_ms).arg(limit.burst.get());
+        let reply: Vec<i64> =
+            match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection)).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(e)) => return Err(LimiterError(format!("redis: {e}"))),
+                Err(_) => return Err(LimiterError(format!("redis: no answer within {:?}", self.timeout))),
+            };
+        let ms_to_s = |ms: i64| (ms.max(0) as u64).div_ceil(1000);
+        match reply.as_slice() {
+            [1, remaining, reset_ms] => Ok(Verdict::Allowed {
+                limit,
+                remaining: (*remaining).max(0) as u32,
+                reset_s: ms_to_s(*reset_ms),
+            }),
+            [0, wait_ms] => Ok(Verdict::Limited { limit, retry_after_s: ms_to_s(*wait_ms).max(1) }),
+            other => Err(LimiterError(format!("unexpected reply from the GCRA script: {other:?}"))),
         }
     }
 }

@@ -10,15 +10,16 @@ use crate::config::HostConfig;
 use crate::confirm::ActionTokenKey;
 use crate::metrics::Metrics;
 use crate::policy::{PolicyError, PolicySet};
-use crate::ratelimit::RateLimits;
+use crate::ratelimit::{Limiter, RateLimits, RedisBuckets};
 use crate::registry::RegistrySnapshot;
 use crate::runtime::Runtime;
 use crate::store::StateStore;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::redis::RedisStore;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Cheap to clone; all clones share one host.
 #[derive(Clone)]
@@ -35,7 +36,8 @@ struct Inner {
     store: Arc<dyn StateStore>,
     action_tokens: ActionTokenKey,
     audit: AuditLog,
-    rate_limits: RateLimits,
+    rate_limits: Limiter,
+    redis: Option<redis::aio::ConnectionManager>,
     last_policy_reload: Mutex<Option<ReloadOutcome>>,
     last_reload: Mutex<Option<ReloadOutcome>>,
     /// Serialises registry rebuilds (a watcher event and a SIGHUP at once).
@@ -73,10 +75,27 @@ impl AppState {
         let audit_config = AuditConfig::new(config.audit_dir(), config.runtime_dir(), config.clock.clone());
         let audit = AuditLog::start(audit_config).await.context("opening the audit trail")?;
         let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
-        let store: Arc<dyn StateStore> = EmbeddedStore::open(&config.runtime_dir().join("state.redb"))?;
-        let state = tokio::task::spawn_blocking(move || Self::start_blocking(config, auth, store, audit))
-            .await
-            .context("startup task panicked")??;
+        let mut redis_connection = None;
+        let (store, limiter): (Arc<dyn StateStore>, Limiter) = match &config.redis {
+            None => (
+                EmbeddedStore::open(&config.runtime_dir().join("state.redb"))?,
+                Limiter::Memory(RateLimits::new(config.clock.clone())),
+            ),
+            Some(redis) => {
+                let connection = connect_redis(&redis.url).await?;
+                tracing::info!(url = %redacted(&redis.url), fail_open = redis.fail_open, "shared state in Redis");
+                redis_connection = Some(connection.clone());
+                (
+                    Arc::new(RedisStore::new(connection.clone(), redis.timeout)),
+                    Limiter::Redis(RedisBuckets::new(connection, redis.timeout)),
+                )
+            }
+        };
+        let state = tokio::task::spawn_blocking(move || {
+            Self::start_blocking(config, auth, store, limiter, redis_connection, audit)
+        })
+        .await
+        .context("startup task panicked")??;
         let registry = state.registry();
         let plugins: Vec<_> = registry
             .plugins()
@@ -103,6 +122,8 @@ impl AppState {
         config: HostConfig,
         auth: Authenticator,
         store: Arc<dyn StateStore>,
+        rate_limits: Limiter,
+        redis: Option<redis::aio::ConnectionManager>,
         audit: AuditLog,
     ) -> anyhow::Result<Self> {
         let action_tokens = ActionTokenKey::load_or_create(&config.runtime_dir().join("action-token.key"))?;
@@ -121,7 +142,6 @@ impl AppState {
             "registry loaded"
         );
         let metrics = Metrics::new(&runtime);
-        let rate_limits = RateLimits::new(config.clock.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -137,6 +157,7 @@ impl AppState {
                 action_tokens,
                 audit,
                 rate_limits,
+                redis,
                 metrics,
                 started_at: SystemTime::now(),
             }),
@@ -163,8 +184,21 @@ impl AppState {
         self.inner.store.as_ref()
     }
 
+    /// Whether the shared Redis answers a PING (`None` without Redis).
+    pub async fn redis_health(&self) -> Option<Result<(), String>> {
+        let mut connection = self.inner.redis.clone()?;
+        let timeout = self.config().redis.as_ref().map_or(Duration::from_millis(250), |r| r.timeout);
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        Some(match tokio::time::timeout(timeout, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        })
+    }
+
     /// The rate-limit buckets.
-    pub fn rate_limits(&self) -> &RateLimits {
+    pub fn rate_limits(&self) -> &Limiter {
         &self.inner.rate_limits
     }
 
@@ -355,5 +389,24 @@ fn log_policy(policy: &PolicySet, version: u64) {
             file = %file.display(), version, roles = policy.role_count(), rules = policy.rule_count(), "policy loaded"
         ),
         None => tracing::warn!(version, "no policy file: every call is denied"),
+    }
+}
+
+/// Connect to Redis (and check it answers) within a few seconds.
+async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url)
+        .with_context(|| format!("REDIS_URL {} is not a Redis URL", redacted(url)))?;
+    let connecting = redis::aio::ConnectionManager::new(client);
+    tokio::time::timeout(std::time::Duration::from_secs(5), connecting)
+        .await
+        .map_err(|_| anyhow::anyhow!("Redis at {} did not answer within 5 s", redacted(url)))?
+        .with_context(|| format!("connecting to Redis at {}", redacted(url)))
+}
+
+/// A Redis URL without its password, for logs.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
     }
 }

@@ -13,4 +13,5 @@ mod identity;
 mod ratelimit;
 mod reload;
 mod sandbox;
+mod shared_state;
 mod startup;

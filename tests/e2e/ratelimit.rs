@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 /// A root whose `util:echo` allows 50 calls per minute, all at once.
-fn limited_root() -> TestRoot {
+pub fn limited_root() -> TestRoot {
     let root = TestRoot::new();
     let manifest = std::fs::read_to_string(root.path().join("manifests/util.yaml")).unwrap();
     let limited = manifest.replacen(

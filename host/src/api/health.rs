@@ -30,6 +30,19 @@ pub struct HealthResponse {
     pub audit: AuditHealth,
     /// The last registry reload (file change or SIGHUP), if any.
     pub reload: Option<ReloadHealth>,
+    /// The shared Redis, when configured.
+    pub redis: Option<RedisHealth>,
+}
+
+/// Redis part of `/health`.
+#[derive(Serialize, ToSchema)]
+pub struct RedisHealth {
+    /// Whether Redis answered a PING just now.
+    pub ok: bool,
+    /// Why not.
+    pub error: Option<String>,
+    /// What happens to rate-limited calls while Redis is down.
+    pub fail_open: bool,
 }
 
 /// Audit part of `/health`.
@@ -120,8 +133,14 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
     let runtime = state.runtime();
     let policy = state.policy();
     let audit = state.audit().status();
+    let redis = state.redis_health().await.map(|result| RedisHealth {
+        ok: result.is_ok(),
+        error: result.err(),
+        fail_open: state.config().redis.as_ref().is_some_and(|r| r.fail_open),
+    });
+    let degraded = audit.failed.is_some() || redis.as_ref().is_some_and(|r| !r.ok);
     Json(HealthResponse {
-        status: if audit.failed.is_none() { "ok" } else { "degraded" },
+        status: if degraded { "degraded" } else { "ok" },
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: state.started_at().elapsed().map(|d| d.as_secs()).unwrap_or(0),
         registry: RegistryHealth {
@@ -156,6 +175,7 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
             error: r.error,
             files: r.files,
         }),
+        redis,
     })
 }
 

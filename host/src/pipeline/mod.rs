@@ -208,10 +208,24 @@ async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Res
     let confirm_rule = authorize(state, &principal, &tool, &args)?;
 
     // rate limit
-    let rate = tool
-        .def
-        .rate_limit
-        .map(|limit| state.rate_limits().check(limit, &principal.tenant, &principal.sub, &tool.def.id));
+    let rate = match tool.def.rate_limit {
+        None => None,
+        Some(limit) => {
+            let checked =
+                state.rate_limits().check(limit, &principal.tenant, &principal.sub, &tool.def.id).await;
+            match checked {
+                Ok(verdict) => Some(verdict),
+                Err(e) if state.config().redis.as_ref().is_some_and(|r| r.fail_open) => {
+                    tracing::warn!(error = %e, "rate limiter unavailable; failing open as configured");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "rate limiter unavailable; failing closed");
+                    return Err(ApiError::RateLimitUnavailable);
+                }
+            }
+        }
+    };
     if let Some(verdict @ Verdict::Limited { retry_after_s, .. }) = rate {
         return Err(ApiError::RateLimited {
             retry_after_s,

@@ -7,6 +7,7 @@
 //! touching its callers. Expired entries are absent for every operation.
 
 pub mod embedded;
+pub mod redis;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,0 +1,133 @@
+//! Several hosts sharing one real Redis: exact rate-limit accounting across
+//! two host processes, confirm on one replica of a 202 from the other,
+//! idempotency across replicas, and fail-closed while Redis is down.
+
+use crate::harness::{ALL_SCOPES, RedisServer, ServerProcess, TestRoot, TestServer, json, mint, problem};
+use crate::ratelimit::limited_root;
+use futures_util::future::join_all;
+use serde_json::json;
+use std::time::Duration;
+
+/// A second root that shares the first one's signing keys (JWT dev key,
+/// action-token key), as replicas behind one load balancer would.
+fn replica_of(first: &TestRoot) -> TestRoot {
+    let second = limited_root();
+    for key in ["dev-jwks.json", "dev-private.pem", "action-token.key"] {
+        let bytes = std::fs::read(first.path().join(".runtime").join(key)).unwrap();
+        second.write(&format!(".runtime/{key}"), bytes);
+    }
+    second
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_host_processes_share_buckets_exactly() {
+    let Some(redis) = RedisServer::start() else { return };
+    let (root_a, url) = (limited_root(), redis.url());
+    let a = ServerProcess::start(&root_a, "info", &["--redis-url", &url]).await;
+    let root_b = replica_of(&root_a);
+    let b = ServerProcess::start(&root_b, "info", &["--redis-url", &url]).await;
+    assert_ne!(a.addr, b.addr);
+    let token = mint(&root_a.path().join(".runtime"), "tester", "public", &["tester"], ALL_SCOPES);
+    let client = reqwest::Client::new();
+    let sends = (0..200).map(|i| {
+        let addr = if i % 2 == 0 { &a.addr } else { &b.addr };
+        client
+            .post(format!("http://{addr}/tools/util:echo/invoke"))
+            .bearer_auth(&token)
+            .json(&json!({"i": i}))
+            .send()
+    });
+    let mut counts = (0, 0);
+    for response in join_all(sends).await {
+        match response.unwrap().status().as_u16() {
+            200 => counts.0 += 1,
+            429 => counts.1 += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(counts, (50, 150), "one bucket across both hosts");
+    // Another tenant is not limited by this one's burst.
+    let acme = mint(&root_a.path().join(".runtime"), "tester", "acme", &["tester"], ALL_SCOPES);
+    let response =
+        client.post(format!("http://{}/tools/util:echo/invoke", b.addr)).bearer_auth(&acme).json(&json!({}));
+    assert_eq!(response.send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_action_tokens_and_idempotency_keys() {
+    let Some(redis) = RedisServer::start() else { return };
+    let root_a = limited_root();
+    let mut config = root_a.config();
+    config.redis = Some(fastmcp_host::config::RedisConfig {
+        url: redis.url(),
+        timeout: Duration::from_millis(500),
+        fail_open: false,
+    });
+    let a = TestServer::start_with(config.clone()).await;
+    let root_b = replica_of(&root_a);
+    let b = TestServer::start_with(fastmcp_host::HostConfig { root: root_b.path().to_path_buf(), ..config })
+        .await;
+
+    let args = json!({"name": "LaunchX", "budget": 1200, "startDate": "2025-10-10"});
+    let (status, pending) = json(a.invoke("ads:createCampaign", args.clone()).await).await;
+    assert_eq!(status, 202);
+    assert_eq!(json(b.confirm(&pending["action_token"], args.clone()).await).await.0, 200, "confirmed on B");
+    problem(a.confirm(&pending["action_token"], args).await, 409, "action_token_used").await;
+
+    let send = |server: &TestServer| {
+        server
+            .post_invoke("util:sha256")
+            .header("idempotency-key", "shared-key")
+            .json(&json!({"text": "once"}))
+            .send()
+    };
+    let responses = join_all((0..16).map(|i| send(if i % 2 == 0 { &a } else { &b }))).await;
+    let mut executed = 0;
+    for response in responses {
+        let response = response.unwrap();
+        match response.status().as_u16() {
+            200 if response.headers().get("idempotent-replayed").is_none() => executed += 1,
+            200 | 409 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(executed, 1, "one execution for one key across replicas");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_down_fails_closed_and_recovers() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    let root = limited_root();
+    let mut config = root.config();
+    config.redis = Some(fastmcp_host::config::RedisConfig {
+        url: redis.url(),
+        timeout: Duration::from_millis(250),
+        fail_open: false,
+    });
+    let server = TestServer::start_with(config).await;
+    assert_eq!(json(server.invoke("util:echo", json!({})).await).await.0, 200);
+    assert_eq!(json(server.get("/health").await).await.1["redis"]["ok"], true);
+
+    redis.kill();
+    problem(server.invoke("util:echo", json!({})).await, 503, "rate_limit_unavailable").await;
+    let key = server.post_invoke("util:sha256").header("idempotency-key", "k1").json(&json!({"text": "x"}));
+    problem(key.send().await.unwrap(), 503, "state_unavailable").await;
+    let (_, health) = json(server.get("/health").await).await;
+    assert_eq!((health["status"].as_str(), health["redis"]["ok"].as_bool()), (Some("degraded"), Some(false)));
+    // Tools without a quota and without idempotency keys do not need Redis.
+    assert_eq!(json(server.invoke("util:sha256", json!({"text": "x"})).await).await.0, 200);
+
+    redis.restart();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if server.invoke("util:echo", json!({})).await.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "service resumes when Redis returns");
+    server.stop().await;
+}
