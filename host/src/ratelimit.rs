@@ -37,6 +37,17 @@ pub struct Limit {
     pub burst: NonZeroU32,
 }
 
+impl Limit {
+    /// A quota of `per_minute` with `burst` (default `per_minute`), if both
+    /// are positive.
+    pub fn new(per_minute: u32, burst: Option<u32>) -> Option<Self> {
+        Some(Self {
+            per_minute: NonZeroU32::new(per_minute)?,
+            burst: NonZeroU32::new(burst.unwrap_or(per_minute))?,
+        })
+    }
+}
+
 /// The outcome of taking one call from a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -90,8 +101,8 @@ impl RateLimits {
         Self { limiters: Mutex::new(HashMap::new()), clock }
     }
 
-    /// Take one call for (tenant, subject, tool) under `limit`.
-    pub fn check(&self, limit: Limit, tenant: &str, sub: &str, tool: &str) -> Verdict {
+    /// Take one call from bucket `key` under `limit`.
+    pub fn check(&self, limit: Limit, key: &str) -> Verdict {
         let limiter = {
             let mut limiters = self.limiters.lock().expect("rate limiter lock");
             limiters
@@ -103,9 +114,8 @@ impl RateLimits {
                 })
                 .clone()
         };
-        let key = format!("{tenant}\0{sub}\0{tool}");
         let interval = Duration::from_secs(60) / limit.per_minute.get();
-        match limiter.check_key(&key) {
+        match limiter.check_key(&key.to_owned()) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 let used = limit.burst.get() - remaining;
@@ -129,6 +139,16 @@ impl RateLimits {
     }
 }
 
+/// The bucket of one caller of one tool.
+pub fn caller_key(tenant: &str, sub: &str, tool: &str) -> String {
+    format!("caller\0{tenant}\0{sub}\0{tool}")
+}
+
+/// The bucket of a tool across all its callers.
+pub fn tool_key(tool: &str) -> String {
+    format!("tool\0{tool}")
+}
+
 /// The limiter a host uses.
 pub enum Limiter {
     /// In this process.
@@ -143,17 +163,11 @@ pub enum Limiter {
 pub struct LimiterError(pub String);
 
 impl Limiter {
-    /// Take one call for (tenant, subject, tool) under `limit`.
-    pub async fn check(
-        &self,
-        limit: Limit,
-        tenant: &str,
-        sub: &str,
-        tool: &str,
-    ) -> Result<Verdict, LimiterError> {
+    /// Take one call from bucket `key` (see [`caller_key`], [`tool_key`]).
+    pub async fn check(&self, limit: Limit, key: &str) -> Result<Verdict, LimiterError> {
         match self {
-            Limiter::Memory(buckets) => Ok(buckets.check(limit, tenant, sub, tool)),
-            Limiter::Redis(buckets) => buckets.check(limit, tenant, sub, tool).await,
+            Limiter::Memory(buckets) => Ok(buckets.check(limit, key)),
+            Limiter::Redis(buckets) => buckets.check(limit, key).await,
         }
     }
 
@@ -196,15 +210,8 @@ impl RedisBuckets {
         Self { connection, script: redis::Script::new(GCRA_SCRIPT), timeout }
     }
 
-    async fn check(
-        &self,
-        limit: Limit,
-        tenant: &str,
-        sub: &str,
-        tool: &str,
-    ) -> Result<Verdict, LimiterError> {
-        let key =
-            format!("fastmcp:rl:{}", hex::encode(sha2::Sha256::digest(format!("{tenant}\0{sub}\0{tool}"))));
+    async fn check(&self, limit: Limit, key: &str) -> Result<Verdict, LimiterError> {
+        let key = format!("fastmcp:rl:{}", hex::encode(sha2::Sha256::digest(key)));
         let interval_ms = (60_000 / u64::from(limit.per_minute.get())).max(1);
         let mut connection = self.connection.clone();
         let mut invocation = self.script.key(key);
@@ -243,32 +250,41 @@ mod tests {
         let l = limit(60, 3);
         for expected_remaining in [2, 1, 0] {
             assert!(
-                matches!(limits.check(l, "t", "s", "x"), Verdict::Allowed { remaining, .. } if remaining == expected_remaining)
+                matches!(limits.check(l, &caller_key("t", "s", "x")), Verdict::Allowed { remaining, .. } if remaining == expected_remaining)
             );
         }
-        let Verdict::Limited { retry_after_s, .. } = limits.check(l, "t", "s", "x") else {
+        let Verdict::Limited { retry_after_s, .. } = limits.check(l, &caller_key("t", "s", "x")) else {
             panic!("over quota")
         };
         assert_eq!(retry_after_s, 1);
         clock.advance(Duration::from_secs(retry_after_s));
-        assert!(matches!(limits.check(l, "t", "s", "x"), Verdict::Allowed { .. }));
+        assert!(matches!(limits.check(l, &caller_key("t", "s", "x")), Verdict::Allowed { .. }));
     }
 
     #[test]
     fn keys_are_independent() {
         let limits = RateLimits::new(Clock::default());
         let l = limit(1, 1);
-        assert!(matches!(limits.check(l, "t1", "s", "x"), Verdict::Allowed { .. }));
-        assert!(matches!(limits.check(l, "t1", "s", "x"), Verdict::Limited { .. }));
-        assert!(matches!(limits.check(l, "t2", "s", "x"), Verdict::Allowed { .. }), "another tenant");
-        assert!(matches!(limits.check(l, "t1", "s2", "x"), Verdict::Allowed { .. }), "another subject");
-        assert!(matches!(limits.check(l, "t1", "s", "y"), Verdict::Allowed { .. }), "another tool");
+        assert!(matches!(limits.check(l, &caller_key("t1", "s", "x")), Verdict::Allowed { .. }));
+        assert!(matches!(limits.check(l, &caller_key("t1", "s", "x")), Verdict::Limited { .. }));
+        assert!(
+            matches!(limits.check(l, &caller_key("t2", "s", "x")), Verdict::Allowed { .. }),
+            "another tenant"
+        );
+        assert!(
+            matches!(limits.check(l, &caller_key("t1", "s2", "x")), Verdict::Allowed { .. }),
+            "another subject"
+        );
+        assert!(
+            matches!(limits.check(l, &caller_key("t1", "s", "y")), Verdict::Allowed { .. }),
+            "another tool"
+        );
     }
 
     #[test]
     fn headers_follow_the_draft() {
         let limits = RateLimits::new(Clock::default());
-        let verdict = limits.check(limit(50, 10), "t", "s", "x");
+        let verdict = limits.check(limit(50, 10), &caller_key("t", "s", "x"));
         assert_eq!(verdict.policy_header(), "\"caller\";q=50;w=60");
         assert_eq!(verdict.state_header(), "\"caller\";r=9;t=2");
     }

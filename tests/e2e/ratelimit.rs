@@ -70,3 +70,39 @@ async fn exactly_the_quota_passes_under_concurrency() {
         .count();
     assert_eq!(limited_records, 151, "every 429 is audited");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_wide_quota_and_policy_overrides() {
+    let root = TestRoot::new();
+    let manifest = std::fs::read_to_string(root.path().join("manifests/util.yaml")).unwrap();
+    root.write(
+        "manifests/util.yaml",
+        manifest.replacen(
+            "    annotations: { read_only: true, idempotent: true }\n",
+            "    annotations: { read_only: true, idempotent: true }\n    rate_limit: { per_minute: 2, burst: 2, total: { per_minute: 5, burst: 5 } }\n",
+            1,
+        ),
+    );
+    let policy = std::fs::read_to_string(root.path().join("policies/policies.yml")).unwrap();
+    root.write(
+        "policies/policies.yml",
+        format!("{policy}\nrate_limits:\n  - tools: [\"util:echo\"]\n    roles: [bulk]\n    per_minute: 4\n    burst: 4\n"),
+    );
+    let server = TestServer::start(&root).await;
+    let server = &server;
+    let call = |token: String| async move {
+        server.invoke_as(&token, "util:echo", json!({})).await.status().as_u16()
+    };
+
+    // A `bulk` caller gets the policy's 4 instead of the manifest's 2.
+    let bulk = server.token_for("bulk-1", "t1", &["tester", "bulk"], ALL_SCOPES);
+    for _ in 0..4 {
+        assert_eq!(call(bulk.clone()).await, 200);
+    }
+    // One more from another caller fills the tool-wide 5 …
+    assert_eq!(call(server.token_for("a", "t2", &["tester"], ALL_SCOPES)).await, 200);
+    // … so a fresh caller with a full bucket of its own is refused by the tool's.
+    let fresh = server.token_for("b", "t3", &["tester"], ALL_SCOPES);
+    let body = problem(server.invoke_as(&fresh, "util:echo", json!({})).await, 429, "rate_limited").await;
+    assert!(body["retry_after_s"].as_u64().unwrap() >= 1);
+}

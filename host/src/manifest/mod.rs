@@ -8,6 +8,7 @@
 pub mod spec;
 
 use crate::error::FieldError;
+use crate::ratelimit::Limit;
 use serde_json::Value;
 use spec::{AnnotationsSpec, ManifestSpec, ToolSpec};
 use std::collections::HashSet;
@@ -90,8 +91,11 @@ pub struct ToolDef {
     pub confirmation: Option<Confirmation>,
     /// Whether audit records keep the arguments (not only their digest).
     pub record_args: bool,
-    /// Quota per (tenant, subject); `None` means unlimited.
-    pub rate_limit: Option<crate::ratelimit::Limit>,
+    /// Quota per (tenant, subject); `None` means unlimited (unless a policy
+    /// override applies).
+    pub rate_limit: Option<Limit>,
+    /// Quota for the tool across all callers.
+    pub total_rate_limit: Option<Limit>,
 }
 
 /// A tool's confirmation gate.
@@ -211,15 +215,18 @@ fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (Stri
         }
         _ => None,
     };
-    let rate_limit = match &spec.rate_limit {
-        None => None,
+    let (rate_limit, total_rate_limit) = match &spec.rate_limit {
+        None => (None, None),
         Some(rate) => {
-            let per_minute = std::num::NonZeroU32::new(rate.per_minute);
-            let burst = std::num::NonZeroU32::new(rate.burst.unwrap_or(rate.per_minute));
-            match (per_minute, burst) {
-                (Some(per_minute), Some(burst)) => Some(crate::ratelimit::Limit { per_minute, burst }),
-                _ => return Err((field("rate_limit"), "per_minute and burst must be positive".into())),
-            }
+            let caller = Limit::new(rate.per_minute, rate.burst)
+                .ok_or_else(|| (field("rate_limit"), "per_minute and burst must be positive".to_owned()))?;
+            let total = match rate.total {
+                None => None,
+                Some(total) => Some(Limit::new(total.per_minute, total.burst).ok_or_else(|| {
+                    (field("rate_limit.total"), "per_minute and burst must be positive".to_owned())
+                })?),
+            };
+            (Some(caller), total)
         }
     };
     Ok(ToolDef {
@@ -234,6 +241,7 @@ fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (Stri
         confirmation,
         record_args: spec.audit.record_args,
         rate_limit,
+        total_rate_limit,
     })
 }
 

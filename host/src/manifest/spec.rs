@@ -147,8 +147,20 @@ pub struct ConfirmationSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSpec {
+    /// Sustained calls per minute, per (tenant, subject).
+    pub per_minute: u32,
+    /// Calls allowed at once (default: `per_minute`).
+    pub burst: Option<u32>,
+    /// A quota for the tool as a whole, across all callers.
+    pub total: Option<QuotaSpec>,
+}
+
+/// A bare quota.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSpec {
     /// Sustained calls per minute.
     pub per_minute: u32,
-    /// Calls allowed at once above the sustained rate.
+    /// Calls allowed at once (default: `per_minute`).
     pub burst: Option<u32>,
 }

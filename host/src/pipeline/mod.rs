@@ -29,7 +29,7 @@ use crate::error::ApiError;
 use crate::idempotency::{self, Begin, StoredReply};
 use crate::policy::{ConfirmRule, Decision};
 use crate::principal::Principal;
-use crate::ratelimit::Verdict;
+use crate::ratelimit::{self, Verdict};
 use crate::registry::Tool;
 use crate::state::AppState;
 use axum::extract::Request;
@@ -207,25 +207,33 @@ async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Res
     // authorize
     let confirm_rule = authorize(state, &principal, &tool, &args)?;
 
-    // rate limit
-    let rate = match tool.def.rate_limit {
-        None => None,
-        Some(limit) => {
-            let checked =
-                state.rate_limits().check(limit, &principal.tenant, &principal.sub, &tool.def.id).await;
-            match checked {
-                Ok(verdict) => Some(verdict),
-                Err(e) if state.config().redis.as_ref().is_some_and(|r| r.fail_open) => {
-                    tracing::warn!(error = %e, "rate limiter unavailable; failing open as configured");
-                    None
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "rate limiter unavailable; failing closed");
-                    return Err(ApiError::RateLimitUnavailable);
-                }
+    // rate limit: the caller's bucket (a policy override, else the
+    // manifest's quota), then the tool's bucket across all callers
+    let caller_limit = state.policy().policy.rate_limit_for(&principal, &tool.def.id).or(tool.def.rate_limit);
+    let caller =
+        caller_limit.map(|l| (l, ratelimit::caller_key(&principal.tenant, &principal.sub, &tool.def.id)));
+    let total = tool.def.total_rate_limit.map(|l| (l, ratelimit::tool_key(&tool.def.id)));
+    let mut rate = None;
+    for (limit, key) in caller.into_iter().chain(total) {
+        let verdict = match state.rate_limits().check(limit, &key).await {
+            Ok(verdict) => verdict,
+            Err(e) if state.config().redis.as_ref().is_some_and(|r| r.fail_open) => {
+                tracing::warn!(error = %e, "rate limiter unavailable; failing open as configured");
+                continue;
             }
+            Err(e) => {
+                tracing::error!(error = %e, "rate limiter unavailable; failing closed");
+                return Err(ApiError::RateLimitUnavailable);
+            }
+        };
+        // The headers describe the caller's own bucket unless the tool's is the one that stops the call.
+        if rate.is_none() || matches!(verdict, Verdict::Limited { .. }) {
+            rate = Some(verdict);
         }
-    };
+        if matches!(verdict, Verdict::Limited { .. }) {
+            break;
+        }
+    }
     if let Some(verdict @ Verdict::Limited { retry_after_s, .. }) = rate {
         return Err(ApiError::RateLimited {
             retry_after_s,

@@ -17,6 +17,7 @@ pub mod spec;
 
 use crate::manifest::ToolDef;
 use crate::principal::Principal;
+use crate::ratelimit::Limit;
 use cel::{Env, Program};
 use serde_json::Value;
 use spec::{EffectSpec, PolicySpec};
@@ -83,7 +84,15 @@ pub struct PolicySet {
     pub file: Option<PathBuf>,
     roles: Vec<(String, Vec<Pattern>)>,
     rules: Vec<Rule>,
+    rate_limits: Vec<RateOverride>,
     env: Arc<Env>,
+}
+
+struct RateOverride {
+    tools: Vec<Pattern>,
+    roles: Vec<String>,
+    tenants: Vec<String>,
+    limit: Limit,
 }
 
 /// The outcome of evaluating a call.
@@ -115,7 +124,13 @@ pub struct ConfirmRule {
 impl PolicySet {
     /// No roles, no rules: every call is denied.
     pub fn deny_all() -> Self {
-        Self { file: None, roles: Vec::new(), rules: Vec::new(), env: Arc::new(Env::stdlib()) }
+        Self {
+            file: None,
+            roles: Vec::new(),
+            rules: Vec::new(),
+            rate_limits: Vec::new(),
+            env: Arc::new(Env::stdlib()),
+        }
     }
 
     /// Load a policy file; a missing file is the deny-all policy.
@@ -166,7 +181,19 @@ impl PolicySet {
                 hint: rule.hint,
             });
         }
-        Ok(Self { file: Some(file.into()), roles, rules, env })
+        let mut rate_limits = Vec::with_capacity(spec.rate_limits.len());
+        for (i, entry) in spec.rate_limits.into_iter().enumerate() {
+            let limit = Limit::new(entry.per_minute, entry.burst).ok_or_else(|| {
+                file_error(format!("rate_limits[{i}]: per_minute and burst must be positive"))
+            })?;
+            rate_limits.push(RateOverride {
+                tools: entry.tools.into_iter().map(Pattern).collect(),
+                roles: entry.roles,
+                tenants: entry.tenants,
+                limit,
+            });
+        }
+        Ok(Self { file: Some(file.into()), roles, rules, rate_limits, env })
     }
 
     /// Whether a role of `principal` grants `tool_id` (what the catalog shows).
@@ -226,6 +253,18 @@ impl PolicySet {
             }
         }
         Decision::Permit { confirm: if waived { None } else { confirm } }
+    }
+
+    /// The per-caller quota an override sets for this caller and tool.
+    pub fn rate_limit_for(&self, principal: &Principal, tool_id: &str) -> Option<Limit> {
+        self.rate_limits
+            .iter()
+            .find(|o| {
+                o.tools.iter().any(|p| p.matches(tool_id))
+                    && (o.roles.is_empty() || o.roles.iter().any(|r| principal.roles.contains(r)))
+                    && (o.tenants.is_empty() || o.tenants.contains(&principal.tenant))
+            })
+            .map(|o| o.limit)
     }
 
     /// Number of rules.

@@ -15,6 +15,28 @@ pub struct PolicySpec {
     /// ABAC rules, in order.
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
+    /// Quotas that replace a tool's per-caller `rate_limit` for some callers;
+    /// the first matching entry applies.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitOverrideSpec>,
+}
+
+/// One rate-limit override.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitOverrideSpec {
+    /// Tool-id patterns it applies to.
+    pub tools: Vec<String>,
+    /// Callers with any of these roles (any caller when empty).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Callers of these tenants (any tenant when empty).
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    /// Sustained calls per minute, per caller.
+    pub per_minute: u32,
+    /// Calls allowed at once (default: `per_minute`).
+    pub burst: Option<u32>,
 }
 
 /// One role.
