@@ -1,6 +1,8 @@
 //! The application state shared by every request: configuration, the
 //! sandbox, the authenticator, the current registry and policy snapshots, and
-//! the metrics.
+//! the metrics. Reloads live in [`reload`].
+
+mod reload;
 
 use crate::audit::record::AuditEvent;
 use crate::audit::{AuditConfig, AuditLog};
@@ -9,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::HostConfig;
 use crate::confirm::ActionTokenKey;
 use crate::metrics::Metrics;
-use crate::policy::{PolicyError, PolicySet};
+use crate::policy::PolicySet;
 use crate::ratelimit::{Limiter, RateLimits, RedisBuckets};
 use crate::registry::RegistrySnapshot;
 use crate::runtime::Runtime;
@@ -47,25 +49,15 @@ struct Inner {
     started_at: SystemTime,
 }
 
+pub use reload::ReloadOutcome;
+use reload::log_policy;
+
 /// The policy in force and its version.
 pub struct PolicySnapshot {
     /// Increases with every successful (re)load.
     pub version: u64,
     /// The compiled policy.
     pub policy: PolicySet,
-}
-
-/// The result of the last reload attempt.
-#[derive(Debug, Clone)]
-pub struct ReloadOutcome {
-    /// Whether it succeeded.
-    pub ok: bool,
-    /// When it happened.
-    pub at: SystemTime,
-    /// The error, when it failed.
-    pub error: Option<String>,
-    /// The changed files that triggered it (empty for a full reload).
-    pub files: Vec<String>,
 }
 
 impl AppState {
@@ -249,129 +241,6 @@ impl AppState {
         self.inner.policy.load_full()
     }
 
-    /// Resolves when the host begins to shut down.
-    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.inner.shutdown.subscribe()
-    }
-
-    /// Rebuild the registry aside from every manifest and component (reusing
-    /// unchanged components) and swap it in whole; on failure keep serving
-    /// the current one. Recorded in `/health` and the audit trail.
-    pub async fn reload_registry(&self, files: Vec<String>) -> Result<u64, String> {
-        let _one_at_a_time = self.inner.registry_reload.lock().await;
-        let current = self.registry();
-        let state = self.clone();
-        let next = current.version + 1;
-        let built = tokio::task::spawn_blocking(move || {
-            RegistrySnapshot::load(state.config(), state.runtime(), next, Some(&current))
-        })
-        .await
-        .expect("registry build task panicked");
-        let outcome = match built {
-            Ok(snapshot) => {
-                tracing::info!(
-                    version = next,
-                    plugins = snapshot.plugins().count(),
-                    tools = snapshot.tools().count(),
-                    ?files,
-                    "registry reloaded"
-                );
-                self.inner.registry.store(Arc::new(snapshot));
-                Ok(next)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, ?files, "registry reload rejected; the previous registry keeps serving");
-                Err(e.to_string())
-            }
-        };
-        *self.inner.last_reload.lock().expect("reload lock") = Some(ReloadOutcome {
-            ok: outcome.is_ok(),
-            at: SystemTime::now(),
-            error: outcome.as_ref().err().cloned(),
-            files: files.clone(),
-        });
-        let registry = self.registry();
-        let (decision, detail) = match &outcome {
-            Ok(version) => (
-                "reloaded",
-                serde_json::json!({"version": version, "tools": registry.tools().count(), "files": files}),
-            ),
-            Err(error) => (
-                "rejected",
-                serde_json::json!({"error": error, "files": files, "serving_version": registry.version}),
-            ),
-        };
-        self.audit_host_event(AuditEvent::host("registry.reload", decision, detail)).await;
-        outcome
-    }
-
-    /// Record an event of the host; a failure is logged (the trail then
-    /// reports itself failed in `/health`, and calls fail closed).
-    async fn audit_host_event(&self, event: AuditEvent) {
-        let name = event.event.clone();
-        if let Err(e) = self.audit().append(event).await {
-            tracing::error!(event = %name, error = %e, "could not audit a host event");
-        }
-    }
-
-    /// Reload manifests, components and policies (`SIGHUP`).
-    pub async fn reload_all(&self) {
-        let _ = self.reload_registry(Vec::new()).await;
-        let _ = self.reload_policies().await;
-    }
-
-    /// The result of the last registry reload, if any happened.
-    pub fn last_reload(&self) -> Option<ReloadOutcome> {
-        self.inner.last_reload.lock().expect("reload lock").clone()
-    }
-
-    /// The result of the last policy reload, if any happened.
-    pub fn last_policy_reload(&self) -> Option<ReloadOutcome> {
-        self.inner.last_policy_reload.lock().expect("reload lock").clone()
-    }
-
-    /// Reload `policies/policies.yml`: build the new policy aside and swap it
-    /// in whole; on error keep the current one and report why.
-    pub async fn reload_policies(&self) -> Result<u64, PolicyError> {
-        let file = self.config().policy_file();
-        let loaded = tokio::task::spawn_blocking(move || PolicySet::load(&file))
-            .await
-            .expect("policy load task panicked");
-        let outcome = {
-            let mut last = self.inner.last_policy_reload.lock().expect("reload lock");
-            match loaded {
-                Ok(policy) => {
-                    let version = self.inner.policy.load().version + 1;
-                    log_policy(&policy, version);
-                    self.inner.policy.store(Arc::new(PolicySnapshot { version, policy }));
-                    *last = Some(ReloadOutcome {
-                        ok: true,
-                        at: SystemTime::now(),
-                        error: None,
-                        files: Vec::new(),
-                    });
-                    Ok(version)
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "policy reload rejected; the previous policy stays in force");
-                    *last = Some(ReloadOutcome {
-                        ok: false,
-                        at: SystemTime::now(),
-                        error: Some(e.to_string()),
-                        files: Vec::new(),
-                    });
-                    Err(e)
-                }
-            }
-        };
-        let (decision, detail) = match &outcome {
-            Ok(version) => ("reloaded", serde_json::json!({"version": version})),
-            Err(e) => ("rejected", serde_json::json!({"error": e.to_string()})),
-        };
-        self.audit_host_event(AuditEvent::host("policy.reload", decision, detail)).await;
-        outcome
-    }
-
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
@@ -381,14 +250,10 @@ impl AppState {
     pub fn started_at(&self) -> SystemTime {
         self.inner.started_at
     }
-}
 
-fn log_policy(policy: &PolicySet, version: u64) {
-    match &policy.file {
-        Some(file) => tracing::info!(
-            file = %file.display(), version, roles = policy.role_count(), rules = policy.rule_count(), "policy loaded"
-        ),
-        None => tracing::warn!(version, "no policy file: every call is denied"),
+    /// Resolves when the host begins to shut down.
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
     }
 }
 
