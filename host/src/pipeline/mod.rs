@@ -27,7 +27,7 @@ use crate::confirm::ActionClaims;
 use crate::correlation::CorrelationId;
 use crate::error::ApiError;
 use crate::idempotency::{self, Begin, StoredReply};
-use crate::policy::{ConfirmRule, Decision};
+use crate::policy::{ConfirmRule, Decision, PolicySet};
 use crate::principal::Principal;
 use crate::ratelimit::{self, Verdict};
 use crate::registry::Tool;
@@ -204,12 +204,13 @@ async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Res
         record.args = Some(args.clone());
     }
 
-    // authorize
-    let confirm_rule = authorize(state, &principal, &tool, &args)?;
+    // authorize (one policy snapshot for the whole call)
+    let policy = state.policy();
+    let confirm_rule = authorize(state, &policy.policy, &principal, &tool, &args)?;
 
     // rate limit: the caller's bucket (a policy override, else the
     // manifest's quota), then the tool's bucket across all callers
-    let caller_limit = state.policy().policy.rate_limit_for(&principal, &tool.def.id).or(tool.def.rate_limit);
+    let caller_limit = policy.policy.rate_limit_for(&principal, &tool.def.id).or(tool.def.rate_limit);
     let caller =
         caller_limit.map(|l| (l, ratelimit::caller_key(&principal.tenant, &principal.sub, &tool.def.id)));
     let total = tool.def.total_rate_limit.map(|l| (l, ratelimit::tool_key(&tool.def.id)));
@@ -329,6 +330,7 @@ pub fn require_scope(principal: &Principal, scope: &str) -> Result<(), ApiError>
 /// Step 5: scopes, then policy. Returns the `confirm` rule that applies.
 fn authorize(
     state: &AppState,
+    policy: &PolicySet,
     principal: &Principal,
     tool: &Tool,
     args: &Value,
@@ -337,7 +339,7 @@ fn authorize(
     for scope in &tool.def.scopes {
         require_scope(principal, scope)?;
     }
-    match state.policy().policy.evaluate(principal, &tool.def, args, state.clock().now_unix_ms()) {
+    match policy.evaluate(principal, &tool.def, args, state.clock().now_unix_ms()) {
         Decision::Deny { rule, reason } => Err(ApiError::PolicyDenied { rule, reason }),
         Decision::Permit { confirm } => Ok(confirm),
     }
