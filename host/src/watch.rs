@@ -132,14 +132,20 @@ async fn wait_until_stable(path: &Path) {
     tracing::warn!(path = %path.display(), "component file still changing; reloading anyway");
 }
 
-/// Watch the directory of every component the current registry names.
+/// Watch the directory of every component the current registry names, and
+/// of every component a manifest on disk names (so a manifest written before
+/// its component is built still picks the component up when it appears).
 fn update_component_dirs(
     state: &AppState,
     watcher: &mut RecommendedWatcher,
     watched: &mut BTreeSet<PathBuf>,
 ) {
-    let wanted: BTreeSet<PathBuf> =
+    let mut wanted: BTreeSet<PathBuf> =
         state.registry().plugins().filter_map(|p| p.component_path.parent().map(Path::to_path_buf)).collect();
+    wanted.extend(
+        components_named_on_disk(state).into_iter().filter_map(|p| p.parent().map(Path::to_path_buf)),
+    );
+    wanted.retain(|dir| dir.is_dir());
     for dir in wanted.difference(watched) {
         if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a component directory");
@@ -149,4 +155,16 @@ fn update_component_dirs(
         let _ = watcher.unwatch(dir);
     }
     *watched = wanted;
+}
+
+/// `component:` of every manifest file, read loosely (a manifest that fails
+/// validation may still name its component).
+fn components_named_on_disk(state: &AppState) -> Vec<PathBuf> {
+    let config = state.config();
+    let Ok(entries) = std::fs::read_dir(config.manifests_dir()) else { return Vec::new() };
+    entries
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+        .filter_map(|text| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text).ok())
+        .filter_map(|manifest| manifest.get("component")?.as_str().map(|c| config.resolve(Path::new(c))))
+        .collect()
 }

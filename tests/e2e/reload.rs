@@ -195,3 +195,28 @@ async fn no_call_fails_during_fifty_reloads() {
         Err(_) => panic!("the load tasks are done"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_built_after_its_manifest_is_picked_up() {
+    let root = TestRoot::new();
+    std::fs::create_dir_all(root.path().join("plugins/late")).unwrap();
+    let server = TestServer::start(&root).await;
+    root.write(
+        "manifests/late.yaml",
+        EXTRA
+            .replace("plugin: extra", "plugin: late")
+            .replace("plugins/util/util.wasm", "plugins/late/late.wasm"),
+    );
+    eventually("the missing component is reported", || async {
+        health(&server).await["reload"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("late.yaml: component: cannot read"))
+    })
+    .await;
+    root.write("plugins/late/late.wasm", plugin_bytes("util"));
+    eventually("late:echo appears once built", || async {
+        tool_ids(&server).await.contains(&"late:echo".to_owned())
+    })
+    .await;
+    server.stop().await;
+}
