@@ -63,7 +63,14 @@ pub fn spawn(state: AppState) -> notify::Result<()> {
                 }
             }
             reload(&state, &changed).await;
-            update_component_dirs(&state, &mut watcher, &mut component_dirs);
+            // A component may have appeared in a directory we only start
+            // watching now; if the last reload failed, try once more.
+            if update_component_dirs(&state, &mut watcher, &mut component_dirs)
+                && state.last_reload().is_some_and(|r| !r.ok)
+            {
+                let _ = state.reload_registry(Vec::new()).await;
+                update_component_dirs(&state, &mut watcher, &mut component_dirs);
+            }
         }
     });
     Ok(())
@@ -135,11 +142,12 @@ async fn wait_until_stable(path: &Path) {
 /// Watch the directory of every component the current registry names, and
 /// of every component a manifest on disk names (so a manifest written before
 /// its component is built still picks the component up when it appears).
+/// Returns whether a directory was added.
 fn update_component_dirs(
     state: &AppState,
     watcher: &mut RecommendedWatcher,
     watched: &mut BTreeSet<PathBuf>,
-) {
+) -> bool {
     let mut wanted: BTreeSet<PathBuf> =
         state.registry().plugins().filter_map(|p| p.component_path.parent().map(Path::to_path_buf)).collect();
     wanted.extend(
@@ -154,7 +162,9 @@ fn update_component_dirs(
     for dir in watched.difference(&wanted) {
         let _ = watcher.unwatch(dir);
     }
+    let added = wanted.difference(watched).next().is_some();
     *watched = wanted;
+    added
 }
 
 /// `component:` of every manifest file, read loosely (a manifest that fails
