@@ -317,7 +317,10 @@ impl ServerProcess {
     /// Send a signal (`-TERM`, `-HUP`, `-KILL`) to the process.
     pub fn signal(&self, name: &str) {
         let pid = self.child.id().expect("running").to_string();
-        assert!(std::process::Command::new("kill").args([name, &pid]).status().unwrap().success());
+        // The shell's builtin `kill`: present even where procps is not.
+        let status =
+            std::process::Command::new("sh").args(["-c", &format!("kill {name} {pid}")]).status().unwrap();
+        assert!(status.success(), "kill {name} {pid}");
     }
 }
 
