@@ -358,8 +358,8 @@ fn take_action_token(args: &mut Map<String, Value>) -> Result<String, ApiError> 
 /// `Map`), no whitespace, and numbers with an integral value written as
 /// integers (`1200.0` and `1200` are the same argument, as in RFC 8785).
 pub fn args_digest(args: &Map<String, Value>) -> String {
-    let canonical = serde_json::to_vec(&canonical_numbers(&Value::Object(args.clone())))
-        .expect("a JSON value always serialises");
+    let canonical: Map<String, Value> = args.iter().map(|(k, v)| (k.clone(), canonical_numbers(v))).collect();
+    let canonical = serde_json::to_vec(&canonical).expect("a JSON map always serialises");
     hex::encode(Sha256::digest(&canonical))
 }
 

@@ -19,6 +19,7 @@ pub mod state;
 use crate::config::RuntimeConfig;
 use bindings::{Plugin, PluginPre};
 use cache::CompileCache;
+use sha2::Digest as _;
 use state::{CallIdentity, CallState, call_context};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -160,15 +161,9 @@ impl Runtime {
         self.config.max_concurrent_calls as usize - self.slots.available_permits()
     }
 
-    /// Load a component file: compile (or take from the cache), link, and
-    /// check that it implements the world. Blocking.
-    pub fn load_component(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
-        let bytes =
-            std::fs::read(path).map_err(|cause| LoadError::Read { path: path.to_path_buf(), cause })?;
-        self.load_component_bytes(path, &bytes)
-    }
-
-    /// [`Runtime::load_component`] for bytes already read from `path`.
+    /// Load a component from the bytes of the file at `path`: compile (or
+    /// take from the cache), link, and check that it implements the world.
+    /// Blocking.
     pub fn load_component_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
         let invalid =
             |e: wasmtime::Error| LoadError::Invalid { path: path.to_path_buf(), reason: format!("{e:#}") };
@@ -242,8 +237,6 @@ fn classify_trap(error: &wasmtime::Error, store: &Store<CallState>, timeout_ms: 
         None => CallError::Trap(format!("{error:#}")),
     }
 }
-
-use sha2::Digest as _;
 
 /// Increments the engine's epoch every tick on a dedicated OS thread (not a
 /// tokio task: a busy runtime must not delay deadlines). Stops when dropped.

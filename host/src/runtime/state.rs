@@ -148,13 +148,6 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-impl CallState {
-    /// The identity of this call, for the `invoke` call context.
-    pub fn identity(&self) -> &CallIdentity {
-        &self.identity
-    }
-}
-
 /// The WIT call context for an identity.
 pub fn call_context(identity: &CallIdentity) -> types::CallContext {
     types::CallContext {
