@@ -15,6 +15,7 @@ use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
 use fastmcp_host::correlation::CorrelationId;
+use fastmcp_host::outbound::log::EgressLog;
 use fastmcp_host::pipeline::Endpoint;
 use fastmcp_host::runtime::bindings::{Plugin, PluginPre};
 use fastmcp_host::runtime::state::{CallIdentity, CallState, call_context};
@@ -70,13 +71,18 @@ fn bench(c: &mut Criterion) {
     let engine = fastmcp_host::runtime::engine::build(&config.runtime).unwrap().engine;
     let mut linker = Linker::<CallState>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
     Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s).unwrap();
     let component = Component::new(&engine, util_wasm()).unwrap();
     let pre = PluginPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
     let context = call_context(&identity());
+    let state = tokio.block_on(AppState::start(config)).unwrap();
+    let registry = state.registry();
+    let tool = registry.tool("util:echo").unwrap().clone();
     c.bench_function("raw_instantiate_call", |b| {
         b.to_async(&tokio).iter(|| async {
-            let mut store = Store::new(&engine, CallState::new(identity(), 16 << 20, 16));
+            let grants = state.call_grants(&tool.plugin, EgressLog::default());
+            let mut store = Store::new(&engine, CallState::new(identity(), grants, 16 << 20, 16));
             store.set_epoch_deadline(u64::MAX / 2);
             let plugin = pre.instantiate_async(&mut store).await.unwrap();
             let out =
@@ -85,14 +91,18 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let state = tokio.block_on(AppState::start(config)).unwrap();
-    let registry = state.registry();
-    let tool = registry.tool("util:echo").unwrap().clone();
     c.bench_function("sandbox_call", |b| {
         b.to_async(&tokio).iter(|| async {
             let plugin = &tool.plugin;
-            let call =
-                state.runtime().call(&plugin.component, plugin.limits, identity(), "echo", args_json.clone());
+            let grants = state.call_grants(plugin, EgressLog::default());
+            let call = state.runtime().call(
+                &plugin.component,
+                plugin.limits,
+                identity(),
+                grants,
+                "echo",
+                args_json.clone(),
+            );
             call.await.unwrap()
         })
     });

@@ -3,7 +3,9 @@
 //! The binary fills a [`HostConfig`] from CLI flags and environment variables
 //! (flags win); tests build one directly with [`HostConfig::for_root`].
 
+use crate::broker::BrokerConfig;
 use crate::clock::Clock;
+use crate::outbound::OutboundConfig;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +30,17 @@ pub struct HostConfig {
     /// Shared state for several replicas: rate limits, spent action tokens
     /// and idempotency records live in this Redis when set.
     pub redis: Option<RedisConfig>,
+    /// The operator's providers file (secrets by reference). Default:
+    /// `.runtime/providers.yml` under the root, when it exists.
+    pub providers_file: Option<PathBuf>,
+    /// When no providers file is found, run the development upstream (OAuth
+    /// token endpoint and Ads API) here and broker `ads-api` against it.
+    /// `None`: no development upstream (and no providers).
+    pub dev_upstream: Option<SocketAddr>,
+    /// Token brokering.
+    pub broker: BrokerConfig,
+    /// Limits on plugins' outbound HTTP.
+    pub outbound: OutboundConfig,
 }
 
 /// Where the shared Redis is and how the host treats it.
@@ -129,6 +142,10 @@ impl HostConfig {
             clock: Clock::default(),
             watch: true,
             redis: None,
+            providers_file: None,
+            dev_upstream: None,
+            broker: BrokerConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 
@@ -150,6 +167,15 @@ impl HostConfig {
     /// `.runtime/` under the root: generated keys, caches, embedded state.
     pub fn runtime_dir(&self) -> PathBuf {
         self.root.join(".runtime")
+    }
+
+    /// The providers file in force: the configured one, else
+    /// `.runtime/providers.yml` if it exists.
+    pub fn providers_file(&self) -> Option<PathBuf> {
+        match &self.providers_file {
+            Some(file) => Some(self.resolve(file)),
+            None => Some(self.runtime_dir().join("providers.yml")).filter(|f| f.is_file()),
+        }
     }
 
     /// `.runtime/cache/`: precompiled components.

@@ -17,6 +17,10 @@
 //! - [`clock`] — the wall clock (advanceable in tests);
 //! - [`files`] — atomic writes of host-owned files;
 //! - [`auth`] — JWT verification, JWKS and development keys;
+//! - [`broker`] — providers, grants and short-lived credentials;
+//! - [`outbound`] — plugins' outbound HTTP: allowlist, address checks,
+//!   credential injection;
+//! - [`devupstream`] — the development OAuth + Ads API upstream;
 //! - [`policy`] — RBAC roles and CEL rules;
 //! - [`principal`] — who is calling;
 //! - [`ratelimit`] — GCRA buckets per caller and tool;
@@ -33,15 +37,18 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod confirm;
 pub mod correlation;
+pub mod devupstream;
 pub mod error;
 pub mod files;
 pub mod idempotency;
 pub mod manifest;
 pub mod metrics;
+pub mod outbound;
 pub mod pipeline;
 pub mod policy;
 pub mod principal;

@@ -126,12 +126,32 @@ struct ServeArgs {
     /// Clock skew allowed for token times, in seconds.
     #[arg(long, env = "FASTMCP_TOKEN_LEEWAY_S", default_value_t = 30)]
     token_leeway_s: u64,
+    /// The providers file (credential sources; secrets by file or env name).
+    /// Default: ROOT/.runtime/providers.yml when it exists.
+    #[arg(long, env = "FASTMCP_PROVIDERS_FILE")]
+    providers: Option<PathBuf>,
+    /// Without a providers file, serve the development upstream (OAuth token
+    /// endpoint + Ads API) here and broker `ads-api` against it; `off` to not.
+    #[arg(long, env = "FASTMCP_DEV_UPSTREAM", default_value = "127.0.0.1:8001")]
+    dev_upstream: String,
+    /// Largest response body a plugin may receive over outbound HTTP.
+    #[arg(long, env = "FASTMCP_OUTBOUND_MAX_RESPONSE_BYTES", default_value_t = 4 << 20)]
+    outbound_max_response_bytes: u64,
+    /// Largest request body a plugin may send over outbound HTTP.
+    #[arg(long, env = "FASTMCP_OUTBOUND_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
+    outbound_max_request_bytes: u64,
+    /// Outbound requests one plugin call may make.
+    #[arg(long, env = "FASTMCP_OUTBOUND_MAX_REQUESTS_PER_CALL", default_value_t = 32)]
+    outbound_max_requests_per_call: u32,
+    /// Longest wait for an outbound connection (TCP, TLS, HTTP), in ms.
+    #[arg(long, env = "FASTMCP_OUTBOUND_CONNECT_TIMEOUT_MS", default_value_t = 5000)]
+    outbound_connect_timeout_ms: u64,
     #[command(flatten)]
     identity: IdentityArgs,
 }
 
 impl ServeArgs {
-    fn into_config(self) -> HostConfig {
+    fn into_config(self) -> anyhow::Result<HostConfig> {
         // Absolute, so watched paths and manifest paths compare equal.
         let root = std::fs::canonicalize(&self.root).unwrap_or(self.root);
         let mut config = HostConfig::for_root(root);
@@ -153,7 +173,18 @@ impl ServeArgs {
         config.auth.jwks_file = self.jwks_file;
         config.auth.jwks_url = self.jwks_url;
         config.auth.leeway_s = self.token_leeway_s;
-        config
+        config.providers_file = self.providers;
+        config.dev_upstream = match self.dev_upstream.as_str() {
+            "off" | "" => None,
+            addr => Some(
+                addr.parse().with_context(|| format!("--dev-upstream: `{addr}` is not ADDR:PORT or off"))?,
+            ),
+        };
+        config.outbound.max_response_body_bytes = self.outbound_max_response_bytes;
+        config.outbound.max_request_body_bytes = self.outbound_max_request_bytes;
+        config.outbound.max_requests_per_call = self.outbound_max_requests_per_call;
+        config.outbound.connect_timeout = Duration::from_millis(self.outbound_connect_timeout_ms.max(1));
+        Ok(config)
     }
 }
 
@@ -165,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
         .with_current_span(false)
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args.into_config()).await,
+        Command::Serve(args) => serve(args.into_config()?).await,
         Command::Token(args) => token(args),
         Command::Audit(AuditCommand::Verify(args)) => verify_audit(args),
     }

@@ -5,8 +5,10 @@
 //! whole (see [`crate::state::AppState::registry`]); a call loads the snapshot
 //! once and keeps that `Arc` to its end.
 
+use crate::broker::Broker;
 use crate::config::HostConfig;
 use crate::manifest::{Manifest, ManifestBounds, ManifestError, ToolDef};
+use crate::outbound::PluginNetwork;
 use crate::runtime::{CallLimits, LoadError, LoadedComponent, Runtime};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +38,20 @@ pub enum RegistryError {
         /// Why it cannot be loaded.
         cause: LoadError,
     },
+    /// A manifest grants a provider the operator has not configured.
+    #[error(
+        "{file}: credentials[{index}].provider: no provider `{provider}` is configured (configured: {configured})"
+    )]
+    UnknownProvider {
+        /// The manifest.
+        file: PathBuf,
+        /// Index of the grant.
+        index: usize,
+        /// The provider named.
+        provider: String,
+        /// The providers that exist.
+        configured: String,
+    },
     /// Two manifests declare the same plugin.
     #[error("{file}: plugin: `{plugin}` is already declared by {other}")]
     DuplicatePlugin {
@@ -63,6 +79,10 @@ pub struct Plugin {
     pub component_path: PathBuf,
     /// Per-call limits.
     pub limits: CallLimits,
+    /// Outbound HTTP rules and credential grants.
+    pub network: Arc<PluginNetwork>,
+    /// The manifest's `config:` values.
+    pub config: Arc<BTreeMap<String, String>>,
 }
 
 /// One tool: its definition and the plugin that runs it.
@@ -96,6 +116,7 @@ impl RegistrySnapshot {
     pub fn load(
         config: &HostConfig,
         runtime: &Runtime,
+        broker: &Broker,
         version: u64,
         previous: Option<&RegistrySnapshot>,
     ) -> Result<Self, RegistryError> {
@@ -121,6 +142,7 @@ impl RegistrySnapshot {
         let mut snapshot = Self { version, ..Self::empty() };
         for file in files {
             let manifest = Manifest::load(&file, bounds)?;
+            check_providers(&manifest, broker)?;
             snapshot.add(config, runtime, manifest, &reusable)?;
         }
         Ok(snapshot)
@@ -159,6 +181,8 @@ impl RegistrySnapshot {
                 memory_bytes: manifest.memory_bytes,
                 timeout: Duration::from_millis(manifest.timeout_ms),
             },
+            network: Arc::new(PluginNetwork::new(manifest.allow, manifest.grants)),
+            config: Arc::new(manifest.config),
         });
         for def in manifest.tools {
             let tool = Arc::new(Tool { def, plugin: plugin.clone() });
@@ -182,6 +206,22 @@ impl RegistrySnapshot {
     pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
         self.plugins.values()
     }
+}
+
+/// Every granted provider must be configured by the operator.
+fn check_providers(manifest: &Manifest, broker: &Broker) -> Result<(), RegistryError> {
+    for (index, grant) in manifest.grants.iter().enumerate() {
+        if !broker.has_provider(&grant.provider) {
+            let configured: Vec<&str> = broker.provider_names().collect();
+            return Err(RegistryError::UnknownProvider {
+                file: manifest.file.clone(),
+                index,
+                provider: grant.provider.clone(),
+                configured: if configured.is_empty() { "none".into() } else { configured.join(", ") },
+            });
+        }
+    }
+    Ok(())
 }
 
 fn is_manifest_file(path: &std::path::Path) -> bool {

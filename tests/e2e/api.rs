@@ -17,7 +17,7 @@ async fn catalog_lists_example_tools_with_schemas() {
     }
     let create = tools.iter().find(|t| t["id"] == "ads:createCampaign").unwrap();
     assert_eq!(create["name"], "createCampaign");
-    assert_eq!(create["version"], "1.0.0");
+    assert_eq!(create["version"], "1.1.0");
     assert_eq!(create["input_schema"]["required"], json!(["name", "budget", "startDate"]));
     assert_eq!(create["annotations"]["destructive"], true);
     assert_eq!(create["annotations"]["read_only"], false);

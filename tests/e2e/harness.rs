@@ -2,19 +2,25 @@
 //! and starts the real server on `127.0.0.1:0`.
 
 use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
+use fastmcp_host::broker::providers::Secret;
+use fastmcp_host::devupstream::{DevUpstream, DevUpstreamConfig};
 use fastmcp_host::{AppState, HostConfig};
 use reqwest::{Client, Response};
 use serde_json::Value;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Plugins copied into every test root.
-pub const PLUGINS: &[&str] = &["ads", "util", "misbehave"];
+pub const PLUGINS: &[&str] = &["ads", "util", "misbehave", "netprobe"];
+
+/// The address the repository's `ads` manifest names (the development upstream).
+pub const DEV_UPSTREAM_ADDR: &str = "127.0.0.1:8001";
 
 /// The workspace root.
 pub fn workspace() -> &'static Path {
@@ -58,13 +64,35 @@ pub struct TestRoot {
 }
 
 impl TestRoot {
-    /// A fully populated root.
+    /// A fully populated root whose `ads` plugin talks to the upstream shared
+    /// by this test process.
     pub fn new() -> Self {
+        Self::with_upstream(TestUpstream::shared())
+    }
+
+    /// A fully populated root whose `ads-api` provider and `ads` plugin point
+    /// at `upstream`.
+    pub fn with_upstream(upstream: &TestUpstream) -> Self {
+        Self::with_provider_at(upstream.addr, upstream.secret.expose())
+    }
+
+    /// A fully populated root whose `ads-api` provider is the OAuth endpoint
+    /// at `addr` (which may be down) with `secret`.
+    pub fn with_provider_at(addr: SocketAddr, secret: &str) -> Self {
         let root = Self::empty();
         for entry in std::fs::read_dir(workspace().join("manifests")).unwrap() {
             let path = entry.unwrap().path();
-            std::fs::copy(&path, root.path().join("manifests").join(path.file_name().unwrap())).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap().replace(DEV_UPSTREAM_ADDR, &addr.to_string());
+            root.write(&format!("manifests/{}", path.file_name().unwrap().to_str().unwrap()), text);
         }
+        root.write(".runtime/ads-client-secret", secret);
+        root.write(
+            ".runtime/providers.yml",
+            format!(
+                "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: http://{addr}/oauth/token\n    client_id: {}\n    client_secret: {{ file: ads-client-secret }}\n",
+                fastmcp_host::devupstream::DEV_CLIENT_ID
+            ),
+        );
         std::fs::copy(
             workspace().join("tests/fixtures/misbehave.yaml"),
             root.path().join("manifests/misbehave.yaml"),
@@ -79,6 +107,13 @@ impl TestRoot {
             root.write(&format!("plugins/{p}/{p}.wasm"), plugin_bytes(p));
         }
         root
+    }
+
+    /// Add a fixture manifest (`tests/fixtures/<name>.yaml`), with `UPSTREAM`
+    /// replaced by `upstream`.
+    pub fn add_fixture(&self, name: &str, upstream: SocketAddr) {
+        let text = std::fs::read_to_string(workspace().join(format!("tests/fixtures/{name}.yaml"))).unwrap();
+        self.write(&format!("manifests/{name}.yaml"), text.replace("UPSTREAM", &upstream.to_string()));
     }
 
     /// A root with an empty `manifests/`.
@@ -274,7 +309,7 @@ pub struct ServerProcess {
     pub child: tokio::process::Child,
     /// `127.0.0.1:PORT`.
     pub addr: String,
-    /// Every log line after "listening", once the process has exited.
+    /// Every log line, once the process has exited.
     pub logs: tokio::task::JoinHandle<Vec<String>>,
 }
 
@@ -292,9 +327,11 @@ impl ServerProcess {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut startup = Vec::new();
         let addr = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await.unwrap() {
                 let log: Value = serde_json::from_str(&line).expect("log lines are JSON");
+                startup.push(line);
                 if log["fields"]["message"] == "listening" {
                     return log["fields"]["addr"].as_str().unwrap().to_owned();
                 }
@@ -305,7 +342,7 @@ impl ServerProcess {
         .expect("the server listens within a minute");
         // Keep draining logs so the child never blocks on a full pipe.
         let logs = tokio::spawn(async move {
-            let mut all = Vec::new();
+            let mut all = startup;
             while let Ok(Some(line)) = lines.next_line().await {
                 all.push(line);
             }
@@ -321,6 +358,79 @@ impl ServerProcess {
         let status =
             std::process::Command::new("sh").args(["-c", &format!("kill {name} {pid}")]).status().unwrap();
         assert!(status.success(), "kill {name} {pid}");
+    }
+}
+
+/// A development upstream (OAuth token endpoint + Ads API): a real HTTP
+/// server on a loopback port.
+pub struct TestUpstream {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state (counters, issued tokens).
+    pub upstream: Arc<DevUpstream>,
+    /// The client secret it accepts.
+    pub secret: Secret,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestUpstream {
+    /// Start one on `127.0.0.1:0` in the current tokio runtime.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (upstream, secret) = Self::new_upstream();
+        let (tx, rx) = oneshot::channel::<()>();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(upstream.clone().serve(listener, async {
+            let _ = rx.await;
+        }));
+        Self { addr, upstream, secret, shutdown: Some(tx) }
+    }
+
+    /// The upstream shared by every test of this process (its own thread
+    /// and runtime, so it outlives each test's runtime).
+    pub fn shared() -> &'static TestUpstream {
+        static SHARED: OnceLock<TestUpstream> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (upstream, secret) = Self::new_upstream();
+            let serving = upstream.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    serving.serve(listener, std::future::pending()).await.unwrap();
+                });
+            });
+            TestUpstream { addr, upstream, secret, shutdown: None }
+        })
+    }
+
+    fn new_upstream() -> (Arc<DevUpstream>, Secret) {
+        let secret = Secret::new(format!("test-client-secret-{}", uuid::Uuid::now_v7().simple()));
+        let config = DevUpstreamConfig { client_secret: secret.clone(), token_ttl: Duration::from_secs(300) };
+        (DevUpstream::new(config), secret)
+    }
+
+    /// `GET /_dev/stats`, over HTTP.
+    pub async fn stats(&self) -> Value {
+        let url = format!("http://{}/_dev/stats", self.addr);
+        reqwest::get(url).await.unwrap().json().await.unwrap()
+    }
+
+    /// Make the next `count` API calls answer `status`.
+    pub async fn fail_next(&self, status: u16, count: u32) {
+        let url = format!("http://{}/_dev/fail", self.addr);
+        let response =
+            Client::new().post(url).json(&serde_json::json!({"status": status, "count": count})).send();
+        assert_eq!(response.await.unwrap().status(), 204);
+    }
+}
+
+impl Drop for TestUpstream {
+    fn drop(&mut self) {
+        self.shutdown.take().map(|tx| tx.send(()));
     }
 }
 

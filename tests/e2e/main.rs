@@ -6,6 +6,7 @@ mod harness;
 mod api;
 mod audit;
 mod binary;
+mod brokering;
 mod confirmation;
 mod crash;
 mod errors;

@@ -77,31 +77,31 @@ async fn manifests_are_added_broken_fixed_and_removed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn components_are_replaced_in_place() {
     let root = TestRoot::new();
-    // A plugin whose component starts as `util` (which has no `listCampaigns`).
+    // A plugin whose component starts as `util` (which has no `readEnv`).
     root.write("plugins/swap/swap.wasm", plugin_bytes("util"));
     root.write(
         "manifests/swap.yaml",
-        "plugin: swap\nversion: 1.0.0\ncomponent: plugins/swap/swap.wasm\ntools:\n  - name: listCampaigns\n    input_schema: { type: object }\n",
+        "plugin: swap\nversion: 1.0.0\ncomponent: plugins/swap/swap.wasm\ntools:\n  - name: readEnv\n    input_schema: { type: object }\n",
     );
     let server = TestServer::start(&root).await;
-    assert_eq!(json(server.invoke("swap:listCampaigns", json!({})).await).await.0, 502);
+    assert_eq!(json(server.invoke("swap:readEnv", json!({})).await).await.0, 502);
 
     // Garbage: the old component keeps serving.
     root.write("plugins/swap/swap.wasm", b"not a component at all");
     eventually("the garbage is rejected", || async { health(&server).await["reload"]["ok"] == false }).await;
     let error = health(&server).await["reload"]["error"].as_str().unwrap().to_owned();
     assert!(error.contains("swap.yaml: component:") && error.contains("not a valid"), "{error}");
-    assert_eq!(json(server.invoke("swap:listCampaigns", json!({})).await).await.0, 502, "old code serves");
+    assert_eq!(json(server.invoke("swap:readEnv", json!({})).await).await.0, 502, "old code serves");
 
     // A new valid version, written by rename like a build tool: new behaviour.
-    root.write("plugins/swap/.swap.wasm.tmp", plugin_bytes("ads"));
+    root.write("plugins/swap/.swap.wasm.tmp", plugin_bytes("misbehave"));
     std::fs::rename(
         root.path().join("plugins/swap/.swap.wasm.tmp"),
         root.path().join("plugins/swap/swap.wasm"),
     )
     .unwrap();
     eventually("the new component serves", || async {
-        json(server.invoke("swap:listCampaigns", json!({})).await).await.0 == 200
+        json(server.invoke("swap:readEnv", json!({})).await).await.0 == 200
     })
     .await;
     server.stop().await;

@@ -5,13 +5,16 @@
 //! [`ManifestError`] naming the file, the field and the reason; nothing about
 //! a manifest is re-checked per call.
 
+mod network;
 pub mod spec;
 
+use crate::broker::Grant;
 use crate::error::FieldError;
+use crate::outbound::origin::OriginPattern;
 use crate::ratelimit::Limit;
 use serde_json::Value;
 use spec::{AnnotationsSpec, ManifestSpec, ToolSpec};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Default linear-memory cap per call.
@@ -64,6 +67,13 @@ pub struct Manifest {
     pub memory_bytes: usize,
     /// Deadline per call in milliseconds.
     pub timeout_ms: u64,
+    /// `network.allow`, parsed.
+    pub allow: Vec<OriginPattern>,
+    /// `credentials`, validated (providers are checked against the
+    /// operator's configuration when the registry is built).
+    pub grants: Vec<Grant>,
+    /// `config:` values for the plugin.
+    pub config: BTreeMap<String, String>,
     /// The tools, in manifest order.
     pub tools: Vec<ToolDef>,
 }
@@ -163,11 +173,9 @@ impl Manifest {
                 format!("{timeout_ms} is outside 1..={}", bounds.max_timeout_ms),
             ));
         }
-        for (i, grant) in spec.credentials.iter().enumerate() {
-            if grant.provider.trim().is_empty() {
-                return Err(err(&format!("credentials[{i}].provider"), "must not be empty".into()));
-            }
-        }
+        let allow = network::allowlist(&spec.network).map_err(|(f, r)| err(&f, r))?;
+        let grants = network::grants(spec.credentials, &allow).map_err(|(f, r)| err(&f, r))?;
+        network::check_config(&spec.config).map_err(|(f, r)| err(&f, r))?;
         if spec.tools.is_empty() {
             return Err(err("tools", "a plugin must declare at least one tool".into()));
         }
@@ -186,6 +194,9 @@ impl Manifest {
             component: spec.component,
             memory_bytes: (memory_mb as usize) << 20,
             timeout_ms,
+            allow,
+            grants,
+            config: spec.config,
             tools,
         })
     }

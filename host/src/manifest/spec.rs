@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// One plugin's manifest.
@@ -21,13 +22,16 @@ pub struct ManifestSpec {
     /// Sandbox limits for every call into this plugin.
     #[serde(default)]
     pub limits: LimitsSpec,
-    /// Outbound HTTP allowlist (enforced once outbound HTTP exists; until then
-    /// the sandbox has no network at all).
+    /// Outbound HTTP allowlist; empty (the default) means no network at all.
     #[serde(default)]
     pub network: NetworkSpec,
     /// Token-brokering grants.
     #[serde(default)]
     pub credentials: Vec<CredentialGrantSpec>,
+    /// Plain settings the plugin reads through the `config` import (never
+    /// secrets: those are the broker's).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
     /// The tools this plugin exports.
     pub tools: Vec<ToolSpec>,
 }
@@ -68,7 +72,8 @@ pub struct CredentialGrantSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InjectSpec {
-    /// Host name the credential is injected for.
+    /// Host (`api.example.com`, `127.0.0.1`) or `host:port` the credential is
+    /// injected for.
     pub host: String,
     /// Header carrying the credential.
     pub header: String,

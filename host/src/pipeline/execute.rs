@@ -2,6 +2,7 @@
 //! the error contract.
 
 use crate::error::{ApiError, FieldError};
+use crate::outbound::log::EgressLog;
 use crate::principal::Principal;
 use crate::registry::Tool;
 use crate::runtime::state::CallIdentity;
@@ -12,14 +13,24 @@ use serde_json::Value;
 /// Longest plugin-supplied message passed on to the client.
 const MAX_PLUGIN_MESSAGE: usize = 1024;
 
-/// Run `tool` with `args` for `principal`; returns the tool's JSON result.
+/// Who a call is for and where its egress is recorded.
+pub struct Caller<'a> {
+    /// The request's correlation id.
+    pub correlation_id: &'a str,
+    /// The authenticated principal.
+    pub principal: &'a Principal,
+    /// The call's egress log (it ends up in the audit record).
+    pub egress: &'a EgressLog,
+}
+
+/// Run `tool` with `args` for the caller; returns the tool's JSON result.
 pub async fn execute(
     state: &AppState,
-    correlation_id: &str,
-    principal: &Principal,
+    caller: &Caller<'_>,
     tool: &Tool,
     args: &Value,
 ) -> Result<Value, ApiError> {
+    let Caller { correlation_id, principal, .. } = *caller;
     let identity = CallIdentity {
         correlation_id: correlation_id.to_owned(),
         tenant: principal.tenant.clone(),
@@ -27,9 +38,10 @@ pub async fn execute(
         tool_id: tool.def.id.clone(),
     };
     let plugin = &tool.plugin;
+    let grants = state.call_grants(plugin, caller.egress.clone());
     let output = state
         .runtime()
-        .call(&plugin.component, plugin.limits, identity, &tool.def.name, args.to_string())
+        .call(&plugin.component, plugin.limits, identity, grants, &tool.def.name, args.to_string())
         .await
         .map_err(|e| call_error(&tool.def.id, e))?;
     state.metrics().record_instantiate(output.instantiate);

@@ -3,12 +3,11 @@
 //! and only then executes.
 
 use super::Reply;
-use super::execute::execute;
+use super::execute::{Caller, execute};
 use crate::confirm::{ActionClaims, ActionTokenError, Presented, check_binding};
 use crate::error::ApiError;
 use crate::manifest::DEFAULT_CONFIRMATION_TTL_S;
 use crate::policy::ConfirmRule;
-use crate::principal::Principal;
 use crate::registry::Tool;
 use crate::state::AppState;
 use serde_json::Value;
@@ -24,16 +23,16 @@ const SPENT_GRACE: Duration = Duration::from_secs(60);
 /// demands confirmation.
 pub async fn invoke(
     state: &AppState,
-    correlation_id: &str,
-    principal: &Principal,
+    caller: &Caller<'_>,
     tool: &Tool,
     args: &Value,
     args_sha256: &str,
     confirm_rule: Option<ConfirmRule>,
 ) -> Result<Reply, ApiError> {
+    let Caller { correlation_id, principal, .. } = *caller;
     let manifest = tool.def.confirmation.as_ref();
     if manifest.is_none() && confirm_rule.is_none() {
-        let result = execute(state, correlation_id, principal, tool, args).await?;
+        let result = execute(state, caller, tool, args).await?;
         return Ok(Reply::completed(&tool.def.id, result, correlation_id));
     }
     let ttl_s = manifest.map_or(DEFAULT_CONFIRMATION_TTL_S, |c| c.ttl_s);
@@ -58,13 +57,13 @@ pub async fn invoke(
 /// Confirm: verify the token against this call, spend it, execute.
 pub async fn confirm(
     state: &AppState,
-    correlation_id: &str,
-    principal: &Principal,
+    caller: &Caller<'_>,
     tool: &Tool,
     args: &Value,
     args_sha256: &str,
     token: &str,
 ) -> Result<Reply, ApiError> {
+    let Caller { correlation_id, principal, .. } = *caller;
     let now = state.clock().now_unix_s();
     let claims = state.action_tokens().verify(token).map_err(token_error)?;
     let presented =
@@ -79,7 +78,7 @@ pub async fn confirm(
     if !first_use {
         return Err(ApiError::ActionTokenUsed);
     }
-    let result = execute(state, correlation_id, principal, tool, args).await?;
+    let result = execute(state, caller, tool, args).await?;
     let mut reply = Reply::confirmed(&tool.def.id, result, correlation_id);
     reply.action_id = Some(claims.jti);
     Ok(reply)

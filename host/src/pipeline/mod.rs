@@ -260,14 +260,14 @@ async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Res
     };
 
     // confirmation gate, execute
-    let correlation_id = record.correlation_id.as_str();
+    let caller = execute::Caller {
+        correlation_id: record.correlation_id.as_str(),
+        principal: &principal,
+        egress: &record.egress,
+    };
     let outcome = match &action_token {
-        None => {
-            gate::invoke(state, correlation_id, &principal, &tool, &args, &args_sha256, confirm_rule).await
-        }
-        Some(token) => {
-            gate::confirm(state, correlation_id, &principal, &tool, &args, &args_sha256, token).await
-        }
+        None => gate::invoke(state, &caller, &tool, &args, &args_sha256, confirm_rule).await,
+        Some(token) => gate::confirm(state, &caller, &tool, &args, &args_sha256, token).await,
     };
 
     if let Some(reservation) = reservation {

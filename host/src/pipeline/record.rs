@@ -8,6 +8,7 @@ use crate::audit::Receipt;
 use crate::audit::record::{AuditEvent, AuditPrincipal};
 use crate::correlation::CorrelationId;
 use crate::error::ApiError;
+use crate::outbound::log::EgressLog;
 use crate::principal::Principal;
 use crate::state::AppState;
 use serde_json::{Value, json};
@@ -35,6 +36,8 @@ pub struct CallRecord {
     pub args_sha256: Option<String>,
     /// The arguments, only when the tool's manifest opts in to recording them.
     pub args: Option<Value>,
+    /// Credentials used and requests made by the plugin (fingerprints only).
+    pub egress: EgressLog,
     started: Instant,
 }
 
@@ -49,6 +52,7 @@ impl CallRecord {
             tool_known: false,
             args_sha256: None,
             args: None,
+            egress: EgressLog::default(),
             started: Instant::now(),
         }
     }
@@ -107,6 +111,14 @@ impl CallRecord {
                 }
                 (event, e.code(), status, Some(detail))
             }
+        };
+        let detail = match (detail, self.egress.to_audit()) {
+            (detail, None) => detail,
+            (Some(Value::Object(mut fields)), Some(egress)) => {
+                fields.insert("egress".into(), egress);
+                Some(Value::Object(fields))
+            }
+            (_, Some(egress)) => Some(json!({ "egress": egress })),
         };
         AuditEvent {
             event: event.into(),

@@ -20,7 +20,7 @@ use crate::config::RuntimeConfig;
 use bindings::{Plugin, PluginPre};
 use cache::CompileCache;
 use sha2::Digest as _;
-use state::{CallIdentity, CallState, call_context};
+use state::{CallGrants, CallIdentity, CallState, call_context};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,6 +127,9 @@ impl Runtime {
         // friends even when unused; they are linked, but `CallState` grants
         // nothing through them.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // wasi:http for every plugin; what a request may reach is decided per
+        // call by the plugin's own `OutboundHooks` (nothing without `network.allow`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
         let cache = CompileCache::new(cache_dir, &built.engine);
         let ticker = EpochTicker::start(built.engine.clone(), config.epoch_tick);
@@ -179,6 +182,7 @@ impl Runtime {
         component: &LoadedComponent,
         limits: CallLimits,
         identity: CallIdentity,
+        grants: CallGrants,
         tool: &str,
         args_json: String,
     ) -> Result<CallOutput, CallError> {
@@ -190,7 +194,7 @@ impl Runtime {
         let context = call_context(&identity);
         let mut store = Store::new(
             &self.engine,
-            CallState::new(identity, limits.memory_bytes, self.config.max_log_lines_per_call),
+            CallState::new(identity, grants, limits.memory_bytes, self.config.max_log_lines_per_call),
         );
         store.limiter(|state| &mut state.limiter);
         let deadline = Instant::now() + limits.timeout;

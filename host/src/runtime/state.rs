@@ -1,13 +1,21 @@
-//! Per-call store data: the sandbox's (empty) WASI context, the memory
-//! limiter, and the host side of the `broker` and `log` imports.
+//! Per-call store data: the sandbox's (empty) WASI context, the `wasi:http`
+//! context with this call's [`OutboundHooks`], the memory limiter, and the
+//! host side of the `broker`, `config` and `log` imports.
 //!
 //! A `CallState` lives exactly as long as one call's `Store`; nothing in it is
 //! shared with any other call, caller or tenant.
 
-use super::bindings::fastmcp::plugin::{broker, log, types};
+use super::bindings::fastmcp::plugin::{broker, config, log, types};
+use crate::broker::BrokerError;
+use crate::outbound::Egress;
+use crate::outbound::hooks::OutboundHooks;
+use crate::outbound::log::EgressEvent;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Longest plugin log message kept; the rest is cut.
 const MAX_LOG_MESSAGE: usize = 4096;
@@ -25,25 +33,42 @@ pub struct CallIdentity {
     pub tool_id: String,
 }
 
+/// What a plugin is given besides its arguments: its manifest `config:`
+/// values, and brokering and outbound HTTP within its grants.
+#[derive(Clone)]
+pub struct CallGrants {
+    /// The manifest's `config:` map.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// Broker, network rules and this call's egress log.
+    pub egress: Egress,
+}
+
 /// The data of one call's `Store`.
 pub struct CallState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
     table: ResourceTable,
     pub(super) limiter: MemoryLimiter,
     identity: CallIdentity,
+    grants: CallGrants,
     log_lines_left: u32,
 }
 
 impl CallState {
-    /// Fresh state: WASI with no files, no environment, no sockets, no stdio.
-    pub fn new(identity: CallIdentity, memory_bytes: usize, max_log_lines: u32) -> Self {
+    /// Fresh state: WASI with no files, no environment, no sockets, no stdio;
+    /// outbound HTTP only as the plugin's grants allow.
+    pub fn new(identity: CallIdentity, grants: CallGrants, memory_bytes: usize, max_log_lines: u32) -> Self {
         let wasi =
             WasiCtxBuilder::new().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
         Self {
             wasi,
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks::new(grants.egress.clone(), identity.correlation_id.clone()),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_bytes),
             identity,
+            grants,
             log_lines_left: max_log_lines,
         }
     }
@@ -52,6 +77,12 @@ impl CallState {
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 
@@ -97,13 +128,42 @@ impl ResourceLimiter for MemoryLimiter {
 impl types::Host for CallState {}
 
 impl broker::Host for CallState {
-    /// No provider is granted until token brokering is configured.
+    /// A token within the plugin's grants; every answer is recorded (by
+    /// fingerprint) in the call's egress log.
     async fn get_token(
         &mut self,
         provider: String,
-        _scopes: Vec<String>,
+        scopes: Vec<String>,
     ) -> Result<broker::Token, broker::BrokerError> {
-        Err(broker::BrokerError::NotGranted(format!("provider `{provider}` is not granted to this plugin")))
+        let egress = &self.grants.egress;
+        match egress.broker.token_for_plugin(&egress.network.grants, &provider, &scopes).await {
+            Ok(issued) => {
+                egress.log.push(EgressEvent::Token { provider, scopes, fingerprint: issued.fingerprint });
+                let expires_in_s =
+                    issued.expires_in.map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32);
+                Ok(broker::Token { value: issued.value.expose().to_owned(), expires_in_s })
+            }
+            Err(e) => {
+                tracing::warn!(
+                    correlation_id = %self.identity.correlation_id,
+                    tool = %self.identity.tool_id,
+                    %provider,
+                    reason = %e,
+                    "broker refused a token"
+                );
+                egress.log.push(EgressEvent::TokenRefused { provider, scopes, reason: e.to_string() });
+                Err(match e {
+                    BrokerError::NotGranted(reason) => broker::BrokerError::NotGranted(reason),
+                    BrokerError::Unavailable(reason) => broker::BrokerError::Unavailable(reason),
+                })
+            }
+        }
+    }
+}
+
+impl config::Host for CallState {
+    async fn get(&mut self, key: String) -> Option<String> {
+        self.grants.config.get(&key).cloned()
     }
 }
 

@@ -2,19 +2,24 @@
 //! sandbox, the authenticator, the current registry and policy snapshots, and
 //! the metrics. Reloads live in [`reload`].
 
+mod providers;
 mod reload;
 
 use crate::audit::record::AuditEvent;
 use crate::audit::{AuditConfig, AuditLog};
 use crate::auth::Authenticator;
+use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::config::HostConfig;
 use crate::confirm::ActionTokenKey;
 use crate::metrics::Metrics;
+use crate::outbound::log::EgressLog;
+use crate::outbound::{Egress, OutboundConfig};
 use crate::policy::PolicySet;
 use crate::ratelimit::{Limiter, RateLimits, RedisBuckets};
 use crate::registry::RegistrySnapshot;
 use crate::runtime::Runtime;
+use crate::runtime::state::CallGrants;
 use crate::store::StateStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
@@ -39,6 +44,8 @@ struct Inner {
     action_tokens: ActionTokenKey,
     audit: AuditLog,
     rate_limits: Limiter,
+    broker: Arc<Broker>,
+    outbound: Arc<OutboundConfig>,
     redis: Option<redis::aio::ConnectionManager>,
     last_policy_reload: Mutex<Option<ReloadOutcome>>,
     last_reload: Mutex<Option<ReloadOutcome>>,
@@ -83,11 +90,21 @@ impl AppState {
                 )
             }
         };
-        let state = tokio::task::spawn_blocking(move || {
-            Self::start_blocking(config, auth, store, limiter, redis_connection, audit)
-        })
-        .await
-        .context("startup task panicked")??;
+        let shutdown = tokio::sync::watch::channel(false).0;
+        let broker =
+            Broker::new(providers::load(&config, shutdown.subscribe()).await?, config.broker.clone());
+        let parts = StartParts {
+            auth,
+            store,
+            rate_limits: limiter,
+            redis: redis_connection,
+            audit,
+            broker,
+            shutdown,
+        };
+        let state = tokio::task::spawn_blocking(move || Self::start_blocking(config, parts))
+            .await
+            .context("startup task panicked")??;
         let registry = state.registry();
         let plugins: Vec<_> = registry
             .plugins()
@@ -101,6 +118,7 @@ impl AppState {
                 "registry_version": registry.version,
                 "plugins": plugins,
                 "tools": registry.tools().count(),
+                "providers": state.broker().provider_names().collect::<Vec<_>>(),
                 "policy_version": state.policy().version,
                 "dev_keys": state.auth().dev_keys,
             }),
@@ -110,20 +128,14 @@ impl AppState {
         Ok(state)
     }
 
-    fn start_blocking(
-        config: HostConfig,
-        auth: Authenticator,
-        store: Arc<dyn StateStore>,
-        rate_limits: Limiter,
-        redis: Option<redis::aio::ConnectionManager>,
-        audit: AuditLog,
-    ) -> anyhow::Result<Self> {
+    fn start_blocking(config: HostConfig, parts: StartParts) -> anyhow::Result<Self> {
+        let StartParts { auth, store, rate_limits, redis, audit, broker, shutdown } = parts;
         let action_tokens = ActionTokenKey::load_or_create(&config.runtime_dir().join("action-token.key"))?;
         let policy = PolicySet::load(&config.policy_file())?;
         log_policy(&policy, 1);
         let runtime = Runtime::new(config.runtime.clone(), config.compile_cache_dir())
             .context("building the WebAssembly runtime")?;
-        let registry = RegistrySnapshot::load(&config, &runtime, 1, None)?;
+        let registry = RegistrySnapshot::load(&config, &runtime, &broker, 1, None)?;
         tracing::info!(
             root = %config.root.display(),
             plugins = registry.plugins().count(),
@@ -134,6 +146,7 @@ impl AppState {
             "registry loaded"
         );
         let metrics = Metrics::new(&runtime);
+        let outbound = Arc::new(config.outbound.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -144,7 +157,9 @@ impl AppState {
                 last_policy_reload: Mutex::new(None),
                 last_reload: Mutex::new(None),
                 registry_reload: tokio::sync::Mutex::new(()),
-                shutdown: tokio::sync::watch::channel(false).0,
+                shutdown,
+                broker: Arc::new(broker),
+                outbound,
                 store,
                 action_tokens,
                 audit,
@@ -187,6 +202,30 @@ impl AppState {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {timeout:?}")),
         })
+    }
+
+    /// The credential broker.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.inner.broker
+    }
+
+    /// Limits on plugins' outbound HTTP.
+    pub fn outbound(&self) -> &Arc<OutboundConfig> {
+        &self.inner.outbound
+    }
+
+    /// What a call into `plugin` is given: its config values, and brokering
+    /// and outbound HTTP within its grants, recorded in `log`.
+    pub fn call_grants(&self, plugin: &crate::registry::Plugin, log: EgressLog) -> CallGrants {
+        CallGrants {
+            config: plugin.config.clone(),
+            egress: Egress {
+                network: plugin.network.clone(),
+                broker: self.inner.broker.clone(),
+                config: self.inner.outbound.clone(),
+                log,
+            },
+        }
     }
 
     /// The rate-limit buckets.
@@ -255,6 +294,17 @@ impl AppState {
     pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
         self.inner.shutdown.subscribe()
     }
+}
+
+/// What `start` prepares before the blocking part of startup.
+struct StartParts {
+    auth: Authenticator,
+    store: Arc<dyn StateStore>,
+    rate_limits: Limiter,
+    redis: Option<redis::aio::ConnectionManager>,
+    audit: AuditLog,
+    broker: Broker,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// Connect to Redis (and check it answers) within a few seconds.

@@ -32,7 +32,7 @@ impl AppState {
         let state = self.clone();
         let next = current.version + 1;
         let built = tokio::task::spawn_blocking(move || {
-            RegistrySnapshot::load(state.config(), state.runtime(), next, Some(&current))
+            RegistrySnapshot::load(state.config(), state.runtime(), state.broker(), next, Some(&current))
         })
         .await
         .expect("registry build task panicked");

@@ -1,20 +1,22 @@
-//! `ads`: the example advertising plugin.
+//! `ads`: the example advertising plugin, a client of an Ads API.
 //!
-//! - `ads:createCampaign` (destructive) creates a campaign and returns its record.
-//! - `ads:listCampaigns` (read-only) lists campaigns.
+//! - `ads:createCampaign` (destructive) — `POST {api_url}/v1/campaigns`;
+//! - `ads:listCampaigns` (read-only) — `GET {api_url}/v1/campaigns?limit=N`.
 //!
-//! Until the brokering work wires this plugin to a real Ads API over
-//! `wasi:http`, it has no upstream: `createCampaign` derives a stable id from
-//! its input and `listCampaigns` reports the (empty) local list. It already asks
-//! the host broker for a credential and logs through the host, so it exercises
-//! the whole WIT contract.
+//! `api_url` comes from the manifest's `config:`. The plugin holds no
+//! credential: the host injects the `ads-api` bearer token into requests to
+//! the granted host (manifest `credentials[].inject`), so the token never
+//! enters this sandbox. Upstream failures (unreachable, 5xx, a refused
+//! credential) are reported as `upstream` errors; a request the host's
+//! allowlist refuses is a configuration fault (`internal`) naming the target.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 
 use exports::fastmcp::plugin::tools::Guest;
-use fastmcp::plugin::broker;
+use fastmcp::plugin::config;
 use fastmcp::plugin::log::{Level, log};
 use fastmcp::plugin::types::{CallContext, ToolError};
+use guest_http::{FetchError, Request, fetch};
 use serde_json::{Value, json};
 
 struct Ads;
@@ -25,7 +27,7 @@ impl Guest for Ads {
             serde_json::from_str(&args_json).map_err(|e| ToolError::InvalidInput(e.to_string()))?;
         match tool.as_str() {
             "createCampaign" => create_campaign(&ctx, &args),
-            "listCampaigns" => list_campaigns(&args),
+            "listCampaigns" => list_campaigns(&ctx, &args),
             other => Err(ToolError::Internal(format!("unknown tool `{other}`"))),
         }
     }
@@ -33,33 +35,58 @@ impl Guest for Ads {
 
 fn create_campaign(ctx: &CallContext, args: &Value) -> Result<String, ToolError> {
     let name = args["name"].as_str().unwrap_or_default();
-    let budget = args["budget"].as_f64().unwrap_or_default();
     let start_date = args["startDate"].as_str().unwrap_or_default();
     if !is_iso_date(start_date) {
         return Err(ToolError::InvalidInput(format!("startDate `{start_date}` is not a YYYY-MM-DD date")));
     }
     log(Level::Info, &format!("creating campaign `{name}` for tenant `{}`", ctx.tenant));
-    let credential = match broker::get_token("ads-api", &["campaigns.write".to_string()]) {
-        Ok(_) => "brokered",
-        Err(_) => "none",
-    };
-    let id = format!("cmp_{:016x}", fnv1a(&[&ctx.tenant, name, start_date]));
-    Ok(json!({
-        "id": id,
-        "name": name,
-        "budget": budget,
-        "startDate": start_date,
-        "status": "scheduled",
-        "tenant": ctx.tenant,
-        "credential": credential,
-    })
-    .to_string())
+    let body = json!({ "name": name, "budget": args["budget"], "startDate": start_date }).to_string();
+    let created = call(ctx, "POST", "/v1/campaigns", Some(body.as_bytes()))?;
+    Ok(created.to_string())
 }
 
-fn list_campaigns(args: &Value) -> Result<String, ToolError> {
+fn list_campaigns(ctx: &CallContext, args: &Value) -> Result<String, ToolError> {
     let limit = args["limit"].as_u64().unwrap_or(50);
     log(Level::Debug, &format!("listing campaigns (limit {limit})"));
-    Ok(json!({ "campaigns": [], "limit": limit, "source": "local" }).to_string())
+    let listed = call(ctx, "GET", &format!("/v1/campaigns?limit={limit}"), None)?;
+    let campaigns = listed.get("campaigns").cloned().unwrap_or_else(|| json!([]));
+    Ok(json!({ "campaigns": campaigns, "limit": limit }).to_string())
+}
+
+/// One Ads API call; the JSON answer, or the tool error it amounts to.
+fn call(ctx: &CallContext, method: &str, path: &str, body: Option<&[u8]>) -> Result<Value, ToolError> {
+    let base = config::get("api_url")
+        .ok_or_else(|| ToolError::Internal("the manifest sets no `config.api_url`".into()))?;
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let headers = [
+        ("content-type", "application/json"),
+        ("accept", "application/json"),
+        ("x-tenant", ctx.tenant.as_str()),
+        ("x-correlation-id", ctx.correlation_id.as_str()),
+    ];
+    let response = fetch(&Request { method, url: &url, headers: &headers, body }).map_err(|e| match e {
+        FetchError::Denied { .. } | FetchError::BadUrl(_) | FetchError::Header(_) => {
+            ToolError::Internal(format!("Ads API: {e}"))
+        }
+        FetchError::Transport(_) => ToolError::Upstream(format!("Ads API unreachable: {e}")),
+    })?;
+    let status = response.status;
+    match status {
+        200..=299 => serde_json::from_slice(&response.body).map_err(|_| {
+            ToolError::Upstream(format!("Ads API answered {status} with a body that is not JSON"))
+        }),
+        400 | 422 => Err(ToolError::InvalidInput(format!(
+            "Ads API rejected the request ({status}): {}",
+            snippet(&response.body)
+        ))),
+        401 | 403 => Err(ToolError::Upstream(format!("Ads API refused the brokered credential ({status})"))),
+        _ => Err(ToolError::Upstream(format!("Ads API answered {status}"))),
+    }
+}
+
+/// The start of a body, for messages.
+fn snippet(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()
 }
 
 /// `YYYY-MM-DD` with plausible month and day numbers.
@@ -72,18 +99,6 @@ fn is_iso_date(s: &str) -> bool {
     let month: u32 = s[5..7].parse().unwrap_or(0);
     let day: u32 = s[8..10].parse().unwrap_or(0);
     (1..=12).contains(&month) && (1..=31).contains(&day)
-}
-
-/// FNV-1a over the parts, separated, for a stable campaign id.
-fn fnv1a(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain([0u8]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
 }
 
 export!(Ads);

@@ -1,0 +1,244 @@
+//! Token brokering (DESIGN §7): plugins never hold long-lived secrets.
+//!
+//! - [`providers`]: what the operator configures (secrets from files or the
+//!   environment);
+//! - [`oauth`]: the client-credentials fetch;
+//! - this module: [`Grant`]s (what a manifest allows a plugin), and the
+//!   [`Broker`], which answers only within a grant and caches access tokens
+//!   until shortly before they expire. Refreshes are single-flight: N calls
+//!   that need the same token while it is being fetched wait for that one
+//!   fetch. A failed fetch is remembered for a short back-off so a provider
+//!   that is down is not hammered by every call.
+//!
+//! Nothing here logs a token or a secret; what may be recorded about a
+//! credential is its [`fingerprint`].
+
+pub mod oauth;
+pub mod providers;
+
+use crate::outbound::origin::Host;
+use providers::{Provider, Secret};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Cached tokens kept at most (one per provider and scope set).
+const MAX_CACHED: usize = 1024;
+
+/// What a manifest grants a plugin: one provider, some scopes, and
+/// optionally where the host injects the credential.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The provider's name.
+    pub provider: String,
+    /// The scopes the plugin may use (sorted, unique).
+    pub scopes: Vec<String>,
+    /// Outbound injection.
+    pub inject: Option<Injection>,
+}
+
+/// Where the host puts a grant's credential.
+#[derive(Debug, Clone)]
+pub struct Injection {
+    /// The request host it applies to.
+    pub host: Host,
+    /// The port, when the manifest names one (else any port of the host).
+    pub port: Option<u16>,
+    /// The header carrying it (`authorization` gets `Bearer <credential>`;
+    /// any other header gets the bare credential).
+    pub header: http::HeaderName,
+}
+
+/// Why the broker gives nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// Not within the plugin's grants.
+    #[error("{0}")]
+    NotGranted(String),
+    /// Granted, but no credential can be had now.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A credential handed out (to a plugin or into a request).
+pub struct Issued {
+    /// The credential.
+    pub value: Secret,
+    /// Time left before it expires (`None` for static keys).
+    pub expires_in: Option<Duration>,
+    /// [`fingerprint`] of the value.
+    pub fingerprint: String,
+}
+
+/// `sha256:` and the first 12 hex digits of the credential's SHA-256: enough
+/// to correlate uses in the audit trail, useless to an attacker.
+pub fn fingerprint(secret: &Secret) -> String {
+    let digest = Sha256::digest(secret.expose().as_bytes());
+    format!("sha256:{}", &hex::encode(digest)[..12])
+}
+
+/// Broker settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Timeout of one token fetch.
+    pub fetch_timeout: Duration,
+    /// After a failed fetch, answer "unavailable" at once for this long.
+    pub failure_backoff: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self { fetch_timeout: Duration::from_secs(5), failure_backoff: Duration::from_secs(1) }
+    }
+}
+
+/// One slot per (provider, sorted scopes); the async mutex makes refreshes
+/// single-flight.
+type TokenSlots = HashMap<(String, Vec<String>), Arc<tokio::sync::Mutex<Slot>>>;
+
+#[derive(Default)]
+struct Slot {
+    token: Option<(Secret, Instant)>,
+    failed: Option<(Instant, String)>,
+}
+
+/// The broker: providers, an HTTP client for token endpoints, and the cache.
+pub struct Broker {
+    providers: BTreeMap<String, Provider>,
+    client: reqwest::Client,
+    config: BrokerConfig,
+    cache: Mutex<TokenSlots>,
+    fetches: prometheus_client::metrics::counter::Counter,
+}
+
+impl Broker {
+    /// A broker for these providers.
+    pub fn new(providers: BTreeMap<String, Provider>, config: BrokerConfig) -> Self {
+        Self {
+            providers,
+            client: oauth::client(config.fetch_timeout),
+            config,
+            cache: Mutex::new(HashMap::new()),
+            fetches: Default::default(),
+        }
+    }
+
+    /// Whether a provider of this name is configured.
+    pub fn has_provider(&self, name: &str) -> bool {
+        self.providers.contains_key(name)
+    }
+
+    /// The configured provider names.
+    pub fn provider_names(&self) -> impl Iterator<Item = &str> {
+        self.providers.keys().map(String::as_str)
+    }
+
+    /// Token fetches made so far (successful or not).
+    pub fn fetches(&self) -> &prometheus_client::metrics::counter::Counter {
+        &self.fetches
+    }
+
+    /// `broker.get-token`: a short-lived token for `provider` with `scopes`,
+    /// only if one of `grants` names the provider and covers every scope.
+    /// Static keys are never handed to plugins (inject them instead).
+    pub async fn token_for_plugin(
+        &self,
+        grants: &[Grant],
+        provider: &str,
+        scopes: &[String],
+    ) -> Result<Issued, BrokerError> {
+        let grant = grants.iter().find(|g| g.provider == provider).ok_or_else(|| {
+            BrokerError::NotGranted(format!("provider `{provider}` is not granted to this plugin"))
+        })?;
+        if let Some(extra) = scopes.iter().find(|s| grant.scopes.binary_search(s).is_err()) {
+            return Err(BrokerError::NotGranted(format!(
+                "scope `{extra}` is not granted for provider `{provider}`"
+            )));
+        }
+        match self.providers.get(provider) {
+            Some(Provider::Static { .. }) => Err(BrokerError::NotGranted(format!(
+                "provider `{provider}` holds a static key: the host injects it into requests, it is never handed out"
+            ))),
+            Some(Provider::OAuth2ClientCredentials { .. }) => {
+                let mut scopes = scopes.to_vec();
+                scopes.sort();
+                scopes.dedup();
+                self.oauth_token(provider, scopes).await
+            }
+            None => Err(BrokerError::Unavailable(format!("provider `{provider}` is not configured"))),
+        }
+    }
+
+    /// The credential a grant injects: the static key, or a token with all
+    /// of the grant's scopes.
+    pub async fn credential(&self, grant: &Grant) -> Result<Issued, BrokerError> {
+        match self.providers.get(&grant.provider) {
+            Some(Provider::Static { secret }) => {
+                Ok(Issued { value: secret.clone(), expires_in: None, fingerprint: fingerprint(secret) })
+            }
+            Some(Provider::OAuth2ClientCredentials { .. }) => {
+                self.oauth_token(&grant.provider, grant.scopes.clone()).await
+            }
+            None => Err(BrokerError::Unavailable(format!("provider `{}` is not configured", grant.provider))),
+        }
+    }
+
+    async fn oauth_token(&self, name: &str, scopes: Vec<String>) -> Result<Issued, BrokerError> {
+        let Some(Provider::OAuth2ClientCredentials { token_url, client_id, client_secret, refresh_before }) =
+            self.providers.get(name)
+        else {
+            return Err(BrokerError::Unavailable(format!("provider `{name}` is not an OAuth2 provider")));
+        };
+        let slot = self.slot(name, &scopes);
+        // One fetch at a time per token: later callers wait here and then
+        // find the fresh token (or the fresh failure) in the slot.
+        let mut slot = slot.lock().await;
+        let now = Instant::now();
+        if let Some((token, expires_at)) = &slot.token
+            && *expires_at > now
+        {
+            return Ok(issued(token, *expires_at - now));
+        }
+        if let Some((at, reason)) = &slot.failed
+            && now.duration_since(*at) < self.config.failure_backoff
+        {
+            return Err(BrokerError::Unavailable(format!("provider `{name}`: {reason}")));
+        }
+        self.fetches.inc();
+        match oauth::fetch(&self.client, token_url, client_id, client_secret, &scopes).await {
+            Ok(token) => {
+                // Serve a cached token only while it has a safe margin left;
+                // short-lived tokens keep at least half their lifetime.
+                let margin = (*refresh_before).min(token.expires_in / 2);
+                let fetched_at = Instant::now();
+                let usable_until = fetched_at + token.expires_in - margin;
+                let result = issued(&token.value, token.expires_in);
+                slot.token = Some((token.value, usable_until));
+                slot.failed = None;
+                tracing::info!(provider = name, scopes = ?scopes, fingerprint = %result.fingerprint, expires_in_s = token.expires_in.as_secs(), "fetched a provider token");
+                Ok(result)
+            }
+            Err(reason) => {
+                tracing::warn!(provider = name, %reason, "provider token fetch failed");
+                slot.token = None;
+                slot.failed = Some((Instant::now(), reason.clone()));
+                Err(BrokerError::Unavailable(format!("provider `{name}`: {reason}")))
+            }
+        }
+    }
+
+    fn slot(&self, name: &str, scopes: &[String]) -> Arc<tokio::sync::Mutex<Slot>> {
+        let mut cache = self.cache.lock().expect("the token cache lock is never poisoned");
+        let key = (name.to_owned(), scopes.to_vec());
+        if !cache.contains_key(&key) && cache.len() >= MAX_CACHED {
+            // Bounded: drop slots nobody is using (their tokens are refetched on demand).
+            cache.retain(|_, slot| Arc::strong_count(slot) > 1);
+        }
+        cache.entry(key).or_default().clone()
+    }
+}
+
+fn issued(value: &Secret, expires_in: Duration) -> Issued {
+    Issued { value: value.clone(), expires_in: Some(expires_in), fingerprint: fingerprint(value) }
+}

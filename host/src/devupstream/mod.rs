@@ -1,0 +1,288 @@
+//! The development upstream: a small, real HTTP service that stands in for a
+//! provider's OAuth token endpoint and its Ads API, so the example `ads`
+//! plugin works out of the box (the quickstart) and the tests reach a real
+//! server on loopback.
+//!
+//! - `POST /oauth/token` — client credentials (HTTP Basic), scopes
+//!   `campaigns.read` and `campaigns.write`, opaque bearer tokens;
+//! - `GET|POST /v1/campaigns` — the Ads API ([`ads`]), bearer token required;
+//! - `GET /_dev/stats` — counters (token requests, API calls, rejections);
+//! - `POST /_dev/fail` — `{"status": 503, "count": 2}` makes the next API
+//!   calls fail, to exercise upstream errors.
+//!
+//! It is a development tool: state is in memory and bounded, and it listens
+//! on loopback. The host starts one when no providers file is configured
+//! (`--dev-upstream`), or a test starts one on an ephemeral port.
+
+mod ads;
+
+use crate::broker::providers::Secret;
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// The client id the development upstream accepts.
+pub const DEV_CLIENT_ID: &str = "fastmcp-dev";
+
+/// Scopes the token endpoint issues.
+const KNOWN_SCOPES: &[&str] = &["campaigns.read", "campaigns.write"];
+
+/// Live tokens kept at most.
+const MAX_TOKENS: usize = 10_000;
+
+/// Settings of a development upstream.
+#[derive(Debug, Clone)]
+pub struct DevUpstreamConfig {
+    /// The client secret it accepts (with [`DEV_CLIENT_ID`]).
+    pub client_secret: Secret,
+    /// Lifetime of the tokens it issues.
+    pub token_ttl: Duration,
+}
+
+/// Counters, as served by `/_dev/stats`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Requests to the token endpoint.
+    pub token_requests: AtomicU64,
+    /// Tokens issued.
+    pub tokens_issued: AtomicU64,
+    /// API requests with a valid token.
+    pub authorized_requests: AtomicU64,
+    /// API requests refused for a missing, unknown, expired or
+    /// under-scoped token.
+    pub rejected_requests: AtomicU64,
+}
+
+/// An issued token's scopes and expiry.
+struct LiveToken {
+    scopes: Vec<String>,
+    expires_at: Instant,
+}
+
+/// Why an API request is refused.
+pub(crate) enum Refusal {
+    /// 401 or 403 with an RFC 6750 error code.
+    Token(StatusCode, &'static str),
+    /// A failure injected with `/_dev/fail`.
+    Injected(StatusCode),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Token(status, error) => {
+                let challenge = format!(r#"Bearer error="{error}""#);
+                (status, [(header::WWW_AUTHENTICATE, challenge)], axum::Json(json!({ "error": error })))
+                    .into_response()
+            }
+            Refusal::Injected(status) => {
+                (status, axum::Json(json!({ "error": "injected failure" }))).into_response()
+            }
+        }
+    }
+}
+
+/// Shared state of a running upstream.
+pub struct DevUpstream {
+    config: DevUpstreamConfig,
+    /// sha256(token) → (scopes, expiry). Keyed by digest so a lookup's timing
+    /// says nothing about the token.
+    tokens: Mutex<HashMap<[u8; 32], LiveToken>>,
+    issued: Mutex<Vec<Secret>>,
+    campaigns: ads::Campaigns,
+    failures: Mutex<Option<(StatusCode, u32)>>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl DevUpstream {
+    /// A new upstream (not yet serving).
+    pub fn new(config: DevUpstreamConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            tokens: Mutex::new(HashMap::new()),
+            issued: Mutex::new(Vec::new()),
+            campaigns: ads::Campaigns::default(),
+            failures: Mutex::new(None),
+            stats: Stats::default(),
+        })
+    }
+
+    /// Every token issued so far (the last [`MAX_TOKENS`]); for tests that
+    /// prove tokens never leak.
+    pub fn issued_tokens(&self) -> Vec<Secret> {
+        self.issued.lock().expect("lock").clone()
+    }
+
+    /// Serve on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = Router::new()
+            .route("/oauth/token", post(token))
+            .route("/v1/campaigns", get(ads::list).post(ads::create))
+            .route("/_dev/stats", get(stats))
+            .route("/_dev/fail", post(fail))
+            .with_state(self);
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    }
+
+    /// Check that `headers` carry a live bearer token with `scope` (or the
+    /// response to send instead).
+    fn authorize(&self, headers: &HeaderMap, scope: &str) -> Result<(), Refusal> {
+        let reject = |status: StatusCode, error: &'static str| {
+            self.stats.rejected_requests.fetch_add(1, Ordering::Relaxed);
+            Err(Refusal::Token(status, error))
+        };
+        let Some(token) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return reject(StatusCode::UNAUTHORIZED, "invalid_request");
+        };
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let scopes = match self.tokens.lock().expect("lock").get(&digest) {
+            Some(live) if live.expires_at > Instant::now() => live.scopes.clone(),
+            _ => return reject(StatusCode::UNAUTHORIZED, "invalid_token"),
+        };
+        if !scopes.iter().any(|s| s == scope || (scope == "campaigns.read" && s == "campaigns.write")) {
+            return reject(StatusCode::FORBIDDEN, "insufficient_scope");
+        }
+        if let Some(status) = self.take_failure() {
+            return Err(Refusal::Injected(status));
+        }
+        self.stats.authorized_requests.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn take_failure(&self) -> Option<StatusCode> {
+        let mut failures = self.failures.lock().expect("lock");
+        let (status, left) = (*failures)?;
+        *failures = (left > 1).then_some((status, left - 1));
+        Some(status)
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    grant_type: String,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+async fn token(
+    State(upstream): State<Arc<DevUpstream>>,
+    headers: HeaderMap,
+    Form(request): Form<TokenRequest>,
+) -> Response {
+    upstream.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+    let oauth_error =
+        |status: StatusCode, error: &str| (status, axum::Json(json!({ "error": error }))).into_response();
+    if !client_authenticated(&headers, &upstream.config.client_secret) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if request.grant_type != "client_credentials" {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    }
+    let scopes: Vec<String> =
+        request.scope.as_deref().unwrap_or("campaigns.read").split_whitespace().map(str::to_owned).collect();
+    if scopes.iter().any(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope");
+    }
+    let mut random = [0u8; 24];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut random[..]);
+    let value = format!("dev_at_{}", hex::encode(random));
+    let digest: [u8; 32] = Sha256::digest(value.as_bytes()).into();
+    let ttl = upstream.config.token_ttl;
+    {
+        let mut tokens = upstream.tokens.lock().expect("lock");
+        let now = Instant::now();
+        tokens.retain(|_, live| live.expires_at > now);
+        if tokens.len() >= MAX_TOKENS {
+            return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+        }
+        tokens.insert(digest, LiveToken { scopes: scopes.clone(), expires_at: now + ttl });
+        let mut issued = upstream.issued.lock().expect("lock");
+        if issued.len() >= MAX_TOKENS {
+            issued.remove(0);
+        }
+        issued.push(Secret::new(value.clone()));
+    }
+    upstream.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    axum::Json(json!({
+        "access_token": value,
+        "token_type": "Bearer",
+        "expires_in": ttl.as_secs(),
+        "scope": scopes.join(" "),
+    }))
+    .into_response()
+}
+
+/// HTTP Basic client authentication, compared in constant time.
+fn client_authenticated(headers: &HeaderMap, secret: &Secret) -> bool {
+    let Some(encoded) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let expected = format!("{DEV_CLIENT_ID}:{}", secret.expose());
+    constant_time_eq(&Sha256::digest(&decoded), &Sha256::digest(expected.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn stats(State(upstream): State<Arc<DevUpstream>>) -> axum::Json<Value> {
+    let s = &upstream.stats;
+    axum::Json(json!({
+        "token_requests": s.token_requests.load(Ordering::Relaxed),
+        "tokens_issued": s.tokens_issued.load(Ordering::Relaxed),
+        "authorized_requests": s.authorized_requests.load(Ordering::Relaxed),
+        "rejected_requests": s.rejected_requests.load(Ordering::Relaxed),
+    }))
+}
+
+#[derive(Deserialize)]
+struct FailRequest {
+    status: u16,
+    #[serde(default = "one")]
+    count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn fail(
+    State(upstream): State<Arc<DevUpstream>>,
+    axum::Json(request): axum::Json<FailRequest>,
+) -> StatusCode {
+    match StatusCode::from_u16(request.status) {
+        Ok(status) if request.count > 0 => {
+            *upstream.failures.lock().expect("lock") = Some((status, request.count));
+            StatusCode::NO_CONTENT
+        }
+        _ => StatusCode::BAD_REQUEST,
+    }
+}

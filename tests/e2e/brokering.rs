@@ -1,0 +1,281 @@
+//! Token brokering and outbound HTTP (DESIGN §7, §9): a real development
+//! upstream (OAuth token endpoint + Ads API) on loopback, the real server,
+//! real sandboxes.
+
+use crate::harness::{TestRoot, TestServer, TestUpstream, json, problem};
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+
+const CAMPAIGN: &str = r#"{"name":"LaunchX","budget":1200,"startDate":"2025-10-10"}"#;
+
+fn campaign() -> Value {
+    serde_json::from_str(CAMPAIGN).unwrap()
+}
+
+/// A root on `upstream` with the netprobe and offline fixtures.
+fn probe_root(upstream: &TestUpstream) -> TestRoot {
+    let root = TestRoot::with_upstream(upstream);
+    root.add_fixture("netprobe", upstream.addr);
+    root.add_fixture("offline", upstream.addr);
+    root
+}
+
+/// The `egress` events of the last audit record for `correlation_id`.
+fn egress_events(root: &TestRoot, correlation_id: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    for entry in std::fs::read_dir(root.path().join(".audit")).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.file_name().unwrap().to_str().unwrap().starts_with("audit-") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            if record["correlation_id"] == correlation_id
+                && let Some(found) = record["detail"]["egress"]["events"].as_array()
+            {
+                events = found.clone();
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_walkthrough_reaches_the_ads_api_with_a_credential_the_plugin_never_saw() {
+    let upstream = TestUpstream::start().await;
+    let root = TestRoot::with_upstream(&upstream);
+    let server = TestServer::start(&root).await;
+
+    let (status, pending) = json(server.invoke("ads:createCampaign", campaign()).await).await;
+    assert_eq!(status, 202, "{pending}");
+    assert_eq!(upstream.stats().await["authorized_requests"], 0, "nothing is created before confirmation");
+    let (status, done) = json(server.confirm(&pending["action_token"], campaign()).await).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["result"]["name"], "LaunchX");
+    assert_eq!(done["result"]["status"], "scheduled");
+    assert!(done["result"]["id"].as_str().unwrap().starts_with("cmp_"), "{done}");
+
+    // The upstream accepted the injected bearer token, and lists the campaign.
+    assert_eq!(upstream.stats().await["authorized_requests"], 1);
+    let (status, listed) = json(server.invoke("ads:listCampaigns", json!({"limit": 5})).await).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["result"]["campaigns"][0]["id"], done["result"]["id"]);
+
+    // The confirm record names the injection by fingerprint only.
+    let events = egress_events(&root, done["correlation_id"].as_str().unwrap());
+    let inject = events.iter().find(|e| e["kind"] == "inject").expect("an inject event");
+    assert_eq!(inject["provider"], "ads-api");
+    assert_eq!(inject["origin"], format!("http://{}", upstream.addr));
+    let token = upstream.upstream.issued_tokens().pop().unwrap();
+    assert_eq!(inject["fingerprint"], fastmcp_host::broker::fingerprint(&token));
+    assert!(events.iter().any(|e| e["kind"] == "request" && e["status"] == 201), "{events:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_token_answers_only_within_the_grant() {
+    let upstream = TestUpstream::start().await;
+    let root = probe_root(&upstream);
+    let server = TestServer::start(&root).await;
+
+    let granted = json!({"provider": "ads-api", "scopes": ["campaigns.read"]});
+    let (status, body) = json(server.invoke("netprobe:token", granted).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["granted"], true, "{body}");
+    assert!(body["result"]["expires_in_s"].as_u64().unwrap() > 0);
+    let token = upstream.upstream.issued_tokens().pop().unwrap();
+    assert_eq!(body["result"]["fingerprint"], fastmcp_host::broker::fingerprint(&token));
+    let events = egress_events(&root, body["correlation_id"].as_str().unwrap());
+    assert_eq!(events[0]["kind"], "token");
+    assert_eq!(events[0]["fingerprint"], body["result"]["fingerprint"]);
+
+    for (ask, why) in [
+        (
+            json!({"provider": "ads-api", "scopes": ["campaigns.write"]}),
+            "scope `campaigns.write` is not granted",
+        ),
+        (json!({"provider": "payments", "scopes": []}), "provider `payments` is not granted"),
+    ] {
+        let (status, body) = json(server.invoke("netprobe:token", ask).await).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["result"]["error"], "not-granted", "{body}");
+        assert!(body["result"]["reason"].as_str().unwrap().contains(why), "{body}");
+        let events = egress_events(&root, body["correlation_id"].as_str().unwrap());
+        assert_eq!(events[0]["kind"], "token_refused", "{events:?}");
+    }
+    // A plugin without grants gets nothing, even for a configured provider.
+    let ask = json!({"provider": "ads-api", "scopes": ["campaigns.read"]});
+    let (_, body) = json(server.invoke("offline:token", ask).await).await;
+    assert_eq!(body["result"]["error"], "not-granted", "{body}");
+    assert_eq!(upstream.stats().await["token_requests"], 1, "refusals never reach the provider");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_host_injects_the_credential_and_the_plugin_cannot_set_it() {
+    let upstream = TestUpstream::start().await;
+    let root = probe_root(&upstream);
+    let server = TestServer::start(&root).await;
+    let url = format!("http://{}/v1/campaigns", upstream.addr);
+
+    // Injected by the host: the upstream accepts the request.
+    let (_, body) = json(server.invoke("netprobe:fetch", json!({ "url": url })).await).await;
+    assert_eq!(body["result"]["status"], 200, "{body}");
+    assert!(!body["result"]["body"].as_str().unwrap().contains("dev_at_"), "{body}");
+
+    // Set by the plugin: refused inside the sandbox before any request.
+    let before = upstream.stats().await;
+    for header in ["authorization", "Authorization"] {
+        let forged = json!({ "url": url, "headers": { header: "Bearer forged" } });
+        let (_, body) = json(server.invoke("netprobe:fetch", forged).await).await;
+        let error = body["result"]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("header refused") && error.contains("Forbidden"), "{body}");
+    }
+    assert_eq!(upstream.stats().await, before, "no forged request reached the upstream");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hosts_outside_the_allowlist_are_denied() {
+    let upstream = TestUpstream::start().await;
+    let other = TestUpstream::start().await;
+    let root = probe_root(&upstream);
+    let server = TestServer::start(&root).await;
+
+    for url in [
+        format!("http://{}/v1/campaigns", other.addr), // another port on the same host
+        format!("http://localhost:{}/v1/campaigns", upstream.addr.port()), // the same server by name
+        format!("https://{}/v1/campaigns", upstream.addr), // another scheme
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://example.com/".to_owned(),
+    ] {
+        let (_, body) = json(server.invoke("netprobe:fetch", json!({ "url": url })).await).await;
+        assert_eq!(body["result"]["denied"], true, "{url}: {body}");
+        let events = egress_events(&root, body["correlation_id"].as_str().unwrap());
+        assert_eq!(events[0]["kind"], "denied", "{url}: {events:?}");
+        assert!(events[0]["reason"].as_str().unwrap().contains("network.allow"), "{events:?}");
+    }
+    assert_eq!(
+        other.stats().await["authorized_requests"].as_u64().unwrap()
+            + other.stats().await["rejected_requests"].as_u64().unwrap(),
+        0
+    );
+
+    // As a tool error, the message names the denied host.
+    let strict = json!({ "url": format!("http://{}/x", other.addr), "strict": true });
+    let body = problem(server.invoke("netprobe:fetch", strict).await, 502, "tool_failed").await;
+    assert!(body["detail"].as_str().unwrap().contains(&other.addr.to_string()), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_without_network_allow_has_no_network() {
+    let upstream = TestUpstream::start().await;
+    let root = probe_root(&upstream);
+    let server = TestServer::start(&root).await;
+    let url = format!("http://{}/v1/campaigns", upstream.addr);
+    let (_, body) = json(server.invoke("offline:fetch", json!({ "url": url })).await).await;
+    assert_eq!(body["result"]["denied"], true, "{body}");
+    let events = egress_events(&root, body["correlation_id"].as_str().unwrap());
+    assert!(events[0]["reason"].as_str().unwrap().contains("allows no network"), "{events:?}");
+    let stats = upstream.stats().await;
+    assert_eq!(
+        (stats["authorized_requests"].as_u64(), stats["rejected_requests"].as_u64()),
+        (Some(0), Some(0))
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_token_fetch_serves_many_concurrent_calls() {
+    let upstream = TestUpstream::start().await;
+    let root = TestRoot::with_upstream(&upstream);
+    let server = TestServer::start(&root).await;
+    let calls = join_all((0..16).map(|_| server.invoke("ads:listCampaigns", json!({}))));
+    for response in calls.await {
+        let (status, body) = json(response).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let stats = upstream.stats().await;
+    assert_eq!(stats["token_requests"], 1, "{stats}");
+    assert_eq!(stats["authorized_requests"], 16, "{stats}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_down_or_upstream_5xx_is_an_upstream_error() {
+    // Token endpoint unreachable: nothing listens on this port.
+    let closed: SocketAddr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let root = TestRoot::with_provider_at(closed, "irrelevant-secret");
+    let server = TestServer::start(&root).await;
+    let body = problem(server.invoke("ads:listCampaigns", json!({})).await, 502, "upstream_error").await;
+    assert!(body["detail"].as_str().unwrap().contains("Ads API"), "{body}");
+    server.stop().await;
+
+    // The API answers 503.
+    let upstream = TestUpstream::start().await;
+    let root = TestRoot::with_upstream(&upstream);
+    let server = TestServer::start(&root).await;
+    upstream.fail_next(503, 1).await;
+    let body = problem(server.invoke("ads:listCampaigns", json!({})).await, 502, "upstream_error").await;
+    assert!(body["detail"].as_str().unwrap().contains("503"), "{body}");
+    let (status, _) = json(server.invoke("ads:listCampaigns", json!({})).await).await;
+    assert_eq!(status, 200, "the next call succeeds");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_and_secrets_appear_nowhere_in_logs_or_audit() {
+    use crate::harness::{ALL_SCOPES, ServerProcess, mint};
+    let upstream = TestUpstream::start().await;
+    let root = probe_root(&upstream);
+    // Debug logs: the most the host ever writes about a call.
+    let mut server = ServerProcess::start(&root, "debug", &["--no-watch"]).await;
+    let base = format!("http://{}", server.addr);
+    let bearer = mint(&root.path().join(".runtime"), "tester", "public", &["tester"], ALL_SCOPES);
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        client.post(format!("{base}{path}")).bearer_auth(&bearer).json(&body).send()
+    };
+
+    let pending: Value =
+        post("/tools/ads:createCampaign/invoke", campaign()).await.unwrap().json().await.unwrap();
+    let mut confirm = campaign();
+    confirm["action_token"] = pending["action_token"].clone();
+    let done = post("/tools/ads:createCampaign/confirm", confirm).await.unwrap();
+    assert_eq!(done.status(), 200);
+    let token = json!({"provider": "ads-api", "scopes": ["campaigns.read"]});
+    let probed: Value = post("/tools/netprobe:token/invoke", token).await.unwrap().json().await.unwrap();
+    assert_eq!(probed["result"]["granted"], true, "{probed}");
+    let forged = json!({"url": format!("http://{}/v1/campaigns", upstream.addr), "headers": {"authorization": "Bearer forged-by-plugin"}});
+    assert_eq!(post("/tools/netprobe:fetch/invoke", forged).await.unwrap().status(), 200);
+
+    server.signal("-TERM");
+    let status = server.child.wait().await.unwrap();
+    assert!(status.success());
+    let logs = server.logs.await.unwrap().join("\n");
+    let mut audit = String::new();
+    for entry in std::fs::read_dir(root.path().join(".audit")).unwrap() {
+        audit.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
+    }
+    assert!(
+        logs.contains("fetched a provider token") && audit.contains("\"inject\""),
+        "the calls were logged and audited"
+    );
+
+    let tokens = upstream.upstream.issued_tokens();
+    assert_eq!(tokens.len(), 2, "one token for the injection scopes, one for get-token");
+    let mut secrets: Vec<String> = tokens.iter().map(|t| t.expose().to_owned()).collect();
+    secrets.push(upstream.secret.expose().to_owned());
+    secrets.push(bearer.clone());
+    secrets.push(bearer.split('.').nth(2).unwrap().to_owned()); // the JWT signature alone
+    secrets.push(pending["action_token"].as_str().unwrap().to_owned());
+    for secret in &secrets {
+        assert!(!logs.contains(secret.as_str()), "a secret is in the logs");
+        assert!(!audit.contains(secret.as_str()), "a secret is in the audit trail");
+    }
+}
