@@ -16,12 +16,13 @@
 pub mod oauth;
 pub mod providers;
 
+use crate::clock::Clock;
 use crate::outbound::origin::Host;
 use providers::{Provider, Secret};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Cached tokens kept at most (one per provider and scope set).
 const MAX_CACHED: usize = 1024;
@@ -97,10 +98,13 @@ impl Default for BrokerConfig {
 /// single-flight.
 type TokenSlots = HashMap<(String, Vec<String>), Arc<tokio::sync::Mutex<Slot>>>;
 
+/// Times are the host clock's Unix milliseconds (tests advance it).
 #[derive(Default)]
 struct Slot {
-    token: Option<(Secret, Instant)>,
-    failed: Option<(Instant, String)>,
+    /// The token and until when it may be served.
+    token: Option<(Secret, i64)>,
+    /// When the last fetch failed, and why.
+    failed: Option<(i64, String)>,
 }
 
 /// The broker: providers, an HTTP client for token endpoints, and the cache.
@@ -108,17 +112,19 @@ pub struct Broker {
     providers: BTreeMap<String, Provider>,
     client: reqwest::Client,
     config: BrokerConfig,
+    clock: Clock,
     cache: Mutex<TokenSlots>,
     fetches: prometheus_client::metrics::counter::Counter,
 }
 
 impl Broker {
-    /// A broker for these providers.
-    pub fn new(providers: BTreeMap<String, Provider>, config: BrokerConfig) -> Self {
+    /// A broker for these providers; token lifetimes run on `clock`.
+    pub fn new(providers: BTreeMap<String, Provider>, config: BrokerConfig, clock: Clock) -> Self {
         Self {
             providers,
             client: oauth::client(config.fetch_timeout),
             config,
+            clock,
             cache: Mutex::new(HashMap::new()),
             fetches: Default::default(),
         }
@@ -194,14 +200,14 @@ impl Broker {
         // One fetch at a time per token: later callers wait here and then
         // find the fresh token (or the fresh failure) in the slot.
         let mut slot = slot.lock().await;
-        let now = Instant::now();
-        if let Some((token, expires_at)) = &slot.token
-            && *expires_at > now
+        let now = self.clock.now_unix_ms();
+        if let Some((token, usable_until)) = &slot.token
+            && *usable_until > now
         {
-            return Ok(issued(token, *expires_at - now));
+            return Ok(issued(token, millis(*usable_until - now)));
         }
         if let Some((at, reason)) = &slot.failed
-            && now.duration_since(*at) < self.config.failure_backoff
+            && now - *at < self.config.failure_backoff.as_millis() as i64
         {
             return Err(BrokerError::Unavailable(format!("provider `{name}`: {reason}")));
         }
@@ -211,18 +217,24 @@ impl Broker {
                 // Serve a cached token only while it has a safe margin left;
                 // short-lived tokens keep at least half their lifetime.
                 let margin = (*refresh_before).min(token.expires_in / 2);
-                let fetched_at = Instant::now();
-                let usable_until = fetched_at + token.expires_in - margin;
-                let result = issued(&token.value, token.expires_in);
+                let usable_for = token.expires_in - margin;
+                let result = issued(&token.value, usable_for);
+                let usable_until = self.clock.now_unix_ms() + usable_for.as_millis() as i64;
                 slot.token = Some((token.value, usable_until));
                 slot.failed = None;
-                tracing::info!(provider = name, scopes = ?scopes, fingerprint = %result.fingerprint, expires_in_s = token.expires_in.as_secs(), "fetched a provider token");
+                tracing::info!(
+                    provider = name,
+                    ?scopes,
+                    fingerprint = %result.fingerprint,
+                    expires_in_s = token.expires_in.as_secs(),
+                    "fetched a provider token"
+                );
                 Ok(result)
             }
             Err(reason) => {
                 tracing::warn!(provider = name, %reason, "provider token fetch failed");
                 slot.token = None;
-                slot.failed = Some((Instant::now(), reason.clone()));
+                slot.failed = Some((self.clock.now_unix_ms(), reason.clone()));
                 Err(BrokerError::Unavailable(format!("provider `{name}`: {reason}")))
             }
         }
@@ -239,6 +251,15 @@ impl Broker {
     }
 }
 
+fn millis(ms: i64) -> Duration {
+    Duration::from_millis(ms.max(0) as u64)
+}
+
+/// A credential handed out with `expires_in` left.
 fn issued(value: &Secret, expires_in: Duration) -> Issued {
     Issued { value: value.clone(), expires_in: Some(expires_in), fingerprint: fingerprint(value) }
 }
+
+#[cfg(test)]
+#[path = "broker_tests.rs"]
+mod tests;

@@ -106,3 +106,61 @@ fn rejects_bad_schemas() {
 fn rejects_missing_required_field() {
     rejected(&GOOD.replace("version: 1.0.0\n", ""), "-", "missing field `version`");
 }
+
+/// GOOD with network, credentials and config sections inserted before `tools:`.
+fn with_egress(sections: &str) -> String {
+    GOOD.replace("tools:\n", &format!("{sections}tools:\n"))
+}
+
+#[test]
+fn accepts_network_grants_and_config() {
+    let m = parse(&with_egress(
+        "config: { api_url: \"https://ads.example.com\" }\nnetwork: { allow: [\"https://ads.example.com\", \"http://127.0.0.1:*\"] }\ncredentials:\n  - provider: ads-api\n    scopes: [b.write, a.read, a.read]\n    inject: { host: ads.example.com, header: Authorization }\n  - provider: maps\n",
+    ))
+    .unwrap();
+    assert_eq!(m.allow.len(), 2);
+    assert_eq!(m.grants[0].scopes, ["a.read", "b.write"], "sorted and unique");
+    let inject = m.grants[0].inject.as_ref().unwrap();
+    assert_eq!(inject.header, http::header::AUTHORIZATION);
+    assert!(inject.port.is_none());
+    assert!(m.grants[1].inject.is_none());
+    assert_eq!(m.config["api_url"], "https://ads.example.com");
+}
+
+#[test]
+fn rejects_bad_network_grants_and_config() {
+    for (sections, field, reason) in [
+        ("network: { allow: [\"ads.example.com\"] }\n", "network.allow[0]", "scheme://host"),
+        ("network: { allow: [\"https://ads.example.com/v1\"] }\n", "network.allow[0]", "no path"),
+        ("network: { allow: [\"gopher://x.example.com\"] }\n", "network.allow[0]", "http or https"),
+        (
+            "credentials:\n  - provider: a\n    inject: { host: api.example.com, header: authorization }\n",
+            "credentials[0].inject.host",
+            "not reachable under network.allow",
+        ),
+        (
+            "network: { allow: [\"https://api.example.com\"] }\ncredentials:\n  - provider: a\n    inject: { host: \"api.example.com:8443\", header: authorization }\n",
+            "credentials[0].inject.host",
+            "not reachable",
+        ),
+        (
+            "network: { allow: [\"https://api.example.com\"] }\ncredentials:\n  - provider: a\n    inject: { host: api.example.com, header: host }\n",
+            "credentials[0].inject.header",
+            "cannot carry a credential",
+        ),
+        ("credentials:\n  - provider: a\n  - provider: a\n", "credentials[1].provider", "granted twice"),
+        (
+            "credentials:\n  - provider: a\n    scopes: [\"two words\"]\n",
+            "credentials[0].scopes",
+            "not a scope",
+        ),
+        ("credentials:\n  - provider: a\n    token: secret\n", "credentials[0]", "unknown field"),
+        ("config: { \"bad key\": x }\n", "config.bad key", "keys are"),
+    ] {
+        let error = parse(&with_egress(sections)).unwrap_err();
+        assert!(error.field.starts_with(field), "{sections}: {error}");
+        assert!(error.reason.contains(reason), "{sections}: {error}");
+    }
+    let long = format!("config: {{ big: \"{}\" }}\n", "x".repeat(5000));
+    assert_eq!(parse(&with_egress(&long)).unwrap_err().field, "config.big");
+}

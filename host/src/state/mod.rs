@@ -91,8 +91,8 @@ impl AppState {
             }
         };
         let shutdown = tokio::sync::watch::channel(false).0;
-        let broker =
-            Broker::new(providers::load(&config, shutdown.subscribe()).await?, config.broker.clone());
+        let providers = providers::load(&config, shutdown.subscribe()).await?;
+        let broker = Broker::new(providers, config.broker.clone(), config.clock.clone());
         let parts = StartParts {
             auth,
             store,
