@@ -1,10 +1,11 @@
 //! Prometheus metrics: calls, outcomes and latency per tool, instantiation
-//! time, and sandbox occupancy. Rendered in the text exposition format at
+//! time, sandbox occupancy, and provider token fetches. Rendered in the text exposition format at
 //! `GET /metrics`.
 //!
 //! Tool labels only ever carry ids of tools in the registry, so a client
 //! cannot grow the label set by calling made-up ids.
 
+use crate::broker::Broker;
 use crate::runtime::Runtime;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -48,8 +49,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics for a host running `runtime`.
-    pub fn new(runtime: &Runtime) -> Self {
+    /// Metrics for a host running `runtime` and brokering with `broker`.
+    pub fn new(runtime: &Runtime, broker: &Broker) -> Self {
         let mut registry = Registry::with_prefix("fastmcp");
         let calls = Family::<OutcomeLabels, Counter>::default();
         let call_seconds = HistogramFamily::<ToolLabels>::new_with_constructor(latency_histogram);
@@ -72,6 +73,11 @@ impl Metrics {
         let cache = runtime.cache_stats();
         registry.register("compile_cache_hits", "Components loaded precompiled", cache.hits.clone());
         registry.register("compile_cache_misses", "Components compiled", cache.misses.clone());
+        registry.register(
+            "provider_token_fetches",
+            "Token fetches from providers' OAuth endpoints (cache misses)",
+            broker.fetches().clone(),
+        );
         Self { registry, calls, call_seconds, instantiate_seconds, in_flight, slots }
     }
 

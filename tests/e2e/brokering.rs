@@ -123,6 +123,12 @@ async fn the_host_injects_the_credential_and_the_plugin_cannot_set_it() {
     let (_, body) = json(server.invoke("netprobe:fetch", json!({ "url": url })).await).await;
     assert_eq!(body["result"]["status"], 200, "{body}");
     assert!(!body["result"]["body"].as_str().unwrap().contains("dev_at_"), "{body}");
+    // The upstream received exactly the brokered token.
+    let echo = json!({ "url": format!("http://{}/_dev/echo", upstream.addr) });
+    let (_, body) = json(server.invoke("netprobe:fetch", echo).await).await;
+    let echoed: Value = serde_json::from_str(body["result"]["body"].as_str().unwrap()).unwrap();
+    let token = upstream.upstream.issued_tokens().pop().unwrap();
+    assert_eq!(echoed["credentials"]["authorization"], fastmcp_host::broker::fingerprint(&token), "{echoed}");
 
     // Set by the plugin: refused inside the sandbox before any request.
     let before = upstream.stats().await;
@@ -156,10 +162,10 @@ async fn hosts_outside_the_allowlist_are_denied() {
         assert_eq!(events[0]["kind"], "denied", "{url}: {events:?}");
         assert!(events[0]["reason"].as_str().unwrap().contains("network.allow"), "{events:?}");
     }
+    let stats = other.stats().await;
     assert_eq!(
-        other.stats().await["authorized_requests"].as_u64().unwrap()
-            + other.stats().await["rejected_requests"].as_u64().unwrap(),
-        0
+        (stats["authorized_requests"].as_u64(), stats["rejected_requests"].as_u64()),
+        (Some(0), Some(0))
     );
 
     // As a tool error, the message names the denied host.
@@ -200,6 +206,8 @@ async fn one_token_fetch_serves_many_concurrent_calls() {
     let stats = upstream.stats().await;
     assert_eq!(stats["token_requests"], 1, "{stats}");
     assert_eq!(stats["authorized_requests"], 16, "{stats}");
+    let metrics = server.client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("fastmcp_provider_token_fetches_total 1"), "{metrics}");
     server.stop().await;
 }
 
@@ -278,4 +286,43 @@ async fn tokens_and_secrets_appear_nowhere_in_logs_or_audit() {
         assert!(!logs.contains(secret.as_str()), "a secret is in the logs");
         assert!(!audit.contains(secret.as_str()), "a secret is in the audit trail");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_key_is_injected_into_its_header_and_never_handed_out() {
+    let upstream = TestUpstream::start().await;
+    let root = probe_root(&upstream);
+    root.add_fixture("keyprobe", upstream.addr);
+    root.write(".runtime/maps-key", "static-maps-key-0123456789");
+    let providers = std::fs::read_to_string(root.path().join(".runtime/providers.yml")).unwrap();
+    root.write(
+        ".runtime/providers.yml",
+        format!("{providers}  maps:\n    kind: static\n    secret: {{ file: maps-key }}\n"),
+    );
+    let server = TestServer::start(&root).await;
+    let key = fastmcp_host::broker::providers::Secret::new("static-maps-key-0123456789".into());
+
+    // To the inject host (`localhost`), the host adds `x-api-key`.
+    let url = format!("http://localhost:{}/_dev/echo", upstream.addr.port());
+    let (_, body) = json(server.invoke("keyprobe:fetch", json!({ "url": url })).await).await;
+    assert_eq!(body["result"]["status"], 200, "{body}");
+    let echoed: Value = serde_json::from_str(body["result"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(echoed["credentials"]["x-api-key"], fastmcp_host::broker::fingerprint(&key), "{echoed}");
+    assert!(echoed["credentials"].get("authorization").is_none(), "{echoed}");
+
+    // To another allowed host, nothing is added; and the plugin cannot set it.
+    let url = format!("http://{}/_dev/echo", upstream.addr);
+    let (_, body) = json(server.invoke("keyprobe:fetch", json!({ "url": url })).await).await;
+    let echoed: Value = serde_json::from_str(body["result"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(echoed["credentials"], json!({}), "{echoed}");
+    let forged = json!({ "url": url, "headers": { "x-api-key": "forged" } });
+    let (_, body) = json(server.invoke("keyprobe:fetch", forged).await).await;
+    assert!(body["result"]["error"].as_str().unwrap().contains("Forbidden"), "{body}");
+
+    // get-token never hands a static key to the plugin.
+    let (_, body) =
+        json(server.invoke("keyprobe:token", json!({"provider": "maps", "scopes": []})).await).await;
+    assert_eq!(body["result"]["error"], "not-granted", "{body}");
+    assert!(body["result"]["reason"].as_str().unwrap().contains("static key"), "{body}");
+    server.stop().await;
 }

@@ -157,7 +157,7 @@ impl Broker {
         let grant = grants.iter().find(|g| g.provider == provider).ok_or_else(|| {
             BrokerError::NotGranted(format!("provider `{provider}` is not granted to this plugin"))
         })?;
-        if let Some(extra) = scopes.iter().find(|s| grant.scopes.binary_search(s).is_err()) {
+        if let Some(extra) = scopes.iter().find(|s| !grant.scopes.contains(s)) {
             return Err(BrokerError::NotGranted(format!(
                 "scope `{extra}` is not granted for provider `{provider}`"
             )));

@@ -7,6 +7,8 @@
 //!   `campaigns.read` and `campaigns.write`, opaque bearer tokens;
 //! - `GET|POST /v1/campaigns` — the Ads API ([`ads`]), bearer token required;
 //! - `GET /_dev/stats` — counters (token requests, API calls, rejections);
+//! - `GET /_dev/echo` — the names of the request's headers, and a
+//!   fingerprint (never the value) of each credential header it carried;
 //! - `POST /_dev/fail` — `{"status": 503, "count": 2}` makes the next API
 //!   calls fail, to exercise upstream errors.
 //!
@@ -136,6 +138,7 @@ impl DevUpstream {
             .route("/oauth/token", post(token))
             .route("/v1/campaigns", get(ads::list).post(ads::create))
             .route("/_dev/stats", get(stats))
+            .route("/_dev/echo", get(echo))
             .route("/_dev/fail", post(fail))
             .with_state(self);
         axum::serve(listener, app).with_graceful_shutdown(shutdown).await
@@ -261,6 +264,22 @@ async fn stats(State(upstream): State<Arc<DevUpstream>>) -> axum::Json<Value> {
         "authorized_requests": s.authorized_requests.load(Ordering::Relaxed),
         "rejected_requests": s.rejected_requests.load(Ordering::Relaxed),
     }))
+}
+
+/// Headers that carry credentials: reported by fingerprint only.
+const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key"];
+
+async fn echo(headers: HeaderMap) -> axum::Json<Value> {
+    let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+    let credentials: serde_json::Map<String, Value> = CREDENTIAL_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(*name)?.to_str().ok()?;
+            let value = value.strip_prefix("Bearer ").unwrap_or(value);
+            Some((name.to_string(), json!(crate::broker::fingerprint(&Secret::new(value.to_owned())))))
+        })
+        .collect();
+    axum::Json(json!({ "headers": names, "credentials": credentials }))
 }
 
 #[derive(Deserialize)]

@@ -145,7 +145,7 @@ impl AppState {
             compile_cache_misses = runtime.cache_stats().misses.get(),
             "registry loaded"
         );
-        let metrics = Metrics::new(&runtime);
+        let metrics = Metrics::new(&runtime, &broker);
         let outbound = Arc::new(config.outbound.clone());
         Ok(Self {
             inner: Arc::new(Inner {
