@@ -259,6 +259,10 @@ async fn tokens_and_secrets_appear_nowhere_in_logs_or_audit() {
     let token = json!({"provider": "ads-api", "scopes": ["campaigns.read"]});
     let probed: Value = post("/tools/netprobe:token/invoke", token).await.unwrap().json().await.unwrap();
     assert_eq!(probed["result"]["granted"], true, "{probed}");
+    // A plugin that logs and returns its token: the host redacts both.
+    let leak = json!({"provider": "ads-api", "scopes": ["campaigns.read"]});
+    let leaked: Value = post("/tools/netprobe:leak/invoke", leak).await.unwrap().json().await.unwrap();
+    assert_eq!(leaked["result"]["token"], "[redacted credential]", "{leaked}");
     let forged = json!({"url": format!("http://{}/v1/campaigns", upstream.addr), "headers": {"authorization": "Bearer forged-by-plugin"}});
     assert_eq!(post("/tools/netprobe:fetch/invoke", forged).await.unwrap().status(), 200);
 
@@ -273,6 +277,10 @@ async fn tokens_and_secrets_appear_nowhere_in_logs_or_audit() {
     assert!(
         logs.contains("fetched a provider token") && audit.contains("\"inject\""),
         "the calls were logged and audited"
+    );
+    assert!(
+        logs.contains("leaking the token [redacted credential]"),
+        "the plugin's log line is kept, redacted"
     );
 
     let tokens = upstream.upstream.issued_tokens();

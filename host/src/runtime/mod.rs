@@ -217,6 +217,9 @@ impl Runtime {
             Ok(Err(trap)) => return Err(classify_trap(&trap, &store, timeout_ms)),
             Ok(Ok(returned)) => returned,
         };
+        // A token the broker handed to this call never leaves the host, even
+        // if the plugin puts it in its result or error.
+        let returned = store.data().redact_result(returned);
         let json = returned.map_err(CallError::Tool)?;
         if json.len() > self.config.max_result_bytes {
             return Err(CallError::BadResult(format!(

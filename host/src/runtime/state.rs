@@ -52,8 +52,14 @@ pub struct CallState {
     pub(super) limiter: MemoryLimiter,
     identity: CallIdentity,
     grants: CallGrants,
+    /// Tokens `broker.get-token` gave this call: redacted from its log lines,
+    /// result and errors.
+    issued: Vec<crate::broker::providers::Secret>,
     log_lines_left: u32,
 }
+
+/// What replaces a brokered token that a plugin tried to pass on.
+pub const REDACTED: &str = "[redacted credential]";
 
 impl CallState {
     /// Fresh state: WASI with no files, no environment, no sockets, no stdio;
@@ -69,7 +75,40 @@ impl CallState {
             limiter: MemoryLimiter::new(memory_bytes),
             identity,
             grants,
+            issued: Vec::new(),
             log_lines_left: max_log_lines,
+        }
+    }
+}
+
+impl CallState {
+    /// `text` with every token issued to this call replaced by [`REDACTED`].
+    fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let mut text = std::borrow::Cow::Borrowed(text);
+        for token in &self.issued {
+            if text.contains(token.expose()) {
+                text = std::borrow::Cow::Owned(text.replace(token.expose(), REDACTED));
+            }
+        }
+        text
+    }
+
+    /// A call's return value with issued tokens redacted.
+    pub fn redact_result(
+        &self,
+        returned: Result<String, types::ToolError>,
+    ) -> Result<String, types::ToolError> {
+        use types::ToolError::*;
+        if self.issued.is_empty() {
+            return returned;
+        }
+        let redact = |s: String| self.redact(&s).into_owned();
+        match returned {
+            Ok(json) => Ok(redact(json)),
+            Err(InvalidInput(m)) => Err(InvalidInput(redact(m))),
+            Err(Denied(m)) => Err(Denied(redact(m))),
+            Err(Upstream(m)) => Err(Upstream(redact(m))),
+            Err(Internal(m)) => Err(Internal(redact(m))),
         }
     }
 }
@@ -139,6 +178,9 @@ impl broker::Host for CallState {
         match egress.broker.token_for_plugin(&egress.network.grants, &provider, &scopes).await {
             Ok(issued) => {
                 egress.log.push(EgressEvent::Token { provider, scopes, fingerprint: issued.fingerprint });
+                if !self.issued.contains(&issued.value) {
+                    self.issued.push(issued.value.clone());
+                }
                 let expires_in_s =
                     issued.expires_in.map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32);
                 Ok(broker::Token { value: issued.value.expose().to_owned(), expires_in_s })
@@ -173,7 +215,8 @@ impl log::Host for CallState {
             return;
         }
         self.log_lines_left -= 1;
-        let message = truncate(&message, MAX_LOG_MESSAGE);
+        let redacted = self.redact(&message);
+        let message = truncate(&redacted, MAX_LOG_MESSAGE);
         let CallIdentity { correlation_id, tool_id, .. } = &self.identity;
         macro_rules! emit {
             ($level:ident) => {
