@@ -334,3 +334,48 @@ async fn a_static_key_is_injected_into_its_header_and_never_handed_out() {
     assert!(body["result"]["reason"].as_str().unwrap().contains("static key"), "{body}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_providers_file_and_keeps_the_last_good() {
+    let upstream = TestUpstream::start().await;
+    let root = TestRoot::with_upstream(&upstream);
+    let server = TestServer::start(&root).await;
+    let list = || async { json(server.invoke("ads:listCampaigns", json!({})).await).await.0 };
+    assert_eq!(list().await, 200);
+    let providers = std::fs::read_to_string(root.path().join(".runtime/providers.yml")).unwrap();
+
+    // A broken file, and one that drops a provider a manifest grants: both
+    // rejected, the current providers (and their cached token) stay.
+    root.write(".runtime/providers.yml", "providers:\n  ads-api:\n    kind: static\n    secret: inline\n");
+    server.state.reload_all().await;
+    root.write(".runtime/providers.yml", "providers: {}\n");
+    server.state.reload_all().await;
+    let error = server.state.last_reload().unwrap().error.unwrap();
+    assert!(error.contains("no provider `ads-api` is configured"), "{error}");
+    assert_eq!(list().await, 200);
+    assert_eq!(upstream.stats().await["token_requests"], 1);
+
+    // A rotated (here: wrong) client secret takes effect at once: new broker,
+    // empty token cache, and the provider refuses it.
+    root.write(".runtime/ads-client-secret", "rotated-but-wrong");
+    root.write(".runtime/providers.yml", &providers);
+    server.state.reload_all().await;
+    assert_eq!(list().await, 502);
+    root.write(".runtime/ads-client-secret", upstream.secret.expose());
+    server.state.reload_all().await;
+    assert_eq!(list().await, 200);
+
+    let audit = std::fs::read_dir(root.path().join(".audit"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect::<String>();
+    let reloads: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["event"] == "providers.reload")
+        .collect();
+    let decisions: Vec<&str> = reloads.iter().map(|r| r["decision"].as_str().unwrap()).collect();
+    assert_eq!(decisions, ["rejected", "loaded", "loaded", "loaded"]);
+    assert!(!audit.contains(upstream.secret.expose()) && !audit.contains("rotated-but-wrong"));
+    server.stop().await;
+}

@@ -130,6 +130,13 @@ impl Broker {
         }
     }
 
+    /// Count fetches on `previous`'s counter (a reloaded broker keeps the
+    /// metric continuous).
+    pub fn sharing_metrics_of(mut self, previous: &Broker) -> Self {
+        self.fetches = previous.fetches.clone();
+        self
+    }
+
     /// Whether a provider of this name is configured.
     pub fn has_provider(&self, name: &str) -> bool {
         self.providers.contains_key(name)

@@ -44,7 +44,8 @@ struct Inner {
     action_tokens: ActionTokenKey,
     audit: AuditLog,
     rate_limits: Limiter,
-    broker: Arc<Broker>,
+    /// Swapped (with the registry) when SIGHUP reloads the providers file.
+    broker: ArcSwap<Broker>,
     outbound: Arc<OutboundConfig>,
     redis: Option<redis::aio::ConnectionManager>,
     last_policy_reload: Mutex<Option<ReloadOutcome>>,
@@ -158,7 +159,7 @@ impl AppState {
                 last_reload: Mutex::new(None),
                 registry_reload: tokio::sync::Mutex::new(()),
                 shutdown,
-                broker: Arc::new(broker),
+                broker: ArcSwap::from_pointee(broker),
                 outbound,
                 store,
                 action_tokens,
@@ -204,9 +205,9 @@ impl AppState {
         })
     }
 
-    /// The credential broker.
-    pub fn broker(&self) -> &Arc<Broker> {
-        &self.inner.broker
+    /// The credential broker in force; keep the `Arc` for the whole call.
+    pub fn broker(&self) -> Arc<Broker> {
+        self.inner.broker.load_full()
     }
 
     /// Limits on plugins' outbound HTTP.
@@ -221,7 +222,7 @@ impl AppState {
             config: plugin.config.clone(),
             egress: Egress {
                 network: plugin.network.clone(),
-                broker: self.inner.broker.clone(),
+                broker: self.broker(),
                 config: self.inner.outbound.clone(),
                 log,
             },

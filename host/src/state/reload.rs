@@ -4,6 +4,7 @@
 
 use super::{AppState, PolicySnapshot};
 use crate::audit::record::AuditEvent;
+use crate::broker::{Broker, providers};
 use crate::policy::{PolicyError, PolicySet};
 use crate::registry::RegistrySnapshot;
 use std::sync::Arc;
@@ -27,17 +28,32 @@ impl AppState {
     /// unchanged components) and swap it in whole; on failure keep serving
     /// the current one. Recorded in `/health` and the audit trail.
     pub async fn reload_registry(&self, files: Vec<String>) -> Result<u64, String> {
+        self.rebuild_registry(files, None).await
+    }
+
+    /// Rebuild the registry, against `new_broker` when given (new providers
+    /// are adopted only together with a registry that validates against
+    /// them), else against the current broker.
+    async fn rebuild_registry(
+        &self,
+        files: Vec<String>,
+        new_broker: Option<Arc<Broker>>,
+    ) -> Result<u64, String> {
         let _one_at_a_time = self.inner.registry_reload.lock().await;
         let current = self.registry();
         let state = self.clone();
         let next = current.version + 1;
+        let broker = new_broker.clone().unwrap_or_else(|| self.broker());
         let built = tokio::task::spawn_blocking(move || {
-            RegistrySnapshot::load(state.config(), state.runtime(), state.broker(), next, Some(&current))
+            RegistrySnapshot::load(state.config(), state.runtime(), &broker, next, Some(&current))
         })
         .await
         .expect("registry build task panicked");
         let outcome = match built {
             Ok(snapshot) => {
+                if let Some(broker) = new_broker {
+                    self.inner.broker.store(broker);
+                }
                 tracing::info!(
                     version = next,
                     plugins = snapshot.plugins().count(),
@@ -83,10 +99,40 @@ impl AppState {
         }
     }
 
-    /// Reload manifests, components and policies (`SIGHUP`).
+    /// Reload the providers file, manifests, components and policies
+    /// (`SIGHUP`).
     pub async fn reload_all(&self) {
-        let _ = self.reload_registry(Vec::new()).await;
+        let providers = self.load_providers().await;
+        let _ = self.rebuild_registry(Vec::new(), providers).await;
         let _ = self.reload_policies().await;
+    }
+
+    /// Read the providers file again into a new broker (with an empty token
+    /// cache), for the registry rebuild to adopt. `None` when there is no
+    /// file (development upstream or no providers) or it is broken — then
+    /// the current providers stay in force.
+    async fn load_providers(&self) -> Option<Arc<Broker>> {
+        let file = self.config().providers_file()?;
+        let shown = file.display().to_string();
+        let loaded = tokio::task::spawn_blocking(move || providers::load(&file))
+            .await
+            .expect("providers load task panicked");
+        let (decision, detail, broker) = match loaded {
+            Ok(providers) => {
+                let names: Vec<String> = providers.keys().cloned().collect();
+                tracing::info!(file = %shown, providers = ?names, "providers reloaded");
+                let config = &self.inner.config;
+                let broker = Broker::new(providers, config.broker.clone(), config.clock.clone())
+                    .sharing_metrics_of(&self.broker());
+                ("loaded", serde_json::json!({"file": shown, "providers": names}), Some(Arc::new(broker)))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "providers reload rejected; the current providers stay in force");
+                ("rejected", serde_json::json!({"file": shown, "error": e.to_string()}), None)
+            }
+        };
+        self.audit_host_event(AuditEvent::host("providers.reload", decision, detail)).await;
+        broker
     }
 
     /// The result of the last registry reload, if any happened.
