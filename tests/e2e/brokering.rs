@@ -379,3 +379,26 @@ async fn sighup_reloads_the_providers_file_and_keeps_the_last_good() {
     assert!(!audit.contains(upstream.secret.expose()) && !audit.contains("rotated-but-wrong"));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_and_response_bodies_are_capped() {
+    let upstream = TestUpstream::start().await;
+    let root = probe_root(&upstream);
+    let mut config = root.config();
+    config.outbound.max_response_body_bytes = 32;
+    config.outbound.max_request_body_bytes = 64;
+    let server = TestServer::start_with(config).await;
+    let stats = format!("http://{}/_dev/stats", upstream.addr);
+    assert!(upstream.stats().await.to_string().len() > 32, "the stats document is over the cap");
+
+    let (_, body) = json(server.invoke("netprobe:fetch", json!({ "url": stats })).await).await;
+    let error = body["result"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("response body size exceeds limit: 32 bytes"), "{body}");
+
+    let big = json!({ "url": format!("http://{}/v1/campaigns", upstream.addr), "method": "POST", "body": "x".repeat(1000) });
+    let (_, body) = json(server.invoke("netprobe:fetch", big).await).await;
+    let error = body["result"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("HttpRequestBodySize(Some(64))"), "{body}");
+    assert_eq!(upstream.stats().await["authorized_requests"], 0, "the oversized request never completed");
+    server.stop().await;
+}

@@ -9,6 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -58,19 +59,26 @@ pub async fn send(
     // Origin-form on the wire: scheme and authority live in `Host`.
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
     *request.uri_mut() = http::Uri::try_from(path).map_err(|_| Error::HttpRequestUriInvalid)?;
-    let request = request
-        .map(|body| Capped::new(body, limits.max_request_body, Error::HttpRequestBodySize).boxed_unsync());
+    let (parts, body) = request.into_parts();
+    let body = Capped::new(body, limits.max_request_body, Error::HttpRequestBodySize);
+    let oversized = body.tripped.clone();
+    let request = http::Request::from_parts(parts, body.boxed_unsync());
 
     let mut connection = Box::pin(connection);
-    let response = tokio::select! {
+    let sent = tokio::select! {
         sent = tokio::time::timeout(limits.first_byte_timeout, sender.send_request(request)) => {
-            sent.map_err(|_| Error::ConnectionReadTimeout)?.map_err(Error::from)?
+            sent.map_err(|_| Error::ConnectionReadTimeout).and_then(|sent| sent.map_err(Error::from))
         }
-        closed = &mut connection => {
-            closed.map_err(Error::from)?;
-            return Err(Error::ConnectionTerminated);
-        }
+        closed = &mut connection => Err(closed.err().map_or(Error::ConnectionTerminated, Error::from)),
     };
+    // Hyper reports a request body that failed as a broken connection: say why.
+    let response = sent.map_err(|e| {
+        if oversized.load(Ordering::Relaxed) {
+            Error::HttpRequestBodySize(Some(limits.max_request_body))
+        } else {
+            e
+        }
+    })?;
     let max_response = limits.max_response_body;
     let response = response.map(|incoming| {
         Capped::new(incoming.map_err(Error::from), max_response, Error::HttpResponseBodySize).boxed_unsync()
@@ -126,11 +134,13 @@ struct Capped<B> {
     remaining: u64,
     limit: u64,
     error: fn(Option<u64>) -> Error,
+    /// Set when the cap was hit.
+    tripped: Arc<AtomicBool>,
 }
 
 impl<B> Capped<B> {
     fn new(inner: B, limit: u64, error: fn(Option<u64>) -> Error) -> Self {
-        Self { inner, remaining: limit, limit, error }
+        Self { inner, remaining: limit, limit, error, tripped: Arc::default() }
     }
 }
 
@@ -152,6 +162,7 @@ where
             let len = data.len() as u64;
             if len > self.remaining {
                 self.remaining = 0;
+                self.tripped.store(true, Ordering::Relaxed);
                 return Poll::Ready(Some(Err((self.error)(Some(self.limit)))));
             }
             self.remaining -= len;
