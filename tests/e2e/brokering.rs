@@ -402,3 +402,51 @@ async fn request_and_response_bodies_are_capped() {
     assert_eq!(upstream.stats().await["authorized_requests"], 0, "the oversized request never completed");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_certificates_are_verified() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A TLS server with a self-signed certificate for `localhost`: no
+    // webpki root vouches for it, so the host must refuse the connection.
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (connections, handshakes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    tokio::spawn({
+        let (connections, handshakes) = (connections.clone(), handshakes.clone());
+        async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::SeqCst);
+                if acceptor.accept(stream).await.is_ok() {
+                    handshakes.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+
+    let upstream = TestUpstream::start().await;
+    let root = probe_root(&upstream);
+    root.write(
+        "manifests/tlsprobe.yaml",
+        "plugin: tlsprobe\nversion: 0.1.0\ncomponent: plugins/netprobe/netprobe.wasm\nnetwork: { allow: [\"https://localhost:*\"] }\ntools:\n  - name: fetch\n    input_schema: { type: object }\n",
+    );
+    let server = TestServer::start(&root).await;
+    let url = format!("https://localhost:{port}/");
+    let (_, body) = json(server.invoke("tlsprobe:fetch", json!({ "url": url })).await).await;
+    let error = body["result"]["error"].as_str().unwrap_or_default();
+    assert_eq!(body["result"]["denied"], false, "allowed, then refused by TLS: {body}");
+    assert!(error.contains("TlsCertificateError"), "{body}");
+    assert!(connections.load(Ordering::SeqCst) >= 1, "the host did connect");
+    assert_eq!(handshakes.load(Ordering::SeqCst), 0, "no TLS session with an unverified certificate");
+    server.stop().await;
+}

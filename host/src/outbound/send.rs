@@ -111,7 +111,12 @@ async fn tls(tcp: TcpStream, host: &Host) -> Result<tokio_rustls::client::TlsStr
         Host::Name(name) => ServerName::try_from(name.clone()).map_err(|_| Error::HttpRequestUriInvalid)?,
         Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
     };
-    tls_connector().connect(name, tcp).await.map_err(Error::Tls)
+    tls_connector().connect(name, tcp).await.map_err(|e| {
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            Some(rustls::Error::InvalidCertificate(_)) => Error::TlsCertificateError,
+            _ => Error::Tls(e),
+        }
+    })
 }
 
 fn tls_connector() -> &'static tokio_rustls::TlsConnector {
