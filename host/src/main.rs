@@ -146,6 +146,12 @@ struct ServeArgs {
     /// Longest wait for an outbound connection (TCP, TLS, HTTP), in ms.
     #[arg(long, env = "FASTMCP_OUTBOUND_CONNECT_TIMEOUT_MS", default_value_t = 5000)]
     outbound_connect_timeout_ms: u64,
+    /// Longest wait for an outbound response's head, in ms.
+    #[arg(long, env = "FASTMCP_OUTBOUND_FIRST_BYTE_TIMEOUT_MS", default_value_t = 30_000)]
+    outbound_first_byte_timeout_ms: u64,
+    /// Longest silence between chunks of an outbound response body, in ms.
+    #[arg(long, env = "FASTMCP_OUTBOUND_BETWEEN_BYTES_TIMEOUT_MS", default_value_t = 10_000)]
+    outbound_between_bytes_timeout_ms: u64,
     #[command(flatten)]
     identity: IdentityArgs,
 }
@@ -184,6 +190,10 @@ impl ServeArgs {
         config.outbound.max_request_body_bytes = self.outbound_max_request_bytes;
         config.outbound.max_requests_per_call = self.outbound_max_requests_per_call;
         config.outbound.connect_timeout = Duration::from_millis(self.outbound_connect_timeout_ms.max(1));
+        config.outbound.first_byte_timeout =
+            Duration::from_millis(self.outbound_first_byte_timeout_ms.max(1));
+        config.outbound.between_bytes_timeout =
+            Duration::from_millis(self.outbound_between_bytes_timeout_ms.max(1));
         Ok(config)
     }
 }

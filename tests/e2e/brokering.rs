@@ -450,3 +450,34 @@ async fn https_certificates_are_verified() {
     assert_eq!(handshakes.load(Ordering::SeqCst), 0, "no TLS session with an unverified certificate");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_that_stalls_mid_body_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Sends the head and 10 of 100 promised bytes, then goes silent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalling = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789").await;
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let upstream = TestUpstream::start().await;
+    let root = TestRoot::with_upstream(&upstream);
+    root.add_fixture("netprobe", stalling);
+    let mut config = root.config();
+    config.outbound.between_bytes_timeout = std::time::Duration::from_millis(300);
+    let server = TestServer::start_with(config).await;
+
+    let url = format!("http://{stalling}/");
+    let (status, body) = json(server.invoke("netprobe:fetch", json!({ "url": url })).await).await;
+    assert_eq!(status, 200, "the plugin gets the error well before its 3 s deadline: {body}");
+    let error = body["result"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("read timeout"), "{body}");
+    server.stop().await;
+}

@@ -146,6 +146,10 @@ impl WasiHttpHooks for OutboundHooks {
                     options.and_then(|o| o.first_byte_timeout),
                     config.first_byte_timeout,
                 ),
+                between_bytes_timeout: clamp(
+                    options.and_then(|o| o.between_bytes_timeout),
+                    config.between_bytes_timeout,
+                ),
                 max_request_body: config.max_request_body_bytes,
                 max_response_body: config.max_response_body_bytes,
             };

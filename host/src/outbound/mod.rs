@@ -32,6 +32,9 @@ pub struct OutboundConfig {
     pub connect_timeout: Duration,
     /// Longest wait for the response head; a plugin may ask for less.
     pub first_byte_timeout: Duration,
+    /// Longest silence between two chunks of a response body; a plugin may
+    /// ask for less.
+    pub between_bytes_timeout: Duration,
     /// Largest request body a plugin may send.
     pub max_request_body_bytes: u64,
     /// Largest response body a plugin may receive.
@@ -46,6 +49,7 @@ impl Default for OutboundConfig {
             dns_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(5),
             first_byte_timeout: Duration::from_secs(30),
+            between_bytes_timeout: Duration::from_secs(10),
             max_request_body_bytes: 1 << 20,
             max_response_body_bytes: 4 << 20,
             max_requests_per_call: 32,

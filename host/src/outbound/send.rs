@@ -28,6 +28,8 @@ pub struct SendLimits {
     pub connect_timeout: Duration,
     /// Until the response head.
     pub first_byte_timeout: Duration,
+    /// Between two chunks of the response body.
+    pub between_bytes_timeout: Duration,
     /// Request body cap.
     pub max_request_body: u64,
     /// Response body cap.
@@ -81,7 +83,9 @@ pub async fn send(
     })?;
     let max_response = limits.max_response_body;
     let response = response.map(|incoming| {
-        Capped::new(incoming.map_err(Error::from), max_response, Error::HttpResponseBodySize).boxed_unsync()
+        Capped::new(incoming.map_err(Error::from), max_response, Error::HttpResponseBodySize)
+            .with_idle_timeout(limits.between_bytes_timeout)
+            .boxed_unsync()
     });
     let task: ConnectionTask = Box::new(async move { connection.await.map_err(Error::from) });
     Ok((response, task))
@@ -133,7 +137,8 @@ fn tls_connector() -> &'static tokio_rustls::TlsConnector {
     })
 }
 
-/// A body that fails once more than `limit` bytes went through it.
+/// A body that fails once more than `limit` bytes went through it, or
+/// (with an idle timeout) when it stays silent too long between frames.
 struct Capped<B> {
     inner: B,
     remaining: u64,
@@ -141,11 +146,18 @@ struct Capped<B> {
     error: fn(Option<u64>) -> Error,
     /// Set when the cap was hit.
     tripped: Arc<AtomicBool>,
+    /// The idle timeout and the timer running until the next frame.
+    idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
 }
 
 impl<B> Capped<B> {
     fn new(inner: B, limit: u64, error: fn(Option<u64>) -> Error) -> Self {
-        Self { inner, remaining: limit, limit, error, tripped: Arc::default() }
+        Self { inner, remaining: limit, limit, error, tripped: Arc::default(), idle: None }
+    }
+
+    fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle = Some((timeout, Box::pin(tokio::time::sleep(timeout))));
+        self
     }
 }
 
@@ -161,6 +173,21 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Pending => {
+                if let Some((_, timer)) = &mut self.idle
+                    && timer.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Some(Err(Error::ConnectionReadTimeout)));
+                }
+                return Poll::Pending;
+            }
+            Poll::Ready(_) => {
+                if let Some((timeout, timer)) = &mut self.idle {
+                    timer.as_mut().reset(tokio::time::Instant::now() + *timeout);
+                }
+            }
+        }
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
