@@ -481,3 +481,28 @@ async fn a_response_that_stalls_mid_body_times_out() {
     assert!(error.contains("read timeout"), "{body}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ads_plugin_reports_a_denied_host_by_name() {
+    let upstream = TestUpstream::start().await;
+    let elsewhere = TestUpstream::start().await;
+    let root = TestRoot::with_upstream(&upstream);
+    // The API URL points somewhere the manifest's allowlist does not name.
+    let manifest = std::fs::read_to_string(root.path().join("manifests/ads.yaml")).unwrap();
+    let moved = manifest.replace(
+        &format!("api_url: http://{}", upstream.addr),
+        &format!("api_url: http://{}", elsewhere.addr),
+    );
+    assert_ne!(manifest, moved);
+    root.write("manifests/ads.yaml", moved);
+    let server = TestServer::start(&root).await;
+    let body = problem(server.invoke("ads:listCampaigns", json!({})).await, 502, "tool_failed").await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("http://{}", elsewhere.addr)) && detail.contains("denied"), "{body}");
+    let stats = elsewhere.stats().await;
+    assert_eq!(
+        (stats["authorized_requests"].as_u64(), stats["rejected_requests"].as_u64()),
+        (Some(0), Some(0))
+    );
+    server.stop().await;
+}

@@ -409,7 +409,7 @@ impl TestUpstream {
 
     fn new_upstream() -> (Arc<DevUpstream>, Secret) {
         let secret = Secret::new(format!("test-client-secret-{}", uuid::Uuid::now_v7().simple()));
-        let config = DevUpstreamConfig { client_secret: secret.clone(), token_ttl: Duration::from_secs(300) };
+        let config = DevUpstreamConfig::new(secret.clone());
         (DevUpstream::new(config), secret)
     }
 

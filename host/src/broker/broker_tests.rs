@@ -10,8 +10,10 @@ use std::sync::atomic::Ordering;
 const SECRET: &str = "unit-test-client-secret";
 
 async fn upstream(token_ttl: Duration) -> (Arc<DevUpstream>, std::net::SocketAddr) {
-    let upstream =
-        DevUpstream::new(DevUpstreamConfig { client_secret: Secret::new(SECRET.into()), token_ttl });
+    let upstream = DevUpstream::new(DevUpstreamConfig {
+        token_ttl,
+        ..DevUpstreamConfig::new(Secret::new(SECRET.into()))
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(upstream.clone().serve(listener, std::future::pending()));

@@ -41,8 +41,8 @@ pub const DEV_CLIENT_ID: &str = "fastmcp-dev";
 /// Scopes the token endpoint issues.
 const KNOWN_SCOPES: &[&str] = &["campaigns.read", "campaigns.write"];
 
-/// Live tokens kept at most.
-const MAX_TOKENS: usize = 10_000;
+/// Issued tokens remembered for [`DevUpstream::issued_tokens`].
+const MAX_REMEMBERED: usize = 10_000;
 
 /// Settings of a development upstream.
 #[derive(Debug, Clone)]
@@ -51,6 +51,15 @@ pub struct DevUpstreamConfig {
     pub client_secret: Secret,
     /// Lifetime of the tokens it issues.
     pub token_ttl: Duration,
+    /// Live tokens held at most; the token endpoint answers 503 beyond.
+    pub max_live_tokens: usize,
+}
+
+impl DevUpstreamConfig {
+    /// Defaults: 300 s tokens, at most 10,000 live.
+    pub fn new(client_secret: Secret) -> Self {
+        Self { client_secret, token_ttl: Duration::from_secs(300), max_live_tokens: 10_000 }
+    }
 }
 
 /// Counters, as served by `/_dev/stats`.
@@ -102,7 +111,7 @@ pub struct DevUpstream {
     /// sha256(token) → (scopes, expiry). Keyed by digest so a lookup's timing
     /// says nothing about the token.
     tokens: Mutex<HashMap<[u8; 32], LiveToken>>,
-    issued: Mutex<Vec<Secret>>,
+    issued: Mutex<std::collections::VecDeque<Secret>>,
     campaigns: ads::Campaigns,
     failures: Mutex<Option<(StatusCode, u32)>>,
     /// Counters.
@@ -115,17 +124,17 @@ impl DevUpstream {
         Arc::new(Self {
             config,
             tokens: Mutex::new(HashMap::new()),
-            issued: Mutex::new(Vec::new()),
+            issued: Mutex::new(std::collections::VecDeque::new()),
             campaigns: ads::Campaigns::default(),
             failures: Mutex::new(None),
             stats: Stats::default(),
         })
     }
 
-    /// Every token issued so far (the last [`MAX_TOKENS`]); for tests that
+    /// Every token issued so far (the last [`MAX_REMEMBERED`]); for tests that
     /// prove tokens never leak.
     pub fn issued_tokens(&self) -> Vec<Secret> {
-        self.issued.lock().expect("lock").clone()
+        self.issued.lock().expect("lock").iter().cloned().collect()
     }
 
     /// Serve on `listener` until `shutdown` resolves.
@@ -216,15 +225,15 @@ async fn token(
         let mut tokens = upstream.tokens.lock().expect("lock");
         let now = Instant::now();
         tokens.retain(|_, live| live.expires_at > now);
-        if tokens.len() >= MAX_TOKENS {
+        if tokens.len() >= upstream.config.max_live_tokens {
             return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
         }
         tokens.insert(digest, LiveToken { scopes: scopes.clone(), expires_at: now + ttl });
         let mut issued = upstream.issued.lock().expect("lock");
-        if issued.len() >= MAX_TOKENS {
-            issued.remove(0);
+        if issued.len() >= MAX_REMEMBERED {
+            issued.pop_front();
         }
-        issued.push(Secret::new(value.clone()));
+        issued.push_back(Secret::new(value.clone()));
     }
     upstream.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
     axum::Json(json!({

@@ -10,7 +10,6 @@ use crate::files::write_atomically;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 /// The provider the development upstream stands in for.
 pub const DEV_PROVIDER: &str = "ads-api";
@@ -34,10 +33,7 @@ pub async fn load(
         return Ok(BTreeMap::new());
     };
     let client_secret = dev_secret(&config.runtime_dir())?;
-    let upstream = DevUpstream::new(DevUpstreamConfig {
-        client_secret: client_secret.clone(),
-        token_ttl: Duration::from_secs(300),
-    });
+    let upstream = DevUpstream::new(DevUpstreamConfig::new(client_secret.clone()));
     match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => {
             let bound = listener.local_addr()?;
