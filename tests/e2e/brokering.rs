@@ -506,3 +506,36 @@ async fn the_ads_plugin_reports_a_denied_host_by_name() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn granting_network_in_a_manifest_takes_effect_on_reload() {
+    let upstream = TestUpstream::start().await;
+    let root = probe_root(&upstream);
+    let server = TestServer::start(&root).await;
+    let url = format!("http://{}/_dev/echo", upstream.addr);
+    let fetch = || async { json(server.invoke("offline:fetch", json!({ "url": url })).await).await.1 };
+    assert_eq!(fetch().await["result"]["denied"], true);
+
+    // The tool author adds the upstream to `network.allow`, with a grant.
+    let manifest = std::fs::read_to_string(root.path().join("manifests/offline.yaml")).unwrap();
+    let granted = manifest.replace(
+        "tools:\n",
+        &format!(
+            "network: {{ allow: [\"http://{0}\"] }}\ncredentials:\n  - provider: ads-api\n    scopes: [campaigns.read]\n    inject: {{ host: \"{0}\", header: authorization }}\ntools:\n",
+            upstream.addr
+        ),
+    );
+    root.write("manifests/offline.yaml", granted);
+    let mut body = Value::Null;
+    for _ in 0..250 {
+        body = fetch().await;
+        if body["result"]["status"] == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(body["result"]["status"], 200, "the reloaded manifest grants the network: {body}");
+    let echoed: Value = serde_json::from_str(body["result"]["body"].as_str().unwrap()).unwrap();
+    assert!(echoed["credentials"]["authorization"].as_str().unwrap().starts_with("sha256:"), "{echoed}");
+    server.stop().await;
+}
