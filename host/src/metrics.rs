@@ -1,6 +1,6 @@
 //! Prometheus metrics: calls, outcomes and latency per tool, instantiation
-//! time, sandbox occupancy, and provider token fetches. Rendered in the text exposition format at
-//! `GET /metrics`.
+//! time, sandbox occupancy, and provider token fetches. Rendered in the text
+//! exposition format at `GET /metrics`.
 //!
 //! Tool labels only ever carry ids of tools in the registry, so a client
 //! cannot grow the label set by calling made-up ids.

@@ -1,22 +1,12 @@
 //! The audit trail end to end: what is recorded, that it verifies, that every
 //! kind of tampering is caught with file and line, and crash recovery.
 
-use crate::harness::{TestRoot, TestServer, json};
+use crate::harness::{TestRoot, TestServer, audit_records as records, json};
 use fastmcp_host::audit::checkpoint::{PUBLIC_KEY_FILE, read_public_key};
 use fastmcp_host::audit::recover::trail_files;
 use fastmcp_host::audit::verify::verify;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-
-fn records(root: &Path) -> Vec<Value> {
-    let mut all = Vec::new();
-    for file in trail_files(&root.join(".audit")).unwrap() {
-        for line in std::fs::read_to_string(file).unwrap().lines() {
-            all.push(serde_json::from_str(line).unwrap());
-        }
-    }
-    all
-}
 
 fn check(root: &Path) -> Result<fastmcp_host::audit::verify::Summary, fastmcp_host::audit::verify::Failure> {
     let key = read_public_key(&root.join(".runtime").join(PUBLIC_KEY_FILE)).unwrap();

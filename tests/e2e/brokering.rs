@@ -2,7 +2,7 @@
 //! upstream (OAuth token endpoint + Ads API) on loopback, the real server,
 //! real sandboxes.
 
-use crate::harness::{TestRoot, TestServer, TestUpstream, json, problem};
+use crate::harness::{TestRoot, TestServer, TestUpstream, audit_records, json, problem};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -23,22 +23,17 @@ fn probe_root(upstream: &TestUpstream) -> TestRoot {
 
 /// The `egress` events of the last audit record for `correlation_id`.
 fn egress_events(root: &TestRoot, correlation_id: &str) -> Vec<Value> {
-    let mut events = Vec::new();
-    for entry in std::fs::read_dir(root.path().join(".audit")).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.file_name().unwrap().to_str().unwrap().starts_with("audit-") {
-            continue;
-        }
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            let record: Value = serde_json::from_str(line).unwrap();
-            if record["correlation_id"] == correlation_id
-                && let Some(found) = record["detail"]["egress"]["events"].as_array()
-            {
-                events = found.clone();
-            }
-        }
-    }
-    events
+    audit_records(root.path())
+        .into_iter()
+        .filter(|r| r["correlation_id"] == correlation_id)
+        .filter_map(|r| r["detail"]["egress"]["events"].as_array().cloned())
+        .next_back()
+        .unwrap_or_default()
+}
+
+/// What the development upstream's `/_dev/echo` saw, from a `fetch` result.
+fn echo_of(body: &Value) -> Value {
+    serde_json::from_str(body["result"]["body"].as_str().unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -126,7 +121,7 @@ async fn the_host_injects_the_credential_and_the_plugin_cannot_set_it() {
     // The upstream received exactly the brokered token.
     let echo = json!({ "url": format!("http://{}/_dev/echo", upstream.addr) });
     let (_, body) = json(server.invoke("netprobe:fetch", echo).await).await;
-    let echoed: Value = serde_json::from_str(body["result"]["body"].as_str().unwrap()).unwrap();
+    let echoed = echo_of(&body);
     let token = upstream.upstream.issued_tokens().pop().unwrap();
     assert_eq!(echoed["credentials"]["authorization"], fastmcp_host::broker::fingerprint(&token), "{echoed}");
 
@@ -314,14 +309,14 @@ async fn a_static_key_is_injected_into_its_header_and_never_handed_out() {
     let url = format!("http://localhost:{}/_dev/echo", upstream.addr.port());
     let (_, body) = json(server.invoke("keyprobe:fetch", json!({ "url": url })).await).await;
     assert_eq!(body["result"]["status"], 200, "{body}");
-    let echoed: Value = serde_json::from_str(body["result"]["body"].as_str().unwrap()).unwrap();
+    let echoed = echo_of(&body);
     assert_eq!(echoed["credentials"]["x-api-key"], fastmcp_host::broker::fingerprint(&key), "{echoed}");
     assert!(echoed["credentials"].get("authorization").is_none(), "{echoed}");
 
     // To another allowed host, nothing is added; and the plugin cannot set it.
     let url = format!("http://{}/_dev/echo", upstream.addr);
     let (_, body) = json(server.invoke("keyprobe:fetch", json!({ "url": url })).await).await;
-    let echoed: Value = serde_json::from_str(body["result"]["body"].as_str().unwrap()).unwrap();
+    let echoed = echo_of(&body);
     assert_eq!(echoed["credentials"], json!({}), "{echoed}");
     let forged = json!({ "url": url, "headers": { "x-api-key": "forged" } });
     let (_, body) = json(server.invoke("keyprobe:fetch", forged).await).await;
@@ -365,17 +360,11 @@ async fn sighup_reloads_the_providers_file_and_keeps_the_last_good() {
     server.state.reload_all().await;
     assert_eq!(list().await, 200);
 
-    let audit = std::fs::read_dir(root.path().join(".audit"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
-        .collect::<String>();
-    let reloads: Vec<Value> = audit
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|r| r["event"] == "providers.reload")
-        .collect();
+    let records = audit_records(root.path());
+    let reloads: Vec<&Value> = records.iter().filter(|r| r["event"] == "providers.reload").collect();
     let decisions: Vec<&str> = reloads.iter().map(|r| r["decision"].as_str().unwrap()).collect();
     assert_eq!(decisions, ["rejected", "loaded", "loaded", "loaded"]);
+    let audit = serde_json::to_string(&records).unwrap();
     assert!(!audit.contains(upstream.secret.expose()) && !audit.contains("rotated-but-wrong"));
     server.stop().await;
 }
@@ -535,7 +524,7 @@ async fn granting_network_in_a_manifest_takes_effect_on_reload() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(body["result"]["status"], 200, "the reloaded manifest grants the network: {body}");
-    let echoed: Value = serde_json::from_str(body["result"]["body"].as_str().unwrap()).unwrap();
+    let echoed = echo_of(&body);
     assert!(echoed["credentials"]["authorization"].as_str().unwrap().starts_with("sha256:"), "{echoed}");
     server.stop().await;
 }

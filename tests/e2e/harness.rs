@@ -269,6 +269,17 @@ impl TestServer {
     }
 }
 
+/// Every record of the audit trail under `root`, in order.
+pub fn audit_records(root: &Path) -> Vec<Value> {
+    let mut all = Vec::new();
+    for file in fastmcp_host::audit::recover::trail_files(&root.join(".audit")).unwrap() {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            all.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    all
+}
+
 /// Status and JSON body of a response.
 pub async fn json(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();

@@ -61,7 +61,7 @@ pub async fn fetch(
         .form(&form)
         .send()
         .await
-        .map_err(|e| format!("token endpoint at {host} unreachable: {}", without_url(&e)))?;
+        .map_err(|e| format!("token endpoint at {host} unreachable: {}", describe(e)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("token endpoint at {host} answered {status}"));
@@ -85,7 +85,7 @@ pub async fn fetch(
 
 async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| without_url(&e))? {
+    while let Some(chunk) = response.chunk().await.map_err(describe)? {
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
             return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
         }
@@ -95,12 +95,12 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String
 }
 
 /// A reqwest error without its URL (which could carry a query secret).
-fn without_url(error: &reqwest::Error) -> String {
+fn describe(error: reqwest::Error) -> String {
     if error.is_timeout() {
         "timed out".into()
     } else if error.is_connect() {
         "connection failed".into()
     } else {
-        error.to_string().split(" for url").next().unwrap_or("request failed").to_owned()
+        error.without_url().to_string()
     }
 }

@@ -41,6 +41,16 @@ impl OutboundHooks {
         Self { egress, requests_left, correlation_id }
     }
 
+    /// The call's broker, network rules and egress log.
+    pub fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
+    /// Whether the guest may not set the header `name`.
+    fn forbids(&self, name: &http::HeaderName) -> bool {
+        DEFAULT_FORBIDDEN_HEADERS.contains(name) || self.egress.network.forbidden_headers.contains(name)
+    }
+
     /// Steps 1 and 2, synchronously: the origin and the grant to inject.
     fn admit(&mut self, uri: &http::Uri) -> Result<(Origin, Option<Grant>), Error> {
         let deny = |this: &Self, target: String, reason: String, error: Error| {
@@ -101,6 +111,12 @@ fn target_of(uri: &http::Uri) -> String {
 }
 
 impl WasiHttpHooks for OutboundHooks {
+    /// Checked for every header the guest sets: no allocation here.
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        self.forbids(name)
+    }
+
+    /// The same rule, for tasks that run without the store.
     fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
         let network = self.egress.network.clone();
         Arc::new(move |name| {

@@ -86,11 +86,6 @@ impl EgressLog {
         }
     }
 
-    /// The events so far.
-    pub fn events(&self) -> Vec<EgressEvent> {
-        self.0.lock().expect("the egress log lock is never poisoned").events.clone()
-    }
-
     /// The audit form: `None` when the call did nothing on the network.
     pub fn to_audit(&self) -> Option<Value> {
         let entries = self.0.lock().expect("the egress log lock is never poisoned");

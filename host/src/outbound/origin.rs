@@ -181,19 +181,6 @@ impl OriginPattern {
         let port = port.or(self.port).unwrap_or(self.scheme.default_port());
         self.matches(&Origin { scheme: self.scheme, host: host.clone(), port })
     }
-
-    /// The IP literal this pattern names, if its host is one.
-    pub fn ip(&self) -> Option<IpAddr> {
-        match &self.host {
-            HostPattern::Exact(Host::Ip(ip)) => Some(*ip),
-            _ => None,
-        }
-    }
-
-    /// Whether the pattern names `localhost` itself.
-    pub fn is_localhost(&self) -> bool {
-        matches!(&self.host, HostPattern::Exact(Host::Name(name)) if name == "localhost")
-    }
 }
 
 /// Split `host[:port]`, with IPv6 hosts in brackets.
@@ -265,7 +252,7 @@ mod tests {
     fn ipv6_literals() {
         let p = OriginPattern::parse("http://[::1]:8080").unwrap();
         assert!(p.matches(&origin("http://[::1]:8080/")));
-        assert_eq!(p.ip(), Some("::1".parse().unwrap()));
+        assert!(!p.matches(&origin("http://[::2]:8080/")));
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub struct CallState {
     table: ResourceTable,
     pub(super) limiter: MemoryLimiter,
     identity: CallIdentity,
-    grants: CallGrants,
+    /// The manifest's `config:` map (the egress half of the grants lives in
+    /// `hooks`).
+    config: Arc<BTreeMap<String, String>>,
     /// Tokens `broker.get-token` gave this call: redacted from its log lines,
     /// result and errors.
     issued: Vec<crate::broker::providers::Secret>,
@@ -70,18 +72,16 @@ impl CallState {
         Self {
             wasi,
             http: WasiHttpCtx::new(),
-            hooks: OutboundHooks::new(grants.egress.clone(), identity.correlation_id.clone()),
+            hooks: OutboundHooks::new(grants.egress, identity.correlation_id.clone()),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_bytes),
             identity,
-            grants,
+            config: grants.config,
             issued: Vec::new(),
             log_lines_left: max_log_lines,
         }
     }
-}
 
-impl CallState {
     /// `text` with every token issued to this call replaced by [`REDACTED`].
     fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
         let mut text = std::borrow::Cow::Borrowed(text);
@@ -174,7 +174,7 @@ impl broker::Host for CallState {
         provider: String,
         scopes: Vec<String>,
     ) -> Result<broker::Token, broker::BrokerError> {
-        let egress = &self.grants.egress;
+        let egress = self.hooks.egress();
         match egress.broker.token_for_plugin(&egress.network.grants, &provider, &scopes).await {
             Ok(issued) => {
                 egress.log.push(EgressEvent::Token { provider, scopes, fingerprint: issued.fingerprint });
@@ -205,7 +205,7 @@ impl broker::Host for CallState {
 
 impl config::Host for CallState {
     async fn get(&mut self, key: String) -> Option<String> {
-        self.grants.config.get(&key).cloned()
+        self.config.get(&key).cloned()
     }
 }
 

@@ -210,11 +210,6 @@ impl AppState {
         self.inner.broker.load_full()
     }
 
-    /// Limits on plugins' outbound HTTP.
-    pub fn outbound(&self) -> &Arc<OutboundConfig> {
-        &self.inner.outbound
-    }
-
     /// What a call into `plugin` is given: its config values, and brokering
     /// and outbound HTTP within its grants, recorded in `log`.
     pub fn call_grants(&self, plugin: &crate::registry::Plugin, log: EgressLog) -> CallGrants {
