@@ -8,7 +8,7 @@
 //!   `network.allow`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use fastmcp_host::broker::providers::{Provider, Secret};
+use fastmcp_host::broker::providers::{Credential, Provider, Secret};
 use fastmcp_host::broker::{Broker, BrokerConfig, Grant};
 use fastmcp_host::clock::Clock;
 use fastmcp_host::devupstream::{DEV_CLIENT_ID, DevUpstream, DevUpstreamConfig};
@@ -27,12 +27,13 @@ fn bench(c: &mut Criterion) {
     let listener = tokio.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio.spawn(upstream.serve(listener, std::future::pending()));
-    let provider = Provider::OAuth2ClientCredentials {
+    let credential = Credential::OAuth2ClientCredentials {
         token_url: reqwest::Url::parse(&format!("http://{addr}/oauth/token")).unwrap(),
         client_id: DEV_CLIENT_ID.into(),
         client_secret: secret,
         refresh_before: Duration::from_secs(30),
     };
+    let provider = Provider { credential, plugins: vec!["ads".into()], origins: Vec::new() };
     let providers = BTreeMap::from([("ads-api".to_owned(), provider)]);
     let clock = Clock::default();
     let broker = Broker::new(providers, BrokerConfig::default(), clock.clone());

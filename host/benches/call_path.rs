@@ -17,14 +17,14 @@ use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
 use fastmcp_host::correlation::CorrelationId;
 use fastmcp_host::outbound::log::EgressLog;
 use fastmcp_host::pipeline::Endpoint;
-use fastmcp_host::runtime::bindings::{Plugin, PluginPre};
+use fastmcp_host::runtime::bindings::PluginPre;
 use fastmcp_host::runtime::state::{CallIdentity, CallState, call_context};
 use fastmcp_host::{AppState, HostConfig, pipeline};
 use serde_json::{Map, Value, json};
 use std::path::Path;
 use std::time::Duration;
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 
 const UTIL_MANIFEST: &str = "plugin: util\nversion: 1.0.0\ncomponent: plugins/util/util.wasm\ntools:\n  - name: echo\n    input_schema: { type: object }\n";
 
@@ -70,9 +70,7 @@ fn bench(c: &mut Criterion) {
     // Raw wasmtime with the host's engine settings.
     let engine = fastmcp_host::runtime::engine::build(&config.runtime).unwrap().engine;
     let mut linker = Linker::<CallState>::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
-    Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s).unwrap();
+    fastmcp_host::runtime::link_imports(&mut linker).unwrap();
     let component = Component::new(&engine, util_wasm()).unwrap();
     let pre = PluginPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
     let context = call_context(&identity());

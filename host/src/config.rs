@@ -41,6 +41,92 @@ pub struct HostConfig {
     pub broker: BrokerConfig,
     /// Limits on plugins' outbound HTTP.
     pub outbound: OutboundConfig,
+    /// Limits of the inbound HTTP server.
+    pub server: ServerConfig,
+    /// Where `/metrics` is served: its own listener (the binary's default is
+    /// `127.0.0.1:9464`), never the API listener. `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Quotas of the idempotency store.
+    pub idempotency: IdempotencyConfig,
+    /// The audit trail's witness and record cap.
+    pub audit: AuditOptions,
+}
+
+/// Limits of the inbound HTTP server and of unauthenticated traffic.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Longest wait for a request's line and headers — and for the next
+    /// request on an idle keep-alive connection.
+    pub header_read_timeout: Duration,
+    /// Longest wait for a request body to arrive in full (408 `body_timeout`).
+    pub body_read_timeout: Duration,
+    /// Longest a response may take (503 `request_timeout`); a call already
+    /// running still finishes and is audited.
+    pub request_timeout: Duration,
+    /// Connections served at once; beyond, new ones wait to be accepted.
+    pub max_connections: usize,
+    /// Largest request line plus headers, in bytes (at least 8192).
+    pub max_header_bytes: usize,
+    /// Keep connections open between requests.
+    pub keep_alive: bool,
+    /// How long shutdown waits for open connections.
+    pub shutdown_grace: Duration,
+    /// Failed authentications per client address per minute that are
+    /// audited one by one; beyond, they are counted and audited in aggregate.
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(120),
+            max_connections: 1024,
+            max_header_bytes: 64 * 1024,
+            keep_alive: true,
+            shutdown_grace: Duration::from_secs(30),
+            auth_failures_per_minute: 30,
+        }
+    }
+}
+
+/// Quotas of the idempotency store.
+#[derive(Debug, Clone)]
+pub struct IdempotencyConfig {
+    /// Largest reply stored for replay; a bigger one is still answered, and
+    /// a retry gets 409 `idempotency_reply_too_large`.
+    pub max_reply_bytes: usize,
+    /// Keys one caller (tenant + subject) may hold at once; beyond, 429
+    /// `idempotency_quota_exceeded`.
+    pub max_keys_per_caller: u64,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        Self { max_reply_bytes: 64 * 1024, max_keys_per_caller: 1000 }
+    }
+}
+
+/// Options of the audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Largest record in bytes; bigger events are cut with a digest.
+    pub max_record_bytes: usize,
+    /// A directory (on another mount) that receives a copy of every checkpoint.
+    pub witness_dir: Option<PathBuf>,
+    /// An HTTP endpoint that receives every checkpoint (POST, JSON).
+    pub witness_url: Option<String>,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: crate::audit::DEFAULT_MAX_RECORD_BYTES,
+            witness_dir: None,
+            witness_url: None,
+        }
+    }
 }
 
 /// Where the shared Redis is and how the host treats it.
@@ -76,6 +162,14 @@ pub struct AuthConfig {
     pub max_token_bytes: usize,
     /// Verified tokens remembered (0 disables the cache).
     pub token_cache_size: usize,
+    /// How often a remote JWKS is refetched when its response names no
+    /// `Cache-Control: max-age` (which is honoured within
+    /// [`AuthConfig::jwks_max_age_bounds`]).
+    pub jwks_refresh_interval: Duration,
+    /// The shortest and longest refresh interval a `max-age` may set.
+    pub jwks_max_age_bounds: (Duration, Duration),
+    /// When set, tokens must carry this `typ` header (e.g. `at+jwt`, RFC 9068).
+    pub required_typ: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -90,6 +184,9 @@ impl Default for AuthConfig {
             jwks_refetch_interval: Duration::from_secs(5),
             max_token_bytes: 8 * 1024,
             token_cache_size: 10_000,
+            jwks_refresh_interval: Duration::from_secs(300),
+            jwks_max_age_bounds: (Duration::from_secs(30), Duration::from_secs(3600)),
+            required_typ: None,
         }
     }
 }
@@ -146,6 +243,10 @@ impl HostConfig {
             dev_upstream: None,
             broker: BrokerConfig::default(),
             outbound: OutboundConfig::default(),
+            server: ServerConfig::default(),
+            metrics_listen: None,
+            idempotency: IdempotencyConfig::default(),
+            audit: AuditOptions::default(),
         }
     }
 

@@ -17,6 +17,8 @@ pub static HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
 
 /// Longest correlation id taken from a client.
 const MAX_LEN: usize = 128;
+/// Longest request path written to a log line.
+pub const MAX_LOGGED_PATH: usize = 256;
 
 /// The correlation id of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +76,7 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     let id = CorrelationId::from_client(request.headers().get(&HEADER));
     request.extensions_mut().insert(id.clone());
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = crate::text::clip(request.uri().path(), MAX_LOGGED_PATH).into_owned();
     let span = tracing::info_span!("request", correlation_id = %id, %method, %path);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;

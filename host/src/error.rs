@@ -115,6 +115,36 @@ pub enum ApiError {
         /// The deadline that was exceeded.
         timeout_ms: u64,
     },
+    /// The request body did not arrive in full within the body-read timeout.
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    BodyTimeout {
+        /// The timeout.
+        timeout_ms: u64,
+    },
+    /// The response was not ready within the request timeout. A call that
+    /// had started still finishes and is audited.
+    #[error("no response within {timeout_ms} ms; a call that started still finishes and is audited")]
+    RequestTimeout {
+        /// The timeout.
+        timeout_ms: u64,
+    },
+    /// The caller holds as many live Idempotency-Keys as allowed.
+    #[error("this caller already holds {limit} live Idempotency-Keys")]
+    IdempotencyQuotaExceeded {
+        /// The per-caller limit.
+        limit: u64,
+    },
+    /// The first request under this Idempotency-Key ran, but its reply was
+    /// too large to keep for replay.
+    #[error(
+        "the request under this Idempotency-Key already ran (correlation id {first_correlation_id}); its reply was larger than the {limit}-byte replay limit and was not kept"
+    )]
+    IdempotencyReplyTooLarge {
+        /// The replay limit.
+        limit: usize,
+        /// The correlation id of the request that ran.
+        first_correlation_id: String,
+    },
     /// A host fault; details are in the log only.
     #[error("internal error")]
     Internal,
@@ -159,6 +189,14 @@ impl ApiError {
             RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Rate limited"),
             Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
             ToolTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "tool_timeout", "Tool timed out"),
+            BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body_timeout", "Body timeout"),
+            RequestTimeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "request_timeout", "Request timeout"),
+            IdempotencyQuotaExceeded { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "idempotency_quota_exceeded", "Idempotency quota exceeded")
+            }
+            IdempotencyReplyTooLarge { .. } => {
+                (StatusCode::CONFLICT, "idempotency_reply_too_large", "Reply not kept for replay")
+            }
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -271,7 +309,8 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (StatusCode, Valu
         ApiError::Overloaded
         | ApiError::StateUnavailable
         | ApiError::AuditUnavailable
-        | ApiError::RateLimitUnavailable => {
+        | ApiError::RateLimitUnavailable
+        | ApiError::RequestTimeout { .. } => {
             extra_headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         _ => {}

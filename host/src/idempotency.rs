@@ -8,6 +8,12 @@
 //! per key runs; its outcome then replaces the reservation. Outcomes of
 //! requests that never reached the tool (the host was overloaded, a token was
 //! refused) release the key instead, so a retry can still run.
+//!
+//! Bounded: each caller (tenant + subject) holds at most
+//! `max_keys_per_caller` live keys (more: 429 `idempotency_quota_exceeded`),
+//! and a reply is kept only up to `max_reply_bytes` — a bigger one is still
+//! answered the first time, and a retry under its key gets 409
+//! `idempotency_reply_too_large` (the call is never run twice).
 
 use crate::error::ApiError;
 use crate::store::StateStore;
@@ -48,6 +54,7 @@ enum Record {
 pub struct Reservation {
     store_key: String,
     fingerprint: String,
+    caller_set: String,
 }
 
 /// What to do with a request that carries a key.
@@ -83,24 +90,51 @@ pub fn scoped_key(endpoint: &str, tenant: &str, sub: &str, tool: &str, key: &str
     format!("idem:{}", hex::encode(hasher.finalize()))
 }
 
+/// The set of a caller's live keys.
+fn caller_set(tenant: &str, sub: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [tenant, sub] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    format!("idem-keys:{}", hex::encode(hasher.finalize()))
+}
+
 fn store_error(e: crate::store::StoreError) -> ApiError {
     tracing::error!(error = %e, "idempotency store failed");
     ApiError::StateUnavailable
 }
 
-/// Reserve the key, or say how to answer a duplicate.
+/// Who holds a key, and how many keys they may hold.
+pub struct Holder<'a> {
+    /// The caller's tenant.
+    pub tenant: &'a str,
+    /// The caller's subject.
+    pub sub: &'a str,
+    /// Live keys allowed per caller.
+    pub max_keys: u64,
+}
+
+/// Reserve the key (within the caller's quota), or say how to answer a
+/// duplicate.
 pub async fn begin(
     store: &dyn StateStore,
+    holder: Holder<'_>,
     store_key: String,
     fingerprint: String,
     in_progress_ttl: Duration,
 ) -> Result<Begin, ApiError> {
+    let caller_set = caller_set(holder.tenant, holder.sub);
+    // A key already held (a retry) is admitted whatever the count.
+    if !store.admit(&caller_set, &store_key, RECORD_TTL, holder.max_keys).await.map_err(store_error)? {
+        return Err(ApiError::IdempotencyQuotaExceeded { limit: holder.max_keys });
+    }
     let reserving = serde_json::to_vec(&Record::InProgress { fingerprint: fingerprint.clone() })
         .expect("records serialise");
     // Twice at most: a record can expire between our insert and our read.
     for _ in 0..2 {
         if store.insert_if_absent(&store_key, &reserving, in_progress_ttl).await.map_err(store_error)? {
-            return Ok(Begin::Proceed(Reservation { store_key, fingerprint }));
+            return Ok(Begin::Proceed(Reservation { store_key, fingerprint, caller_set }));
         }
         let Some(bytes) = store.get(&store_key).await.map_err(store_error)? else { continue };
         let record: Record = serde_json::from_slice(&bytes).map_err(|e| {
@@ -118,12 +152,17 @@ pub async fn begin(
     Err(ApiError::IdempotencyInProgress)
 }
 
-/// Store the outcome for replays.
+/// Store the outcome for replays: `reply`, or `too_large()` in its place
+/// when the reply's JSON is over `max_reply_bytes`.
 pub async fn finish(
     store: &dyn StateStore,
     reservation: Reservation,
     reply: StoredReply,
+    max_reply_bytes: usize,
+    too_large: impl FnOnce() -> StoredReply,
 ) -> Result<(), ApiError> {
+    let size = serde_json::to_vec(&reply.body).map_or(usize::MAX, |b| b.len());
+    let reply = if size > max_reply_bytes { too_large() } else { reply };
     let record = Record::Done { fingerprint: reservation.fingerprint, reply };
     let bytes = serde_json::to_vec(&record).expect("records serialise");
     store.put(&reservation.store_key, &bytes, RECORD_TTL).await.map_err(store_error)
@@ -134,6 +173,9 @@ pub async fn release(store: &dyn StateStore, reservation: Reservation) {
     if let Err(e) = store.delete(&reservation.store_key).await {
         // The reservation expires on its own; until then retries get 409.
         tracing::warn!(error = %e, "could not release an idempotency key");
+    }
+    if let Err(e) = store.forget(&reservation.caller_set, &reservation.store_key).await {
+        tracing::warn!(error = %e, "could not return an idempotency key to its caller's quota");
     }
 }
 

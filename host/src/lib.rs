@@ -28,8 +28,10 @@
 //! - [`registry`] — the immutable snapshot of plugins and tools;
 //! - [`runtime`] — the wasmtime sandbox;
 //! - [`metrics`] — Prometheus metrics;
+//! - [`server`] — accepting connections within the server's limits;
 //! - [`watch`] — hot reload of manifests, components and policies;
-//! - [`state`] — the shared application state.
+//! - [`state`] — the shared application state;
+//! - [`text`] — bounding outside text before it is echoed, logged or recorded.
 //!
 //! The `fastmcp` binary only parses its command line, binds, and calls
 //! [`serve`]; tests call the same function on `127.0.0.1:0`.
@@ -55,8 +57,10 @@ pub mod principal;
 pub mod ratelimit;
 pub mod registry;
 pub mod runtime;
+pub mod server;
 pub mod state;
 pub mod store;
+pub mod text;
 pub mod watch;
 
 pub use config::HostConfig;
@@ -79,7 +83,17 @@ pub async fn serve(
         tracing::error!(error = %e, "cannot watch files: hot reload is off (SIGHUP still reloads)");
     }
     let app = api::router(state.clone());
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let served = server::run(listener, app, &state.config().server, shutdown).await;
     state.shutdown().await;
     served
+}
+
+/// Serve `GET /metrics` on its own listener until the host shuts down.
+pub async fn serve_metrics(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let mut stopping = state.shutdown_signal();
+    let app = api::metrics_router(state.clone());
+    let stopped = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    server::run(listener, app, &state.config().server, stopped).await
 }

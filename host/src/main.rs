@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the REST API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a token signed with the development key (for local use).
     Token(TokenArgs),
     /// Audit trail tools.
@@ -42,9 +42,26 @@ struct VerifyArgs {
     /// The trail directory (overrides the root's).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// The checkpoint public key, hex (overrides the root's).
+    /// The checkpoint public key, hex. Production verification pins it out
+    /// of band; without it, the key beside the private key in the root's
+    /// `.runtime/` is trusted (and a note says so).
     #[arg(long)]
     public_key: Option<PathBuf>,
+    /// A witness directory holding copies of the checkpoints (`serve
+    /// --audit-witness-dir`): a trail rolled back behind it fails.
+    #[arg(long)]
+    witness: Option<PathBuf>,
+    /// Records the host writes at most between checkpoints.
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_interval: u64,
+    /// Accept a trail longer than the interval without a checkpoints file.
+    #[arg(long)]
+    allow_missing_checkpoints: bool,
+    /// Accept more than the interval's records after the last checkpoint
+    /// (e.g. verifying a trail while a host is writing it without a final
+    /// checkpoint).
+    #[arg(long)]
+    allow_unanchored_tail: bool,
 }
 
 /// Identity settings shared by `serve` and `token`.
@@ -152,6 +169,58 @@ struct ServeArgs {
     /// Longest silence between chunks of an outbound response body, in ms.
     #[arg(long, env = "FASTMCP_OUTBOUND_BETWEEN_BYTES_TIMEOUT_MS", default_value_t = 10_000)]
     outbound_between_bytes_timeout_ms: u64,
+    /// Internal address ranges plugins may reach (CIDRs, comma-separated):
+    /// loopback, private, link-local… are refused unless listed here.
+    #[arg(long, env = "FASTMCP_OUTBOUND_ALLOW_INTERNAL", value_delimiter = ',')]
+    outbound_allow_internal: Vec<ipnet::IpNet>,
+    /// Longest wait for a request's headers (and for the next request on an
+    /// idle keep-alive connection), in ms.
+    #[arg(long, env = "FASTMCP_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    header_read_timeout_ms: u64,
+    /// Longest wait for a request body, in ms.
+    #[arg(long, env = "FASTMCP_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    body_read_timeout_ms: u64,
+    /// Longest a response may take, in ms.
+    #[arg(long, env = "FASTMCP_REQUEST_TIMEOUT_MS", default_value_t = 120_000)]
+    request_timeout_ms: u64,
+    /// Connections served at once.
+    #[arg(long, env = "FASTMCP_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Largest request line plus headers, in bytes.
+    #[arg(long, env = "FASTMCP_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    max_header_bytes: usize,
+    /// Close each connection after one request.
+    #[arg(long, env = "FASTMCP_NO_KEEP_ALIVE")]
+    no_keep_alive: bool,
+    /// Failed authentications per client address per minute audited one by
+    /// one (beyond: counted, audited in aggregate).
+    #[arg(long, env = "FASTMCP_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
+    auth_failures_per_minute: u32,
+    /// Where `/metrics` is served (its own listener), or `off`.
+    #[arg(long, env = "FASTMCP_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    metrics_listen: String,
+    /// Largest reply kept for Idempotency-Key replay, in bytes.
+    #[arg(long, env = "FASTMCP_IDEMPOTENCY_MAX_REPLY_BYTES", default_value_t = 64 * 1024)]
+    idempotency_max_reply_bytes: usize,
+    /// Live Idempotency-Keys one caller may hold.
+    #[arg(long, env = "FASTMCP_IDEMPOTENCY_MAX_KEYS", default_value_t = 1000)]
+    idempotency_max_keys: u64,
+    /// Largest audit record, in bytes (bigger events are cut with a digest).
+    #[arg(long, env = "FASTMCP_AUDIT_MAX_RECORD_BYTES", default_value_t = 16 * 1024)]
+    audit_max_record_bytes: usize,
+    /// A directory (another mount) that receives a copy of every checkpoint.
+    #[arg(long, env = "FASTMCP_AUDIT_WITNESS_DIR")]
+    audit_witness_dir: Option<PathBuf>,
+    /// An HTTP endpoint that receives every checkpoint (POST).
+    #[arg(long, env = "FASTMCP_AUDIT_WITNESS_URL")]
+    audit_witness_url: Option<String>,
+    /// Refetch a remote JWKS this often (unless its Cache-Control max-age
+    /// says otherwise, within 30 s..1 h), in seconds.
+    #[arg(long, env = "FASTMCP_JWKS_REFRESH_S", default_value_t = 300)]
+    jwks_refresh_s: u64,
+    /// Require this JWT `typ` header (e.g. `at+jwt`, RFC 9068).
+    #[arg(long, env = "FASTMCP_REQUIRE_TOKEN_TYPE")]
+    require_token_type: Option<String>,
     #[command(flatten)]
     identity: IdentityArgs,
 }
@@ -194,6 +263,28 @@ impl ServeArgs {
             Duration::from_millis(self.outbound_first_byte_timeout_ms.max(1));
         config.outbound.between_bytes_timeout =
             Duration::from_millis(self.outbound_between_bytes_timeout_ms.max(1));
+        config.outbound.allow_internal = self.outbound_allow_internal;
+        config.server.header_read_timeout = Duration::from_millis(self.header_read_timeout_ms.max(1));
+        config.server.body_read_timeout = Duration::from_millis(self.body_read_timeout_ms.max(1));
+        config.server.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
+        config.server.max_connections = self.max_connections.max(1);
+        config.server.max_header_bytes = self.max_header_bytes;
+        config.server.keep_alive = !self.no_keep_alive;
+        config.server.auth_failures_per_minute = self.auth_failures_per_minute;
+        config.metrics_listen = match self.metrics_listen.as_str() {
+            "off" | "" => None,
+            addr => Some(
+                addr.parse()
+                    .with_context(|| format!("--metrics-listen: `{addr}` is not ADDR:PORT or off"))?,
+            ),
+        };
+        config.idempotency.max_reply_bytes = self.idempotency_max_reply_bytes;
+        config.idempotency.max_keys_per_caller = self.idempotency_max_keys.max(1);
+        config.audit.max_record_bytes = self.audit_max_record_bytes.max(2048);
+        config.audit.witness_dir = self.audit_witness_dir;
+        config.audit.witness_url = self.audit_witness_url;
+        config.auth.jwks_refresh_interval = Duration::from_secs(self.jwks_refresh_s.max(1));
+        config.auth.required_typ = self.require_token_type;
         Ok(config)
     }
 }
@@ -216,9 +307,23 @@ fn verify_audit(args: VerifyArgs) -> anyhow::Result<()> {
     use fastmcp_host::audit::{checkpoint, verify};
     let config = HostConfig::for_root(&args.root);
     let dir = args.dir.unwrap_or_else(|| config.audit_dir());
+    let pinned = args.public_key.is_some();
     let key_path = args.public_key.unwrap_or_else(|| config.runtime_dir().join(checkpoint::PUBLIC_KEY_FILE));
-    let key = if key_path.exists() { Some(checkpoint::read_public_key(&key_path)?) } else { None };
-    match verify::verify(&dir, key.as_ref()) {
+    let key = if key_path.exists() || pinned { Some(checkpoint::read_public_key(&key_path)?) } else { None };
+    if !pinned && key.is_some() {
+        eprintln!(
+            "note: trusting the public key in {} (beside the private key); pin it with --public-key in production",
+            key_path.display()
+        );
+    }
+    let options = verify::VerifyOptions {
+        public_key: key.as_ref(),
+        checkpoint_interval: args.checkpoint_interval.max(1),
+        allow_missing_checkpoints: args.allow_missing_checkpoints,
+        allow_unanchored_tail: args.allow_unanchored_tail,
+        witness: args.witness.as_deref(),
+    };
+    match verify::verify_with(&dir, &options) {
         Ok(summary) => {
             println!(
                 "ok: {} records in {} files, {} checkpoints verified, head {}",
@@ -258,6 +363,13 @@ async fn serve(config: HostConfig) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
+    if let Some(metrics) = state.config().metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(metrics).await.with_context(|| {
+            format!("binding the metrics listener {metrics} (--metrics-listen; `off` to not serve)")
+        })?;
+        tracing::info!(addr = %metrics.local_addr()?, "metrics listening");
+        tokio::spawn(fastmcp_host::serve_metrics(metrics, state.clone()));
+    }
     reload_on_sighup(state.clone());
     tracing::info!(%addr, "listening");
     fastmcp_host::serve(listener, state, shutdown_signal()).await?;

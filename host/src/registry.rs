@@ -52,6 +52,18 @@ pub enum RegistryError {
         /// The providers that exist.
         configured: String,
     },
+    /// A manifest grants a provider beyond what the operator bound it to.
+    #[error("{file}: credentials[{index}]: provider `{provider}` {reason}")]
+    ProviderNotBound {
+        /// The manifest.
+        file: PathBuf,
+        /// Index of the grant.
+        index: usize,
+        /// The provider named.
+        provider: String,
+        /// What the providers file does not allow (naming the plugin or origin).
+        reason: String,
+    },
     /// Two manifests declare the same plugin.
     #[error("{file}: plugin: `{plugin}` is already declared by {other}")]
     DuplicatePlugin {
@@ -208,10 +220,12 @@ impl RegistrySnapshot {
     }
 }
 
-/// Every granted provider must be configured by the operator.
+/// Every granted provider must be configured by the operator and bound by
+/// the operator to this plugin; an injection must name a host (and port) of
+/// one of the origins the operator bound the provider to.
 fn check_providers(manifest: &Manifest, broker: &Broker) -> Result<(), RegistryError> {
     for (index, grant) in manifest.grants.iter().enumerate() {
-        if !broker.has_provider(&grant.provider) {
+        let Some(provider) = broker.provider(&grant.provider) else {
             let configured: Vec<&str> = broker.provider_names().collect();
             return Err(RegistryError::UnknownProvider {
                 file: manifest.file.clone(),
@@ -219,6 +233,34 @@ fn check_providers(manifest: &Manifest, broker: &Broker) -> Result<(), RegistryE
                 provider: grant.provider.clone(),
                 configured: if configured.is_empty() { "none".into() } else { configured.join(", ") },
             });
+        };
+        let not_bound = |reason: String| RegistryError::ProviderNotBound {
+            file: manifest.file.clone(),
+            index,
+            provider: grant.provider.clone(),
+            reason,
+        };
+        if !provider.binds_plugin(&manifest.plugin) {
+            return Err(not_bound(format!(
+                "is not bound to plugin `{}` in the providers file (its `plugins`: [{}])",
+                manifest.plugin,
+                provider.plugins.join(", ")
+            )));
+        }
+        if let Some(inject) = &grant.inject {
+            let reachable = provider
+                .origins
+                .iter()
+                .any(|o| o.host == inject.host && inject.port.is_none_or(|port| port == o.port));
+            if !reachable {
+                let origins: Vec<String> = provider.origins.iter().map(|o| o.to_string()).collect();
+                let port = inject.port.map(|p| format!(":{p}")).unwrap_or_default();
+                return Err(not_bound(format!(
+                    "may not be injected into `{}{port}`: the providers file binds it to [{}]",
+                    inject.host,
+                    origins.join(", ")
+                )));
+            }
         }
     }
     Ok(())

@@ -94,7 +94,7 @@ async fn health_reports_registry_and_runtime() {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["registry"]["plugins"], 3);
-    assert_eq!(body["registry"]["tools"], 12);
+    assert_eq!(body["registry"]["tools"], 16);
     assert_eq!(body["runtime"]["max_concurrent_calls"], 128);
     assert!(body["runtime"]["pooling"].is_boolean());
     server.stop().await;
@@ -107,9 +107,7 @@ async fn metrics_count_calls_by_outcome() {
     assert_eq!(server.invoke("util:echo", json!({"a": 1})).await.status(), 200);
     assert_eq!(server.invoke("util:sha256", json!({})).await.status(), 422);
     assert_eq!(server.invoke("made:up", json!({})).await.status(), 404);
-    let response = server.get("/metrics").await;
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
-    let text = response.text().await.unwrap();
+    let text = server.metrics().await;
     assert!(text.contains(r#"fastmcp_tool_calls_total{tool="util:echo",outcome="completed"} 1"#), "{text}");
     assert!(text.contains(r#"fastmcp_tool_calls_total{tool="util:sha256",outcome="invalid_arguments"} 1"#));
     assert!(!text.contains("made:up"), "unknown ids must not become labels");

@@ -130,7 +130,11 @@ async fn tampering_is_caught_with_file_and_line() {
 
     let mut added_field = original.clone();
     added_field[2] = added_field[2].replacen('{', r#"{"note":"x","#, 1);
-    expect(&added_field, 3, "hash does not match");
+    expect(&added_field, 3, "not the canonical form");
+    // In canonical position (keys sorted), an added field breaks the hash.
+    let mut added_sorted = original.clone();
+    added_sorted[2] = added_sorted[2].replacen(r#","prev_hash""#, r#","note":"x","prev_hash""#, 1);
+    expect(&added_sorted, 3, "hash does not match");
 
     let mut rehashed = original.clone();
     rehashed[3] = rehash(&rehashed[3].replace("policy_denied", "completed"));

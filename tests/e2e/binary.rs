@@ -1,7 +1,7 @@
 //! The `fastmcp` binary itself: serves, and on SIGTERM stops accepting but
 //! lets in-flight calls finish before exiting cleanly.
 
-use crate::harness::{ALL_SCOPES, ServerProcess, TestRoot, mint};
+use crate::harness::{ALL_SCOPES, ServerProcess, TestRoot, eventually, mint};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -25,28 +25,33 @@ async fn serves_and_drains_on_sigterm() {
         body["tools"].as_array().unwrap().len()
     };
     let health = || async {
-        let response = client.get(format!("http://{addr}/health")).send().await.unwrap();
+        let response = client.get(format!("http://{addr}/health")).bearer_auth(&token).send().await.unwrap();
         response.json::<Value>().await.unwrap()
     };
-    assert_eq!(catalog_size().await, 12);
+    assert_eq!(catalog_size().await, 16);
     root.write("policies/policies.yml", "version: 1\nroles: { tester: { tools: [\"ads:*\"\n");
     signal("-HUP");
-    let reloaded = wait_for(|| async { health().await["policy"]["last_reload"]["ok"] == false }).await;
-    assert!(reloaded, "the broken reload is reported in /health");
+    eventually("the broken reload to be reported in /health", Duration::from_secs(5), || async {
+        (health().await["policy"]["last_reload"]["ok"] == false).then_some(())
+    })
+    .await;
     assert_eq!(health().await["policy"]["version"], 1);
-    assert_eq!(catalog_size().await, 12, "the previous policy stays in force");
+    assert_eq!(catalog_size().await, 16, "the previous policy stays in force");
     root.write(
         "policies/policies.yml",
         "version: 1\nroles: { tester: { tools: [\"util:*\", \"misbehave:*\"] } }\n",
     );
     signal("-HUP");
-    assert!(wait_for(|| async { health().await["policy"]["version"] == 2 }).await);
-    assert_eq!(catalog_size().await, 10);
+    eventually("policy version 2", Duration::from_secs(5), || async {
+        (health().await["policy"]["version"] == 2).then_some(())
+    })
+    .await;
+    assert_eq!(catalog_size().await, 14);
 
     // A call that takes the fixture's whole 500 ms deadline is in flight when
     // SIGTERM arrives; it must still get its answer.
     let in_flight = tokio::spawn({
-        let request = client.post(format!("http://{addr}/tools/misbehave:loop/invoke")).bearer_auth(token);
+        let request = client.post(format!("http://{addr}/tools/misbehave:loop/invoke")).bearer_auth(&token);
         async move { request.json(&json!({})).send().await.map(|r| r.status().as_u16()) }
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -58,19 +63,4 @@ async fn serves_and_drains_on_sigterm() {
     let logs = server.logs.await.unwrap();
     assert!(logs.iter().any(|l| l.contains("finishing in-flight calls")), "{logs:?}");
     assert!(logs.iter().any(|l| l.contains("tool call") && l.contains("misbehave:loop")));
-}
-
-/// Poll `condition` every 20 ms for up to 5 s.
-async fn wait_for<F, Fut>(condition: F) -> bool
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..250 {
-        if condition().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }

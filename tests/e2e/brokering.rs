@@ -201,7 +201,7 @@ async fn one_token_fetch_serves_many_concurrent_calls() {
     let stats = upstream.stats().await;
     assert_eq!(stats["token_requests"], 1, "{stats}");
     assert_eq!(stats["authorized_requests"], 16, "{stats}");
-    let metrics = server.client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("fastmcp_provider_token_fetches_total 1"), "{metrics}");
     server.stop().await;
 }
@@ -300,7 +300,10 @@ async fn a_static_key_is_injected_into_its_header_and_never_handed_out() {
     let providers = std::fs::read_to_string(root.path().join(".runtime/providers.yml")).unwrap();
     root.write(
         ".runtime/providers.yml",
-        format!("{providers}  maps:\n    kind: static\n    secret: {{ file: maps-key }}\n"),
+        format!(
+            "{providers}  maps:\n    kind: static\n    secret: {{ file: maps-key }}\n    plugins: [keyprobe]\n    origins: [\"http://localhost:{}\"]\n    allow_http: true\n",
+            upstream.addr.port()
+        ),
     );
     let server = TestServer::start(&root).await;
     let key = fastmcp_host::broker::providers::Secret::new("static-maps-key-0123456789".into());
@@ -459,6 +462,7 @@ async fn a_response_that_stalls_mid_body_times_out() {
     let upstream = TestUpstream::start().await;
     let root = TestRoot::with_upstream(&upstream);
     root.add_fixture("netprobe", stalling);
+    root.bind_origin(stalling);
     let mut config = root.config();
     config.outbound.between_bytes_timeout = std::time::Duration::from_millis(300);
     let server = TestServer::start_with(config).await;

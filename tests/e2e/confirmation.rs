@@ -165,7 +165,7 @@ async fn a_spent_token_stays_spent_across_a_restart() {
 }
 
 async fn instantiations(server: &TestServer) -> u64 {
-    let text = server.get("/metrics").await.text().await.unwrap();
+    let text = server.metrics().await;
     let line = text.lines().find(|l| l.starts_with("fastmcp_instantiate_duration_seconds_count")).unwrap();
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }

@@ -89,7 +89,7 @@ impl TestRoot {
         root.write(
             ".runtime/providers.yml",
             format!(
-                "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: http://{addr}/oauth/token\n    client_id: {}\n    client_secret: {{ file: ads-client-secret }}\n",
+                "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: http://{addr}/oauth/token\n    client_id: {}\n    client_secret: {{ file: ads-client-secret }}\n    plugins: [ads, netprobe, offline]\n    origins: [\"http://{addr}\"]\n    allow_http: true\n",
                 fastmcp_host::devupstream::DEV_CLIENT_ID
             ),
         );
@@ -107,6 +107,16 @@ impl TestRoot {
             root.write(&format!("plugins/{p}/{p}.wasm"), plugin_bytes(p));
         }
         root
+    }
+
+    /// Let the operator's `ads-api` provider also be injected into
+    /// `http://addr` (as a providers file would list a second origin).
+    pub fn bind_origin(&self, addr: SocketAddr) {
+        let path = self.path().join(".runtime/providers.yml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("origins: ["), "the providers file lists origins");
+        std::fs::write(path, text.replacen("origins: [", &format!("origins: [\"http://{addr}\", "), 1))
+            .unwrap();
     }
 
     /// Add a fixture manifest (`tests/fixtures/<name>.yaml`), with `UPSTREAM`
@@ -135,14 +145,18 @@ impl TestRoot {
         std::fs::write(path, contents).unwrap();
     }
 
-    /// A configuration for this root.
+    /// A configuration for this root. The test upstreams listen on
+    /// loopback, so the operator setting that lets plugins reach it is on.
     pub fn config(&self) -> HostConfig {
-        HostConfig::for_root(self.path())
+        let mut config = HostConfig::for_root(self.path());
+        config.outbound.allow_internal = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        config
     }
 }
 
 /// Scopes of the default test token.
-pub const ALL_SCOPES: &[&str] = &["tools.invoke:write", "tools.query:catalog", "ads.write"];
+pub const ALL_SCOPES: &[&str] =
+    &["tools.invoke:write", "tools.query:catalog", "ads.write", "host.health:read"];
 
 /// A running server.
 pub struct TestServer {
@@ -152,6 +166,8 @@ pub struct TestServer {
     pub token: String,
     /// The server's state (for reloads and white-box checks).
     pub state: AppState,
+    /// `http://127.0.0.1:PORT` of the metrics listener.
+    pub metrics_base: String,
     runtime_dir: PathBuf,
     client: Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -170,6 +186,9 @@ impl TestServer {
         let state = AppState::start(config).await.expect("server state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_base = format!("http://{}", metrics.local_addr().unwrap());
+        tokio::spawn(fastmcp_host::serve_metrics(metrics, state.clone()));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(fastmcp_host::serve(listener, state.clone(), async {
             let _ = rx.await;
@@ -184,6 +203,7 @@ impl TestServer {
             base,
             token,
             state,
+            metrics_base,
             runtime_dir,
             client: Client::new(),
             shutdown: Some(tx),
@@ -202,6 +222,13 @@ impl TestServer {
     /// A URL on this server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The text of `GET /metrics` on the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(format!("{}/metrics", self.metrics_base)).send().await.unwrap();
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        response.text().await.unwrap()
     }
 
     /// The HTTP client.
@@ -329,7 +356,8 @@ impl ServerProcess {
     pub async fn start(root: &TestRoot, rust_log: &str, extra_args: &[&str]) -> Self {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fastmcp"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--outbound-allow-internal", "127.0.0.0/8,::1/128", "--root"])
             .arg(root.path())
             .args(extra_args)
             .env("RUST_LOG", rust_log)
@@ -525,4 +553,30 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Poll `check` every 20 ms until it returns `Some`, for at most `within`;
+/// panics naming `what` if it never does.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Total bytes of the audit trail files under `root`.
+pub fn trail_bytes(root: &Path) -> u64 {
+    fastmcp_host::audit::recover::trail_files(&root.join(".audit"))
+        .unwrap()
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum()
 }

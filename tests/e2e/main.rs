@@ -10,6 +10,7 @@ mod brokering;
 mod confirmation;
 mod crash;
 mod errors;
+mod hardening;
 mod identity;
 mod ratelimit;
 mod reload;

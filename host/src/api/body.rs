@@ -6,8 +6,13 @@ use axum::extract::Request;
 use axum::http::header;
 use serde_json::{Map, Value};
 
-/// Read a JSON object body of at most `limit` bytes.
-pub async fn read_json_object(request: Request, limit: usize) -> Result<Map<String, Value>, ApiError> {
+/// Read a JSON object body of at most `limit` bytes, arriving in full
+/// within `timeout` (408 `body_timeout` otherwise).
+pub async fn read_json_object(
+    request: Request,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Map<String, Value>, ApiError> {
     if !is_json(request.headers().get(header::CONTENT_TYPE)) {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -20,7 +25,11 @@ pub async fn read_json_object(request: Request, limit: usize) -> Result<Map<Stri
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large);
     }
-    let bytes = match axum::body::to_bytes(request.into_body(), limit).await {
+    let reading = tokio::time::timeout(timeout, axum::body::to_bytes(request.into_body(), limit));
+    let Ok(read) = reading.await else {
+        return Err(ApiError::BodyTimeout { timeout_ms: timeout.as_millis() as u64 });
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(e) if is_length_limit(&e) => return Err(too_large),
         Err(e) => return Err(ApiError::BadRequest(format!("cannot read body: {e}"))),

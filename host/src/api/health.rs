@@ -1,15 +1,34 @@
 //! `GET /health` and `GET /metrics`.
+//!
+//! Without credentials `/health` says only whether the host is serving and
+//! ready (`{"status": "ok" | "degraded"}`); the detail — versions, reload
+//! errors and files, the audit head, Redis — needs a token with
+//! [`HEALTH_SCOPE`]. `/metrics` is served on its own listener
+//! ([`crate::serve_metrics`], loopback by default), never on the API's.
 
+use crate::correlation::CorrelationId;
+use crate::error::Problem;
+use crate::pipeline::{authenticate, require_scope};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::time::{SystemTime, UNIX_EPOCH};
 use utoipa::ToSchema;
 
-/// Liveness and what is loaded.
+/// The scope that shows `/health` in detail.
+pub const HEALTH_SCOPE: &str = "host.health:read";
+
+/// `/health` without credentials: liveness and readiness only.
+#[derive(Serialize, ToSchema)]
+pub struct PublicHealth {
+    /// `ok`, or `degraded` when the audit trail or Redis is failing.
+    pub status: &'static str,
+}
+
+/// Liveness and what is loaded (with [`HEALTH_SCOPE`]).
 #[derive(Serialize, ToSchema)]
 pub struct HealthResponse {
     /// `ok` while serving.
@@ -37,7 +56,7 @@ pub struct HealthResponse {
 /// Redis part of `/health`.
 #[derive(Serialize, ToSchema)]
 pub struct RedisHealth {
-    /// Whether Redis answered a PING just now.
+    /// Whether Redis answered the host's last check (every 2 s).
     pub ok: bool,
     /// Why not.
     pub error: Option<String>,
@@ -52,8 +71,14 @@ pub struct AuditHealth {
     pub seq: u64,
     /// Its hash (the chain head).
     pub head: String,
-    /// Why the trail stopped accepting records, if it did (calls then fail with 503).
+    /// Why the trail is not accepting records, if it is not (calls then
+    /// fail with 503 until a retry succeeds).
     pub failed: Option<String>,
+    /// Why the host does not sign checkpoints, if it does not (the trail's
+    /// tail did not match the last checkpoint at startup).
+    pub checkpoints_refused: Option<String>,
+    /// Why the last checkpoint could not be written to the witness, if so.
+    pub witness_error: Option<String>,
 }
 
 /// Authentication part of `/health`.
@@ -123,24 +148,43 @@ fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Liveness.
+/// Liveness; in detail with a token holding `host.health:read`.
 #[utoipa::path(
     get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Serving", body = HealthResponse))
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Serving: `{status}` without credentials, the detail with the scope", body = HealthResponse),
+        (status = 401, description = "`unauthenticated` (a token was sent and is not valid)"),
+        (status = 403, description = "`insufficient_scope`"),
+    )
 )]
-pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
+pub async fn health(
+    State(state): State<AppState>,
+    correlation_id: CorrelationId,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let audit = state.audit().status();
+    let redis_status = state.redis_status();
+    let degraded = audit.failed.is_some()
+        || audit.checkpoints_refused.is_some()
+        || audit.witness_error.is_some()
+        || redis_status.as_ref().is_some_and(|r| r.is_err());
+    let status = if degraded { "degraded" } else { "ok" };
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return Ok(Json(PublicHealth { status }).into_response());
+    }
+    let principal = authenticate(&state, &headers).await.map_err(|e| e.at(&correlation_id))?;
+    require_scope(&principal, HEALTH_SCOPE).map_err(|e| e.at(&correlation_id))?;
     let registry = state.registry();
     let runtime = state.runtime();
     let policy = state.policy();
-    let audit = state.audit().status();
-    let redis = state.redis_health().await.map(|result| RedisHealth {
+    let redis = redis_status.map(|result| RedisHealth {
         ok: result.is_ok(),
         error: result.err(),
         fail_open: state.config().redis.as_ref().is_some_and(|r| r.fail_open),
     });
-    let degraded = audit.failed.is_some() || redis.as_ref().is_some_and(|r| !r.ok);
-    Json(HealthResponse {
-        status: if degraded { "degraded" } else { "ok" },
+    Ok(Json(HealthResponse {
+        status,
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: state.started_at().elapsed().map(|d| d.as_secs()).unwrap_or(0),
         registry: RegistryHealth {
@@ -168,7 +212,13 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
                 files: r.files,
             }),
         },
-        audit: AuditHealth { seq: audit.seq, head: audit.head, failed: audit.failed },
+        audit: AuditHealth {
+            seq: audit.seq,
+            head: audit.head,
+            failed: audit.failed,
+            checkpoints_refused: audit.checkpoints_refused,
+            witness_error: audit.witness_error,
+        },
         reload: state.last_reload().map(|r| ReloadHealth {
             ok: r.ok,
             at: unix_seconds(r.at),
@@ -177,12 +227,14 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
         }),
         redis,
     })
+    .into_response())
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics — served on the metrics listener (`--metrics-listen`,
+/// `127.0.0.1:9464` by default), not on the API's.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String))
+    responses((status = 200, description = "Prometheus text exposition format (on the metrics listener only)", content_type = "text/plain", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = state.metrics().render(state.runtime());

@@ -1,7 +1,7 @@
 //! `POST /tools/{id}/invoke` and `POST /tools/{id}/confirm`.
 
 use crate::correlation::CorrelationId;
-use crate::error::{Problem, ProblemBody};
+use crate::error::{ApiError, Problem, ProblemBody};
 use crate::idempotency::REPLAYED_HEADER;
 use crate::pipeline::{self, Endpoint, Reply};
 use crate::state::AppState;
@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 /// A completed call (200).
@@ -62,13 +63,14 @@ pub struct PendingResponse {
         (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`, `policy_denied` or `tool_denied`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`tool_not_found`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_in_progress`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 408, description = "`body_timeout`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_in_progress` or `idempotency_reply_too_large`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_arguments` or `idempotency_key_reused`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited` (with `Retry-After`, `RateLimit-Policy`, `RateLimit`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (with `Retry-After`, `RateLimit-Policy`, `RateLimit`) or `idempotency_quota_exceeded`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 502, description = "`tool_failed` or `upstream_error`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "`overloaded` or `state_unavailable`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded`, `state_unavailable`, `audit_unavailable`, `rate_limit_unavailable` or `request_timeout`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 504, description = "`tool_timeout`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
@@ -78,7 +80,7 @@ pub async fn invoke(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, Problem> {
-    let reply = pipeline::handle(&state, &correlation_id, Endpoint::Invoke, &id, request).await;
+    let reply = run_detached(state, correlation_id.clone(), Endpoint::Invoke, id, request).await;
     reply.map(render).map_err(|e| e.at(&correlation_id))
 }
 
@@ -109,8 +111,29 @@ pub async fn confirm(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, Problem> {
-    let reply = pipeline::handle(&state, &correlation_id, Endpoint::Confirm, &id, request).await;
+    let reply = run_detached(state, correlation_id.clone(), Endpoint::Confirm, id, request).await;
     reply.map(render).map_err(|e| e.at(&correlation_id))
+}
+
+/// Run the pipeline in its own task: if the client goes away or the request
+/// timeout answers first, the call still runs to its end and its audit
+/// record is written.
+async fn run_detached(
+    state: AppState,
+    correlation_id: CorrelationId,
+    endpoint: Endpoint,
+    id: String,
+    request: Request,
+) -> Result<Reply, ApiError> {
+    let span = tracing::Span::current();
+    let task = tokio::spawn(
+        async move { pipeline::handle(&state, &correlation_id, endpoint, &id, request).await }
+            .instrument(span),
+    );
+    task.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the call task failed");
+        Err(ApiError::Internal)
+    })
 }
 
 fn render(reply: Reply) -> Response {

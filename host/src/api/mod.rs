@@ -12,27 +12,54 @@ use crate::correlation::{self, CorrelationId};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
+use axum::extract::{Request, State};
 use axum::http::Uri;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 /// The application router.
 pub fn router(state: AppState) -> Router {
+    let request_timeout = state.config().server.request_timeout;
     Router::new()
         .route("/health", get(health::health))
-        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
         .route("/tool-catalog", get(catalog::catalog))
         .route("/tools/{id}/invoke", post(invoke::invoke))
         .route("/tools/{id}/confirm", post(invoke::confirm))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(request_timeout, deadline))
         .layer(axum::middleware::from_fn(correlation::middleware))
         .with_state(state)
 }
 
+/// The metrics listener's router: `GET /metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(health::metrics)).with_state(state)
+}
+
+/// Answer 503 `request_timeout` when a response takes longer than the
+/// request timeout. Tool calls run in their own task ([`invoke`]), so a call
+/// that started still finishes and is audited.
+async fn deadline(
+    State(limit): State<std::time::Duration>,
+    correlation_id: CorrelationId,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout { timeout_ms: limit.as_millis() as u64 }
+            .at(&correlation_id)
+            .into_response(),
+    }
+}
+
 async fn not_found(correlation_id: CorrelationId, uri: Uri) -> Response {
-    ApiError::RouteNotFound(uri.path().to_owned()).at(&correlation_id).into_response()
+    ApiError::RouteNotFound(crate::text::clip(uri.path(), correlation::MAX_LOGGED_PATH).into_owned())
+        .at(&correlation_id)
+        .into_response()
 }
 
 async fn method_not_allowed(correlation_id: CorrelationId) -> Response {

@@ -22,6 +22,7 @@ use utoipa::OpenApi;
         catalog::CatalogEntry,
         catalog::Annotations,
         health::HealthResponse,
+        health::PublicHealth,
         health::RegistryHealth,
         health::RuntimeHealth,
         invoke::InvokeResponse, invoke::PendingResponse,

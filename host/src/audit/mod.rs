@@ -3,19 +3,24 @@
 //! - [`record`]: the record format and the chain hash;
 //! - [`writer`]: files by UTC day, group commit, checkpoints;
 //! - [`recover`]: resuming the chain at startup, torn tails;
-//! - [`checkpoint`]: Ed25519-signed checkpoints;
+//! - [`checkpoint`]: Ed25519-signed, numbered and chained checkpoints;
+//! - [`witness`]: copies of every checkpoint kept elsewhere;
 //! - [`verify`]: `fastmcp audit verify`.
 //!
 //! [`AuditLog::append`] returns only once the record is on disk. One writer
 //! task takes whatever is queued, writes it and fsyncs once, so concurrent
-//! calls share the cost of a sync. If a write fails the log stops accepting
-//! records and every later append fails: callers fail closed (503), and
-//! nothing is ever acknowledged without its record.
+//! calls share the cost of a sync. If a write fails, that batch and every
+//! append while the trail is failed are refused — callers fail closed (503),
+//! and nothing is ever acknowledged without its record — and the writer cuts
+//! the files back to the last acknowledged record and tries again with the
+//! next batch (or tick), so the trail recovers when the disk does.
+//! Every record is cut to [`AuditConfig::max_record_bytes`] first.
 
 pub mod checkpoint;
 pub mod record;
 pub mod recover;
 pub mod verify;
+pub mod witness;
 pub mod writer;
 
 use crate::clock::Clock;
@@ -30,6 +35,9 @@ pub use writer::{CheckpointPolicy, Receipt, SyncMode};
 
 /// Records taken into one write.
 const MAX_BATCH: usize = 1024;
+
+/// Default cap on one record's JSON, in bytes.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 * 1024;
 
 /// Where the trail lives and how it is written.
 #[derive(Debug, Clone)]
@@ -46,6 +54,12 @@ pub struct AuditConfig {
     pub sync: SyncMode,
     /// Record timestamps and file days (tests advance it).
     pub clock: Clock,
+    /// Largest record; bigger events are cut ([`AuditEvent::bounded`]).
+    pub max_record_bytes: usize,
+    /// A directory receiving a copy of every checkpoint.
+    pub witness_dir: Option<PathBuf>,
+    /// An HTTP endpoint receiving every checkpoint.
+    pub witness_url: Option<String>,
 }
 
 impl AuditConfig {
@@ -59,6 +73,9 @@ impl AuditConfig {
             queue: 8192,
             sync: SyncMode::Group,
             clock,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            witness_dir: None,
+            witness_url: None,
         }
     }
 }
@@ -75,8 +92,13 @@ pub struct AuditStatus {
     pub seq: u64,
     /// Its hash.
     pub head: String,
-    /// Why the trail stopped accepting records, if it did.
+    /// Why the trail is not accepting records, if it is not.
     pub failed: Option<String>,
+    /// Why no checkpoints are signed, if they are not (the tail did not
+    /// match the last checkpoint at startup).
+    pub checkpoints_refused: Option<String>,
+    /// Why the last checkpoint could not be witnessed, if it could not.
+    pub witness_error: Option<String>,
 }
 
 enum Command {
@@ -89,24 +111,45 @@ enum Command {
 pub struct AuditLog {
     commands: mpsc::Sender<Command>,
     status: Arc<Mutex<AuditStatus>>,
+    max_event_bytes: usize,
+    witness: witness::Witness,
 }
+
+/// Bytes a record adds to its event (`seq`, `ts`, `prev_hash`, `hash`).
+const RECORD_OVERHEAD: usize = 256;
 
 impl AuditLog {
     /// Recover the trail, start the writer task, and record any recovery.
     pub async fn start(config: AuditConfig) -> anyhow::Result<Self> {
         let (dir, key_dir) = (config.dir.clone(), config.key_dir.clone());
-        let (tail, key) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            Ok((recover::recover(&dir)?, checkpoint::load_or_create_key(&key_dir)?))
+        let witness_dir = config.witness_dir.clone();
+        let (tail, key, resume) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let tail = recover::recover(&dir)?;
+            let key = checkpoint::load_or_create_key(&key_dir)?;
+            let resume = recover::resume(&dir, &tail, witness_dir.as_deref(), &key.verifying_key())?;
+            Ok((tail, key, resume))
         })
         .await??;
-        let status =
-            Arc::new(Mutex::new(AuditStatus { seq: tail.seq, head: tail.head.clone(), failed: None }));
+        let refused = resume.refuse_checkpoints.clone();
+        let status = Arc::new(Mutex::new(AuditStatus {
+            seq: tail.seq,
+            head: tail.head.clone(),
+            failed: None,
+            checkpoints_refused: refused.clone(),
+            witness_error: None,
+        }));
+        let witness = witness::Witness::new(config.witness_dir.clone(), config.witness_url.clone())?;
         let (commands, receiver) = mpsc::channel(config.queue.max(1));
-        let writer = Writer::new(&config, tail.seq, tail.head, key);
+        let writer = Writer::new(&config, resume, key, witness.clone());
         tokio::spawn(run(writer, receiver, status.clone(), config.checkpoints.every));
-        let log = Self { commands, status };
+        let max_event_bytes = config.max_record_bytes.saturating_sub(RECORD_OVERHEAD).max(1024);
+        let log = Self { commands, status, max_event_bytes, witness };
         for detail in tail.recovered {
             log.append(AuditEvent::host("audit.recovered", "torn_tail_moved_aside", detail)).await?;
+        }
+        if let Some(reason) = refused {
+            let detail = serde_json::json!({ "reason": reason });
+            log.append(AuditEvent::host("audit.checkpoint_mismatch", "checkpoints_refused", detail)).await?;
         }
         Ok(log)
     }
@@ -115,6 +158,7 @@ impl AuditLog {
     pub async fn append(&self, event: AuditEvent) -> Result<Receipt, AuditError> {
         let (reply, receipt) = oneshot::channel();
         let closed = || AuditError("the audit writer has stopped".into());
+        let event = event.bounded(self.max_event_bytes);
         self.commands.send(Command::Append(event, reply)).await.map_err(|_| closed())?;
         receipt.await.map_err(|_| closed())?
     }
@@ -130,7 +174,9 @@ impl AuditLog {
 
     /// Head and health.
     pub fn status(&self) -> AuditStatus {
-        self.status.lock().expect("audit status lock").clone()
+        let mut status = self.status.lock().expect("audit status lock").clone();
+        status.witness_error = self.witness.error();
+        status
     }
 }
 
@@ -143,7 +189,11 @@ async fn run(
 ) {
     let mut failed: Option<String> = None;
     loop {
-        let first = match tokio::time::timeout(tick, commands.recv()).await {
+        let next = tokio::time::timeout(tick.min(RETRY_EVERY), commands.recv()).await;
+        if failed.is_some() {
+            writer = retry(writer, &mut failed, &status).await;
+        }
+        let first = match next {
             Ok(Some(command)) => command,
             Ok(None) => return,
             Err(_idle) => {
@@ -218,6 +268,30 @@ async fn run(
     }
 }
 
+/// How often a failed trail retries while idle.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// A failed trail: cut the files back to the last acknowledged record and,
+/// if that works, take records again.
+async fn retry(writer: Writer, failed: &mut Option<String>, status: &Mutex<AuditStatus>) -> Writer {
+    let (writer, result) = tokio::task::spawn_blocking(move || {
+        let mut writer = writer;
+        let result = writer.recover();
+        (writer, result)
+    })
+    .await
+    .expect("the audit writer does not panic");
+    match result {
+        Ok(()) => {
+            tracing::warn!(after = ?failed, "the audit trail recovered and takes records again");
+            *failed = None;
+            status.lock().expect("audit status lock").failed = None;
+        }
+        Err(e) => tracing::debug!(error = %e, "the audit trail is still failing"),
+    }
+    writer
+}
+
 /// Run a writer operation on the blocking pool; on error, mark the trail failed.
 async fn blocking(
     mut writer: Writer,
@@ -237,7 +311,7 @@ async fn blocking(
     match result {
         Ok(receipts) => (writer, Some(receipts)),
         Err(e) => {
-            tracing::error!(error = %e, "audit write failed: the trail stops accepting records; calls fail closed");
+            tracing::error!(error = %e, "audit write failed: calls fail closed until a retry succeeds");
             *failed = Some(e.to_string());
             status.failed = Some(e.to_string());
             (writer, None)
@@ -283,16 +357,27 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn a_write_failure_fails_every_append_closed() {
+    async fn a_write_failure_fails_appends_closed_until_the_disk_recovers() {
         let dir = tempfile::tempdir().unwrap();
         let today = chrono::Utc::now().format("%Y%m%d");
         // A directory where today's trail file should be: opening it fails.
-        std::fs::create_dir_all(dir.path().join(format!(".audit/audit-{today}.jsonl"))).unwrap();
+        let blocker = dir.path().join(format!(".audit/audit-{today}.jsonl"));
+        std::fs::create_dir_all(&blocker).unwrap();
         let log = AuditLog::start(config(dir.path())).await.unwrap();
         assert!(log.append(event(1)).await.is_err());
         assert!(log.status().failed.is_some());
-        assert!(log.append(event(2)).await.is_err(), "the trail stays failed");
+        assert!(log.append(event(2)).await.is_err(), "the trail stays failed while the fault lasts");
         assert_eq!(log.status().seq, 0, "nothing was acknowledged");
+
+        // The fault goes away: the next append is taken, continuing the chain.
+        std::fs::remove_dir(&blocker).unwrap();
+        tokio::time::sleep(RETRY_EVERY + Duration::from_millis(200)).await;
+        assert_eq!(log.append(event(3)).await.unwrap().seq, 1);
+        assert!(log.status().failed.is_none());
+        log.close(Value::Null).await;
+        let key = checkpoint::read_public_key(&dir.path().join(".runtime").join(checkpoint::PUBLIC_KEY_FILE))
+            .unwrap();
+        assert_eq!(verify::verify(&dir.path().join(".audit"), Some(&key)).unwrap().records, 2);
     }
 }
 

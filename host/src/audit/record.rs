@@ -47,10 +47,52 @@ pub struct AuditEvent {
     pub detail: Option<Value>,
 }
 
+/// Longest string field kept in a record that is over its size cap.
+const MAX_FIELD_BYTES: usize = 256;
+
 impl AuditEvent {
     /// An event of the host itself (no request, no caller, no tool).
     pub fn host(event: &str, decision: &str, detail: Value) -> Self {
         Self { event: event.into(), decision: decision.into(), detail: Some(detail), ..Default::default() }
+    }
+
+    /// The event cut to fit `max_bytes` of JSON (a record adds ~250 bytes
+    /// of `seq`, `ts` and hashes). `args` and then `detail`, whichever is
+    /// over, are replaced by `{"omitted": true, "bytes", "sha256"}` of
+    /// their JSON; if that is not enough, string fields are cut to
+    /// 256 bytes with `…`. An event that fits is returned unchanged.
+    pub fn bounded(mut self, max_bytes: usize) -> Self {
+        let size = |e: &Self| serde_json::to_vec(e).map_or(usize::MAX, |v| v.len());
+        if size(&self) <= max_bytes {
+            return self;
+        }
+        for field in [&mut self.args, &mut self.detail] {
+            if let Some(value) = field.as_ref() {
+                let json = serde_json::to_vec(value).expect("values serialise");
+                if json.len() > MAX_FIELD_BYTES {
+                    *field = Some(serde_json::json!({
+                        "omitted": true,
+                        "bytes": json.len(),
+                        "sha256": hex::encode(Sha256::digest(&json)),
+                    }));
+                }
+            }
+        }
+        if size(&self) <= max_bytes {
+            return self;
+        }
+        let clip = |s: &mut String| *s = crate::text::clip(s, MAX_FIELD_BYTES).into_owned();
+        for s in [&mut self.event, &mut self.decision] {
+            clip(s);
+        }
+        for s in [&mut self.correlation_id, &mut self.tool, &mut self.args_sha256].into_iter().flatten() {
+            clip(s);
+        }
+        if let Some(p) = &mut self.principal {
+            clip(&mut p.sub);
+            clip(&mut p.tenant);
+        }
+        self
     }
 }
 
@@ -126,5 +168,26 @@ mod tests {
         let parsed: AuditRecord = serde_json::from_slice(&line).unwrap();
         assert_eq!(parsed, second);
         assert!(String::from_utf8(line).unwrap().starts_with(r#"{"args_sha256":null,"correlation_id""#));
+    }
+
+    #[test]
+    fn oversized_events_are_cut_to_the_cap_with_a_digest_of_what_went() {
+        let small = AuditEvent { event: "tools.invoke".into(), decision: "ok".into(), ..Default::default() };
+        assert_eq!(small.clone().bounded(16 * 1024), small, "an event that fits is unchanged");
+        let big = AuditEvent {
+            event: "tools.denied".into(),
+            tool: Some("t".repeat(100_000)),
+            detail: Some(serde_json::json!({ "error": "x".repeat(1 << 20) })),
+            args: Some(serde_json::json!({ "a": "y".repeat(1 << 20) })),
+            ..small
+        };
+        let bounded = big.bounded(16 * 1024);
+        let json = serde_json::to_vec(&bounded).unwrap();
+        assert!(json.len() < 2 * 1024, "{} bytes", json.len());
+        let detail = bounded.detail.unwrap();
+        assert_eq!(detail["omitted"], true);
+        assert!(detail["bytes"].as_u64().unwrap() > 1 << 20);
+        assert_eq!(detail["sha256"].as_str().unwrap().len(), 64);
+        assert!(bounded.tool.unwrap().ends_with('…'));
     }
 }

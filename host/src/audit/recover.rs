@@ -1,4 +1,5 @@
-//! Startup: find where the chain ends, and deal with a torn tail.
+//! Startup: find where the chain ends, deal with a torn tail, and check the
+//! tail against the newest checkpoint ([`resume`]).
 //!
 //! A crash can leave a partial last line (or a complete line that is not a
 //! record). Such bytes are never silently dropped: they are copied to
@@ -6,8 +7,9 @@
 //! its last complete record, and the writer then appends an
 //! `audit.recovered` record saying what was found and where it went.
 
-use super::checkpoint::CHECKPOINTS_FILE;
+use super::checkpoint::{self, CHECKPOINTS_FILE, ChainHead, Checkpoint};
 use super::record::{AuditRecord, GENESIS};
+use super::writer::Resume;
 use crate::files::write_atomically;
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -110,4 +112,101 @@ fn cut_torn_tail(
         }));
     }
     Ok(last)
+}
+
+/// Where the writer continues, after comparing the recovered tail with the
+/// newest checkpoint — the local one, or the witness's when it knows a newer
+/// one. A tail that does not reach that checkpoint, or differs from it, or a
+/// checkpoints file behind its witness, means the trail was rolled back or
+/// rewritten while the host was down: the host then keeps appending records
+/// but refuses to sign a checkpoint over them (`audit.checkpoint_mismatch`,
+/// and `/health` says why).
+pub(super) fn resume(
+    dir: &Path,
+    tail: &Tail,
+    witness_dir: Option<&Path>,
+    key: &ed25519_dalek::VerifyingKey,
+) -> anyhow::Result<Resume> {
+    let local = checkpoint::read_all(&dir.join(CHECKPOINTS_FILE))?;
+    let witnessed = match witness_dir {
+        Some(witness) => checkpoint::read_all(&witness.join(CHECKPOINTS_FILE))?,
+        None => Vec::new(),
+    };
+    let chain = local
+        .last()
+        .map(|(c, line)| ChainHead { n: c.n, line_hash: checkpoint::line_hash(line) })
+        .unwrap_or_default();
+    let problem = mismatch(dir, tail, &local, &witnessed, key)?;
+    if let Some(problem) = &problem {
+        tracing::error!(%problem, "the audit trail does not match its last checkpoint: no checkpoint will be signed; run `fastmcp audit verify`");
+    }
+    Ok(Resume { seq: tail.seq, head: tail.head.clone(), chain, refuse_checkpoints: problem })
+}
+
+fn mismatch(
+    dir: &Path,
+    tail: &Tail,
+    local: &[(Checkpoint, Vec<u8>)],
+    witnessed: &[(Checkpoint, Vec<u8>)],
+    key: &ed25519_dalek::VerifyingKey,
+) -> anyhow::Result<Option<String>> {
+    if let Some((bad, _)) = local.iter().chain(witnessed).find(|(c, _)| !c.verify(key)) {
+        return Ok(Some(format!("checkpoint {} has a bad signature", bad.n)));
+    }
+    if let Some((newest, line)) = witnessed.last() {
+        match local.iter().find(|(c, _)| c.n == newest.n) {
+            None => {
+                return Ok(Some(format!(
+                    "the witness holds checkpoint {} (seq {}) but the checkpoints file ends at checkpoint {}",
+                    newest.n,
+                    newest.seq,
+                    local.last().map_or(0, |(c, _)| c.n)
+                )));
+            }
+            Some((_, local_line)) if local_line != line => {
+                return Ok(Some(format!("checkpoint {} differs from the witness's copy", newest.n)));
+            }
+            Some(_) => {}
+        }
+    }
+    let Some((newest, _)) = local.iter().chain(witnessed).max_by_key(|(c, _)| c.n) else {
+        return Ok(None);
+    };
+    if newest.seq > tail.seq {
+        return Ok(Some(format!(
+            "the trail ends at seq {} but checkpoint {} covers seq {} (the tail was truncated)",
+            tail.seq, newest.n, newest.seq
+        )));
+    }
+    match record_hash_at(dir, newest.seq)? {
+        Some(hash) if hash == newest.hash => Ok(None),
+        _ => Ok(Some(format!(
+            "record {} differs from checkpoint {} (the trail was rewritten)",
+            newest.seq, newest.n
+        ))),
+    }
+}
+
+/// The hash of the record with this `seq`, searching the newest files first.
+fn record_hash_at(dir: &Path, seq: u64) -> anyhow::Result<Option<String>> {
+    #[derive(serde::Deserialize)]
+    struct SeqHash {
+        seq: u64,
+        hash: String,
+    }
+    for file in trail_files(dir)?.iter().rev() {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let records: Vec<SeqHash> = bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| serde_json::from_slice(l).ok())
+            .collect();
+        if let Some(found) = records.iter().find(|r| r.seq == seq) {
+            return Ok(Some(found.hash.clone()));
+        }
+        if records.first().is_some_and(|r| r.seq < seq) {
+            return Ok(None);
+        }
+    }
+    Ok(None)
 }

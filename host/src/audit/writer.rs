@@ -4,8 +4,9 @@
 //! signed checkpoints. Every method is blocking; [`super::AuditLog`] runs them
 //! off the async threads, one batch at a time.
 
-use super::checkpoint::{CHECKPOINTS_FILE, Checkpoint};
+use super::checkpoint::{CHECKPOINTS_FILE, ChainHead, Checkpoint};
 use super::record::{AuditEvent, AuditRecord};
+use super::witness::Witness;
 use crate::clock::Clock;
 use ed25519_dalek::SigningKey;
 use std::fs::{File, OpenOptions};
@@ -53,6 +54,27 @@ pub(super) struct Writer {
     policy: CheckpointPolicy,
     checkpointed_seq: u64,
     checkpointed_at: Instant,
+    /// Files the operation in progress may have changed, with their lengths
+    /// before it: what [`Writer::recover`] cuts them back to.
+    restore: Vec<(PathBuf, u64)>,
+    /// The last checkpoint written.
+    chain: ChainHead,
+    /// Why this writer must not sign checkpoints (the tail it found does not
+    /// match the last checkpoint), if so.
+    refuse_checkpoints: Option<String>,
+    witness: Witness,
+}
+
+/// What the writer continues from.
+pub(super) struct Resume {
+    /// The last record's seq and hash.
+    pub seq: u64,
+    /// Its hash.
+    pub head: String,
+    /// The last checkpoint.
+    pub chain: ChainHead,
+    /// Set when the trail's tail does not match the last checkpoint.
+    pub refuse_checkpoints: Option<String>,
 }
 
 /// RFC 3339 time and `YYYYMMDD` day, UTC.
@@ -62,7 +84,13 @@ fn timestamp(clock: &Clock) -> (String, String) {
 }
 
 impl Writer {
-    pub(super) fn new(config: &super::AuditConfig, seq: u64, head: String, key: SigningKey) -> Self {
+    pub(super) fn new(
+        config: &super::AuditConfig,
+        resume: Resume,
+        key: SigningKey,
+        witness: Witness,
+    ) -> Self {
+        let Resume { seq, head, chain, refuse_checkpoints } = resume;
         Self {
             dir: config.dir.clone(),
             sync: config.sync,
@@ -74,6 +102,10 @@ impl Writer {
             policy: config.checkpoints,
             checkpointed_seq: seq,
             checkpointed_at: Instant::now(),
+            restore: Vec::new(),
+            chain,
+            refuse_checkpoints,
+            witness,
         }
     }
 
@@ -85,6 +117,11 @@ impl Writer {
     /// Append `events` as consecutive records and fsync. On error nothing is
     /// acknowledged and the caller must stop using this writer.
     pub(super) fn append(&mut self, events: Vec<AuditEvent>) -> std::io::Result<Vec<Receipt>> {
+        self.restore.clear();
+        if let Some((day, file)) = &self.open {
+            let len = file.metadata()?.len();
+            self.restore.push((self.day_file(day), len));
+        }
         let (mut seq, mut head) = (self.seq, self.head.clone());
         let mut receipts = Vec::with_capacity(events.len());
         let mut pending: Vec<u8> = Vec::new();
@@ -114,21 +151,52 @@ impl Writer {
         let new_records = self.seq - self.checkpointed_seq;
         let due =
             new_records >= self.policy.every_records || self.checkpointed_at.elapsed() >= self.policy.every;
-        if new_records == 0 || !(due || force) {
+        if new_records == 0 || !(due || force) || self.refuse_checkpoints.is_some() {
             return Ok(());
         }
-        let checkpoint = Checkpoint::sign(&self.key, self.seq, &self.head, timestamp(&self.clock).0);
-        let mut file = OpenOptions::new().create(true).append(true).open(self.dir.join(CHECKPOINTS_FILE))?;
-        file.write_all(&checkpoint.to_line())?;
+        let checkpoint =
+            Checkpoint::sign(&self.key, &self.chain, self.seq, &self.head, timestamp(&self.clock).0);
+        let path = self.dir.join(CHECKPOINTS_FILE);
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        self.restore.push((path, file.metadata()?.len()));
+        let line = checkpoint.to_line();
+        file.write_all(&line)?;
         file.sync_data()?;
+        self.witness.record(&line[..line.len() - 1]);
+        self.chain = checkpoint.head();
         (self.checkpointed_seq, self.checkpointed_at) = (self.seq, Instant::now());
         Ok(())
     }
 
+    /// After a failed write: cut every file the failed operation touched
+    /// back to its length before it, so the chain continues from the last
+    /// acknowledged record. On success the writer may be used again.
+    pub(super) fn recover(&mut self) -> std::io::Result<()> {
+        self.open = None;
+        for (path, len) in &self.restore {
+            let file = match OpenOptions::new().write(true).open(path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && *len == 0 => continue,
+                Err(e) => return Err(e),
+            };
+            if file.metadata()?.len() > *len {
+                file.set_len(*len)?;
+            }
+            file.sync_all()?;
+        }
+        self.restore.clear();
+        File::open(&self.dir)?.sync_all()
+    }
+
+    fn day_file(&self, day: &str) -> PathBuf {
+        self.dir.join(format!("audit-{day}.jsonl"))
+    }
+
     fn open_day(&mut self, day: String) -> std::io::Result<()> {
-        let path = self.dir.join(format!("audit-{day}.jsonl"));
+        let path = self.day_file(&day);
         let created = !path.exists();
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        self.restore.push((path, file.metadata()?.len()));
         if created {
             // Make the new directory entry durable too.
             File::open(&self.dir)?.sync_all()?;

@@ -1,12 +1,19 @@
 //! Authentication: a `Bearer` JWT becomes a [`Principal`].
 //!
-//! - Keys come from a JWKS file, a JWKS URL (cached; refetched on an unknown
-//!   `kid` at most once per interval), or generated development keys
-//!   ([`devkeys`]).
+//! - Keys come from a JWKS file, a JWKS URL, or generated development keys
+//!   ([`devkeys`]). A remote JWKS is refetched on a schedule (its
+//!   `Cache-Control: max-age` within bounds, else every few minutes), so a
+//!   key the identity provider removed stops verifying, and on an unknown
+//!   `kid` at most once per interval.
 //! - The algorithm comes from the key ([`keys`]); `iss`, `aud`, `exp` and
-//!   `sub` are required, `nbf` and `iat` are honoured, with a leeway.
+//!   `sub` are required, `nbf` and `iat` are honoured, with a leeway. A
+//!   header whose `crit` names any extension is rejected (the host
+//!   understands none; RFC 7515 §4.1.11), and `typ` is enforced when
+//!   configured (`at+jwt`, RFC 9068).
 //! - A verified token is cached by its digest until it expires ([`cache`]),
-//!   so the hot path does not pay an RSA verification per request.
+//!   so the hot path does not pay an RSA verification per request. The
+//!   cache entry carries the key-set generation read *before* the keys it
+//!   was verified with, so a key rotation always invalidates it.
 //!
 //! Every failure is [`AuthError`], which the API renders as 401
 //! `unauthenticated`; the messages name what was wrong with the token, never
@@ -14,6 +21,7 @@
 
 pub mod cache;
 pub mod devkeys;
+pub mod failures;
 pub mod keys;
 
 use crate::config::AuthConfig;
@@ -98,14 +106,23 @@ pub enum AuthError {
 enum KeySource {
     /// A file or the development keys: loaded once.
     Static,
-    /// A JWKS URL, refetched on unknown `kid`s.
+    /// A JWKS URL, refetched on a schedule and on unknown `kid`s.
     Remote { url: String, client: reqwest::Client, last_fetch: tokio::sync::Mutex<LastFetch> },
 }
 
-/// When the remote JWKS was last fetched, and the digest of what came back.
+/// A fetched JWKS: the keys, the document's digest, and its `max-age`.
+struct Fetched {
+    keys: KeySet,
+    digest: [u8; 32],
+    max_age: Option<std::time::Duration>,
+}
+
+/// When the remote JWKS was last fetched, the digest of what came back, and
+/// the `max-age` it was served with.
 struct LastFetch {
     at: Instant,
     digest: [u8; 32],
+    max_age: Option<std::time::Duration>,
 }
 
 /// Verifies bearer tokens.
@@ -132,13 +149,13 @@ impl Authenticator {
         } else if let Some(url) = &config.jwks_url {
             let client = reqwest::Client::builder().timeout(config.jwks_timeout).build()?;
             let (keys, digest) = match fetch_jwks(&client, url).await {
-                Ok(fetched) => fetched,
+                Ok(fetched) => (fetched.keys, fetched.digest),
                 Err(e) => {
                     tracing::error!(%url, error = %format!("{e:#}"), "cannot fetch JWKS; retrying on demand");
                     (KeySet::default(), [0; 32])
                 }
             };
-            let last_fetch = tokio::sync::Mutex::new(LastFetch { at: Instant::now(), digest });
+            let last_fetch = tokio::sync::Mutex::new(LastFetch { at: Instant::now(), digest, max_age: None });
             (keys, KeySource::Remote { url: url.clone(), client, last_fetch })
         } else {
             let files = devkeys::DevKeyFiles::in_dir(runtime_dir);
@@ -177,18 +194,37 @@ impl Authenticator {
         if let Some(principal) = self.cache.get(&digest, now, generation) {
             return Ok(principal);
         }
-        let (principal, exp) = match self.verify(token, now) {
-            Err(AuthError::UnknownKey) if self.refetch_keys().await => self.verify(token, now)?,
+        // The generation is read before the keys each verification uses: a
+        // rotation stores the keys first, then bumps the generation, so an
+        // entry is never filed under a generation newer than its keys.
+        let (principal, exp, generation) = match self.verify(token, now, generation) {
+            Err(AuthError::UnknownKey) if self.refetch_keys(false).await => {
+                self.verify(token, now, self.generation.load(Ordering::Acquire))?
+            }
             other => other?,
         };
         let principal = Arc::new(principal);
-        self.cache.insert(digest, principal.clone(), exp, now, self.generation.load(Ordering::Acquire));
+        self.cache.insert(digest, principal.clone(), exp, now, generation);
         Ok(principal)
     }
 
-    /// Verify signature and claims; returns the principal and `exp`.
-    fn verify(&self, token: &str, now: u64) -> Result<(Principal, u64), AuthError> {
+    /// Verify signature and claims with the current keys; returns the
+    /// principal, `exp`, and `generation` (read before the keys were).
+    fn verify(&self, token: &str, now: u64, generation: u64) -> Result<(Principal, u64, u64), AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        if let Some(crit) = &header.crit {
+            return Err(AuthError::Invalid(format!(
+                "critical header extensions are not understood ({} named)",
+                crit.len()
+            )));
+        }
+        if let Some(required) = &self.config.required_typ {
+            let typ = header.typ.as_deref().unwrap_or("");
+            let typ = typ.strip_prefix("application/").unwrap_or(typ);
+            if !typ.eq_ignore_ascii_case(required) {
+                return Err(AuthError::Invalid(format!("the token's `typ` is not `{required}`")));
+            }
+        }
         let keys = self.keys.load();
         let key = match &header.kid {
             Some(kid) => keys.get(kid),
@@ -220,33 +256,56 @@ impl Authenticator {
             scopes.extend(scope.split_whitespace().map(str::to_owned));
         }
         let principal = Principal { sub: claims.sub, tenant, roles: claims.roles, scopes };
-        Ok((principal, claims.exp))
+        Ok((principal, claims.exp, generation))
     }
 
-    /// Refetch a remote JWKS unless fetched within the refetch interval.
-    /// Returns whether a lookup is worth retrying.
-    async fn refetch_keys(&self) -> bool {
+    /// Refetch a remote JWKS — on schedule (`scheduled`), or for an unknown
+    /// `kid` unless fetched within the refetch interval. Returns whether a
+    /// lookup is worth retrying, and the next scheduled refresh is due
+    /// after [`Authenticator::refresh_after`].
+    async fn refetch_keys(&self, scheduled: bool) -> bool {
         let KeySource::Remote { url, client, last_fetch } = &self.source else { return false };
         let mut last = last_fetch.lock().await;
-        if last.at.elapsed() < self.config.jwks_refetch_interval {
+        if !scheduled && last.at.elapsed() < self.config.jwks_refetch_interval {
             // Fetched recently (perhaps by a request we queued behind): look
             // again in the current keys, without fetching.
             return true;
         }
         last.at = Instant::now();
         match fetch_jwks(client, url).await {
-            // Unchanged: keep the key set, and with it every cached token.
-            Ok((_, digest)) if digest == last.digest => true,
-            Ok((keys, digest)) => {
-                tracing::info!(%url, keys = keys.len(), "JWKS changed");
-                last.digest = digest;
-                self.keys.store(Arc::new(keys));
-                self.generation.fetch_add(1, Ordering::AcqRel);
+            Ok(fetched) => {
+                last.max_age = fetched.max_age;
+                // Unchanged: keep the key set, and with it every cached token.
+                if fetched.digest != last.digest {
+                    tracing::info!(%url, keys = fetched.keys.len(), "JWKS changed");
+                    last.digest = fetched.digest;
+                    self.keys.store(Arc::new(fetched.keys));
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                }
                 true
             }
             Err(e) => {
                 tracing::warn!(%url, error = %format!("{e:#}"), "JWKS refetch failed");
                 false
+            }
+        }
+    }
+
+    /// How long until the next scheduled JWKS refresh: the last response's
+    /// `max-age` within the configured bounds, else the refresh interval.
+    async fn refresh_after(&self) -> Option<std::time::Duration> {
+        let KeySource::Remote { last_fetch, .. } = &self.source else { return None };
+        let (min, max) = self.config.jwks_max_age_bounds;
+        let max_age = last_fetch.lock().await.max_age;
+        Some(max_age.map_or(self.config.jwks_refresh_interval, |age| age.clamp(min, max)))
+    }
+
+    /// Refresh a remote JWKS on its schedule until `stop` turns true.
+    pub async fn refresh_keys_until(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        while let Some(wait) = self.refresh_after().await {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => { self.refetch_keys(true).await; }
+                changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
             }
         }
     }
@@ -285,9 +344,18 @@ fn invalid(kind: &ErrorKind) -> AuthError {
     AuthError::Invalid(reason)
 }
 
-/// Fetch and parse a JWKS; also returns the SHA-256 of the document.
-async fn fetch_jwks(client: &reqwest::Client, url: &str) -> anyhow::Result<(KeySet, [u8; 32])> {
+/// Fetch and parse a JWKS, with the SHA-256 of the document and its
+/// `Cache-Control: max-age`.
+async fn fetch_jwks(client: &reqwest::Client, url: &str) -> anyhow::Result<Fetched> {
     let mut response = client.get(url).send().await?.error_for_status()?;
+    let max_age = response
+        .headers()
+        .get_all(reqwest::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|directive| directive.trim().strip_prefix("max-age=")?.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs);
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         anyhow::ensure!(
@@ -296,7 +364,7 @@ async fn fetch_jwks(client: &reqwest::Client, url: &str) -> anyhow::Result<(KeyS
         );
         body.extend_from_slice(&chunk);
     }
-    Ok((KeySet::from_jwks(&body)?, Sha256::digest(&body).into()))
+    Ok(Fetched { keys: KeySet::from_jwks(&body)?, digest: Sha256::digest(&body).into(), max_age })
 }
 
 fn unix_now() -> u64 {

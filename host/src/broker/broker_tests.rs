@@ -2,7 +2,7 @@
 //! loopback port): grants, caching until shortly before expiry, single-flight
 //! refreshes, failure back-off, static keys.
 
-use super::providers::{Provider, Secret};
+use super::providers::{Credential, Provider, Secret};
 use super::*;
 use crate::devupstream::{DEV_CLIENT_ID, DevUpstream, DevUpstreamConfig};
 use std::sync::atomic::Ordering;
@@ -21,12 +21,16 @@ async fn upstream(token_ttl: Duration) -> (Arc<DevUpstream>, std::net::SocketAdd
 }
 
 fn oauth(addr: std::net::SocketAddr, secret: &str) -> Provider {
-    Provider::OAuth2ClientCredentials {
+    bound(Credential::OAuth2ClientCredentials {
         token_url: reqwest::Url::parse(&format!("http://{addr}/oauth/token")).unwrap(),
         client_id: DEV_CLIENT_ID.into(),
         client_secret: Secret::new(secret.into()),
         refresh_before: Duration::from_secs(30),
-    }
+    })
+}
+
+fn bound(credential: Credential) -> Provider {
+    Provider { credential, plugins: vec!["p".into()], origins: Vec::new() }
 }
 
 fn broker(providers: Vec<(&str, Provider)>, clock: &Clock) -> Broker {
@@ -110,7 +114,7 @@ async fn a_failing_provider_is_not_hammered() {
 async fn grants_bound_every_answer() {
     let clock = Clock::default();
     let key = Secret::new("static-api-key".into());
-    let broker = broker(vec![("maps", Provider::Static { secret: key.clone() })], &clock);
+    let broker = broker(vec![("maps", bound(Credential::Static { secret: key.clone() }))], &clock);
     let grants = [grant("maps", &["read"])];
 
     let refused = |e: BrokerError| matches!(e, BrokerError::NotGranted(_));

@@ -18,7 +18,8 @@ pub mod providers;
 
 use crate::clock::Clock;
 use crate::outbound::origin::Host;
-use providers::{Provider, Secret};
+use crate::outbound::origin::Origin;
+use providers::{Credential, Provider, Secret};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -137,9 +138,14 @@ impl Broker {
         self
     }
 
-    /// Whether a provider of this name is configured.
-    pub fn has_provider(&self, name: &str) -> bool {
-        self.providers.contains_key(name)
+    /// The provider of this name, if configured.
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.get(name)
+    }
+
+    /// Whether the operator lets `provider`'s credential go to `origin`.
+    pub fn may_inject(&self, provider: &str, origin: &Origin) -> bool {
+        self.providers.get(provider).is_some_and(|p| p.binds_origin(origin))
     }
 
     /// The configured provider names.
@@ -169,11 +175,11 @@ impl Broker {
                 "scope `{extra}` is not granted for provider `{provider}`"
             )));
         }
-        match self.providers.get(provider) {
-            Some(Provider::Static { .. }) => Err(BrokerError::NotGranted(format!(
+        match self.providers.get(provider).map(|p| &p.credential) {
+            Some(Credential::Static { .. }) => Err(BrokerError::NotGranted(format!(
                 "provider `{provider}` holds a static key: the host injects it into requests, it is never handed out"
             ))),
-            Some(Provider::OAuth2ClientCredentials { .. }) => {
+            Some(Credential::OAuth2ClientCredentials { .. }) => {
                 let mut scopes = scopes.to_vec();
                 scopes.sort();
                 scopes.dedup();
@@ -186,11 +192,11 @@ impl Broker {
     /// The credential a grant injects: the static key, or a token with all
     /// of the grant's scopes.
     pub async fn credential(&self, grant: &Grant) -> Result<Issued, BrokerError> {
-        match self.providers.get(&grant.provider) {
-            Some(Provider::Static { secret }) => {
+        match self.providers.get(&grant.provider).map(|p| &p.credential) {
+            Some(Credential::Static { secret }) => {
                 Ok(Issued { value: secret.clone(), expires_in: None, fingerprint: fingerprint(secret) })
             }
-            Some(Provider::OAuth2ClientCredentials { .. }) => {
+            Some(Credential::OAuth2ClientCredentials { .. }) => {
                 self.oauth_token(&grant.provider, grant.scopes.clone()).await
             }
             None => Err(BrokerError::Unavailable(format!("provider `{}` is not configured", grant.provider))),
@@ -198,8 +204,8 @@ impl Broker {
     }
 
     async fn oauth_token(&self, name: &str, scopes: Vec<String>) -> Result<Issued, BrokerError> {
-        let Some(Provider::OAuth2ClientCredentials { token_url, client_id, client_secret, refresh_before }) =
-            self.providers.get(name)
+        let Some(Credential::OAuth2ClientCredentials { token_url, client_id, client_secret, refresh_before }) =
+            self.providers.get(name).map(|p| &p.credential)
         else {
             return Err(BrokerError::Unavailable(format!("provider `{name}` is not an OAuth2 provider")));
         };

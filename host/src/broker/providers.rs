@@ -10,14 +10,24 @@
 //!     token_url: https://auth.example.com/oauth/token
 //!     client_id: fastmcp
 //!     client_secret: { file: /run/secrets/ads-client-secret }
+//!     plugins: [ads]                          # who may be granted it
+//!     origins: ["https://ads.example.com"]    # where it may be injected
 //!   maps:
 //!     kind: static
 //!     secret: { env: MAPS_API_KEY }
+//!     plugins: [maps]
+//!     origins: ["https://maps.example.com:8443"]
 //! ```
+//!
+//! The operator, not a manifest, binds each credential: only the plugins
+//! named in `plugins` may be granted it, and the host injects it only into
+//! requests to exactly the `origins` listed (scheme, host and port). Origins
+//! are `https` unless the provider says `allow_http: true`.
 //!
 //! Secrets are read once, at startup, into [`Secret`] values whose `Debug`
 //! and `Display` never show them.
 
+use crate::outbound::origin::{Origin, Scheme};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,9 +65,33 @@ impl fmt::Display for Secret {
     }
 }
 
-/// A configured provider.
+/// A configured provider: where its credential comes from, and what the
+/// operator binds it to.
 #[derive(Debug, Clone)]
-pub enum Provider {
+pub struct Provider {
+    /// The credential.
+    pub credential: Credential,
+    /// The plugins a manifest may grant it to.
+    pub plugins: Vec<String>,
+    /// The origins it may be injected into.
+    pub origins: Vec<Origin>,
+}
+
+impl Provider {
+    /// Whether `plugin` may be granted this provider.
+    pub fn binds_plugin(&self, plugin: &str) -> bool {
+        self.plugins.iter().any(|p| p == plugin)
+    }
+
+    /// Whether the credential may be injected into a request to `origin`.
+    pub fn binds_origin(&self, origin: &Origin) -> bool {
+        self.origins.contains(origin)
+    }
+}
+
+/// Where a provider's credential comes from.
+#[derive(Debug, Clone)]
+pub enum Credential {
     /// A long-lived API key. It is only ever injected into outbound requests
     /// by the host; `broker.get-token` refuses to hand it to a plugin.
     Static {
@@ -102,6 +136,11 @@ struct ProvidersSpec {
 enum ProviderSpec {
     Static {
         secret: SecretSource,
+        plugins: Vec<String>,
+        #[serde(default)]
+        origins: Vec<String>,
+        #[serde(default)]
+        allow_http: bool,
     },
     #[serde(rename = "oauth2_client_credentials")]
     OAuth2ClientCredentials {
@@ -110,6 +149,11 @@ enum ProviderSpec {
         client_secret: SecretSource,
         #[serde(default)]
         refresh_before_s: Option<u64>,
+        plugins: Vec<String>,
+        #[serde(default)]
+        origins: Vec<String>,
+        #[serde(default)]
+        allow_http: bool,
     },
 }
 
@@ -123,6 +167,9 @@ enum SecretSource {
     /// An environment variable of the host process.
     Env(String),
 }
+
+/// Most plugins, and most origins, one provider may be bound to.
+const MAX_BINDINGS: usize = 64;
 
 /// Default of `refresh_before_s`.
 pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(30);
@@ -144,15 +191,19 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
         if !is_provider_name(&name) {
             return Err(err(&format!("providers.{name}"), "names are [a-z0-9][a-z0-9._-]{0,63}".into()));
         }
-        let provider = match spec {
-            ProviderSpec::Static { secret } => Provider::Static {
-                secret: read_secret(base, &secret).map_err(|reason| err(&field("secret"), reason))?,
-            },
+        let (credential, plugins, origins, allow_http) = match spec {
+            ProviderSpec::Static { secret, plugins, origins, allow_http } => {
+                let secret = read_secret(base, &secret).map_err(|reason| err(&field("secret"), reason))?;
+                (Credential::Static { secret }, plugins, origins, allow_http)
+            }
             ProviderSpec::OAuth2ClientCredentials {
                 token_url,
                 client_id,
                 client_secret,
                 refresh_before_s,
+                plugins,
+                origins,
+                allow_http,
             } => {
                 let token_url = reqwest::Url::parse(&token_url)
                     .ok()
@@ -163,15 +214,38 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
                 if client_id.is_empty() {
                     return Err(err(&field("client_id"), "must not be empty".into()));
                 }
-                Provider::OAuth2ClientCredentials {
+                let credential = Credential::OAuth2ClientCredentials {
                     token_url,
                     client_id,
                     client_secret: read_secret(base, &client_secret)
                         .map_err(|reason| err(&field("client_secret"), reason))?,
                     refresh_before: refresh_before_s.map_or(DEFAULT_REFRESH_BEFORE, Duration::from_secs),
-                }
+                };
+                (credential, plugins, origins, allow_http)
             }
         };
+        if plugins.len() > MAX_BINDINGS || origins.len() > MAX_BINDINGS {
+            return Err(err(&field("plugins"), format!("at most {MAX_BINDINGS} plugins and origins")));
+        }
+        let origins = origins
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let origin = Origin::parse(text).ok_or_else(|| {
+                    err(&field(&format!("origins[{i}]")), format!("`{text}` is not scheme://host[:port]"))
+                })?;
+                if origin.scheme == Scheme::Http && !allow_http {
+                    return Err(err(
+                        &field(&format!("origins[{i}]")),
+                        format!(
+                            "`{text}` is cleartext http: credentials go over https unless `allow_http: true`"
+                        ),
+                    ));
+                }
+                Ok(origin)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let provider = Provider { credential, plugins, origins };
         providers.insert(name, provider);
     }
     Ok(providers)
@@ -226,10 +300,14 @@ mod tests {
         let file = write(
             dir.path(),
             "providers.yml",
-            "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: http://127.0.0.1:1/token\n    client_id: c\n    client_secret: { file: secret }\n  maps:\n    kind: static\n    secret: { file: secret }\n",
+            "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: http://127.0.0.1:1/token\n    client_id: c\n    client_secret: { file: secret }\n    plugins: [ads]\n  maps:\n    kind: static\n    secret: { file: secret }\n    plugins: [maps]\n    origins: [\"https://maps.example.com\"]\n",
         );
         let providers = load(&file).unwrap();
-        let Provider::OAuth2ClientCredentials { client_secret, .. } = &providers["ads-api"] else { panic!() };
+        let Credential::OAuth2ClientCredentials { client_secret, .. } = &providers["ads-api"].credential
+        else {
+            panic!()
+        };
+        assert!(providers["maps"].binds_plugin("maps") && !providers["maps"].binds_plugin("ads"));
         assert_eq!(client_secret.expose(), "s3cr3t-value");
         let printed = format!("{providers:?} {client_secret}");
         assert!(!printed.contains("s3cr3t"), "{printed}");
@@ -239,15 +317,27 @@ mod tests {
     fn inline_secrets_unknown_kinds_and_missing_sources_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         for (text, field) in [
-            ("providers:\n  a:\n    kind: static\n    secret: inline\n", "providers.a"),
+            ("providers:\n  a:\n    kind: static\n    secret: inline\n    plugins: [p]\n", "providers.a"),
+            ("providers:\n  a:\n    kind: static\n    secret: { env: HOME }\n", "providers.a"),
+            (
+                "providers:\n  a:\n    kind: static\n    secret: { env: HOME }\n    plugins: [p]\n    origins: [\"http://api.example.com\"]\n",
+                "providers.a.origins[0]",
+            ),
+            (
+                "providers:\n  a:\n    kind: static\n    secret: { env: HOME }\n    plugins: [p]\n    origins: [\"https://api.example.com/path\"]\n",
+                "providers.a.origins[0]",
+            ),
             ("providers:\n  a:\n    kind: magic\n", "providers.a"),
             (
-                "providers:\n  a:\n    kind: static\n    secret: { env: FASTMCP_TEST_UNSET_VAR }\n",
+                "providers:\n  a:\n    kind: static\n    secret: { env: FASTMCP_TEST_UNSET_VAR }\n    plugins: [p]\n",
                 "providers.a.secret",
             ),
-            ("providers:\n  a:\n    kind: static\n    secret: { file: missing }\n", "providers.a.secret"),
             (
-                "providers:\n  a:\n    kind: oauth2_client_credentials\n    token_url: ftp://x\n    client_id: c\n    client_secret: { file: missing }\n",
+                "providers:\n  a:\n    kind: static\n    secret: { file: missing }\n    plugins: [p]\n",
+                "providers.a.secret",
+            ),
+            (
+                "providers:\n  a:\n    kind: oauth2_client_credentials\n    token_url: ftp://x\n    client_id: c\n    client_secret: { file: missing }\n    plugins: [p]\n",
                 "providers.a.token_url",
             ),
         ] {

@@ -256,6 +256,12 @@ fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (Stri
     })
 }
 
+/// Whether `id` has the shape of a tool id a manifest can declare:
+/// `plugin:name` with both parts valid (at most 129 bytes in all).
+pub fn is_tool_id(id: &str) -> bool {
+    id.split_once(':').is_some_and(|(plugin, name)| is_plugin_name(plugin) && is_tool_name(name))
+}
+
 fn is_plugin_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     s.len() <= 64

@@ -2,12 +2,16 @@
 //! resolved, so that DNS cannot carry a request into a range the allowlist
 //! did not name.
 //!
-//! - An IP literal that the allowlist names is reached as written.
-//! - `localhost` (when named) may reach loopback addresses only.
-//! - Any other name may reach public addresses only: loopback, private,
-//!   link-local, shared, unique-local, multicast, documentation and other
-//!   special ranges are refused, so `internal.example.com → 10.0.0.5` or a
-//!   rebinding answer of `127.0.0.1` never gets a connection.
+//! - Public addresses may be reached (as IP literals the allowlist names, or
+//!   as what a named host resolves to).
+//! - Internal addresses — loopback, private, link-local (cloud metadata),
+//!   shared, unique-local, multicast, documentation and other special
+//!   ranges — only when the **operator** allows their range
+//!   (`--outbound-allow-internal`), whether written as an IP literal or
+//!   reached through a name: a manifest alone never reaches them, so neither
+//!   `http://169.254.169.254` in `network.allow` nor a rebinding answer of
+//!   `127.0.0.1` gets a connection.
+//! - `localhost` may reach loopback addresses only.
 //!
 //! The sender connects to exactly the addresses returned here: a name is
 //! resolved once per request and never again behind the check's back.
@@ -23,7 +27,7 @@ pub enum AddressError {
     #[error("cannot resolve `{0}`")]
     Unresolved(String),
     /// Every address is in a range the allowlist did not name.
-    #[error("`{host}` resolves only to addresses the allowlist does not name ({addrs})")]
+    #[error("`{host}` leads only to internal addresses the operator does not allow ({addrs})")]
     Prohibited {
         /// The host name.
         host: String,
@@ -37,9 +41,13 @@ pub enum AddressError {
 pub async fn permitted_addresses(
     origin: &Origin,
     timeout: Duration,
+    allow_internal: &[ipnet::IpNet],
 ) -> Result<Vec<SocketAddr>, AddressError> {
     let name = match &origin.host {
-        Host::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, origin.port)]),
+        Host::Ip(ip) => {
+            let addr = SocketAddr::new(*ip, origin.port);
+            return permitted_for_name(&ip.to_string(), &[addr], allow_internal);
+        }
         Host::Name(name) => name,
     };
     let lookup = tokio::net::lookup_host((name.as_str(), origin.port));
@@ -47,19 +55,25 @@ pub async fn permitted_addresses(
         Ok(Ok(addrs)) => addrs.collect(),
         Ok(Err(_)) | Err(_) => return Err(AddressError::Unresolved(name.clone())),
     };
-    permitted_for_name(name, &resolved)
+    permitted_for_name(name, &resolved, allow_internal)
 }
 
-/// Of the addresses `name` resolved to, those it may reach.
-pub fn permitted_for_name(name: &str, resolved: &[SocketAddr]) -> Result<Vec<SocketAddr>, AddressError> {
+/// Of the addresses `name` resolved to, those it may reach: public ones, and
+/// internal ones in a range the operator allows.
+pub fn permitted_for_name(
+    name: &str,
+    resolved: &[SocketAddr],
+    allow_internal: &[ipnet::IpNet],
+) -> Result<Vec<SocketAddr>, AddressError> {
     if resolved.is_empty() {
         return Err(AddressError::Unresolved(name.to_owned()));
     }
-    let allowed: Vec<SocketAddr> = if name == "localhost" {
-        resolved.iter().copied().filter(|a| a.ip().is_loopback()).collect()
-    } else {
-        resolved.iter().copied().filter(|a| !is_internal(a.ip())).collect()
-    };
+    let reachable = |ip: IpAddr| !is_internal(ip) || allow_internal.iter().any(|net| net.contains(&ip));
+    let allowed: Vec<SocketAddr> = resolved
+        .iter()
+        .copied()
+        .filter(|a| (name != "localhost" || a.ip().is_loopback()) && reachable(a.ip()))
+        .collect();
     if allowed.is_empty() {
         let addrs = resolved.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", ");
         return Err(AddressError::Prohibited { host: name.to_owned(), addrs });
@@ -139,23 +153,31 @@ mod tests {
     }
 
     #[test]
-    fn a_name_never_leads_into_an_internal_range() {
+    fn nothing_leads_into_an_internal_range_the_operator_does_not_allow() {
         // A rebinding answer: an allowed name that resolves to loopback.
-        let refused = permitted_for_name("api.example.com", &addrs(&["127.0.0.1"])).unwrap_err();
+        let refused = permitted_for_name("api.example.com", &addrs(&["127.0.0.1"]), &[]).unwrap_err();
         assert_eq!(
             refused,
             AddressError::Prohibited { host: "api.example.com".into(), addrs: "127.0.0.1".into() }
         );
-        assert!(permitted_for_name("api.example.com", &addrs(&["169.254.169.254", "::1"])).is_err());
+        assert!(permitted_for_name("api.example.com", &addrs(&["169.254.169.254", "::1"]), &[]).is_err());
+        // IP literals are held to the same rule.
+        assert!(permitted_for_name("169.254.169.254", &addrs(&["169.254.169.254"]), &[]).is_err());
+        assert!(permitted_for_name("10.0.0.5", &addrs(&["10.0.0.5"]), &[]).is_err());
         // Mixed answers keep only the public addresses.
-        let mixed = permitted_for_name("api.example.com", &addrs(&["10.0.0.5", "93.184.216.34"])).unwrap();
+        let mixed =
+            permitted_for_name("api.example.com", &addrs(&["10.0.0.5", "93.184.216.34"]), &[]).unwrap();
         assert_eq!(mixed, addrs(&["93.184.216.34"]));
-        // `localhost` reaches loopback only.
+        // The operator may open a range, and only that range.
+        let loopback: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+        assert!(permitted_for_name("127.0.0.1", &addrs(&["127.0.0.1"]), &loopback).is_ok());
+        assert!(permitted_for_name("10.0.0.5", &addrs(&["10.0.0.5"]), &loopback).is_err());
+        // `localhost` reaches loopback only, and only when allowed.
         assert_eq!(
-            permitted_for_name("localhost", &addrs(&["127.0.0.1", "10.0.0.5"])).unwrap(),
+            permitted_for_name("localhost", &addrs(&["127.0.0.1", "10.0.0.5"]), &loopback).unwrap(),
             addrs(&["127.0.0.1"])
         );
-        assert!(permitted_for_name("localhost", &addrs(&["10.0.0.5"])).is_err());
+        assert!(permitted_for_name("localhost", &addrs(&["127.0.0.1"]), &[]).is_err());
     }
 
     #[tokio::test]
@@ -165,9 +187,10 @@ mod tests {
             host: Host::Name("localtest.invalid".into()),
             port: 80,
         };
-        assert!(permitted_addresses(&origin, Duration::from_secs(2)).await.is_err());
+        assert!(permitted_addresses(&origin, Duration::from_secs(2), &[]).await.is_err());
         let localhost = Origin { host: Host::Name("localhost".into()), ..origin.clone() };
-        let addrs = permitted_addresses(&localhost, Duration::from_secs(2)).await.unwrap();
+        let loopback: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let addrs = permitted_addresses(&localhost, Duration::from_secs(2), &loopback).await.unwrap();
         assert!(addrs.iter().all(|a| a.ip().is_loopback()));
     }
 }

@@ -54,6 +54,7 @@ impl OutboundHooks {
     /// Steps 1 and 2, synchronously: the origin and the grant to inject.
     fn admit(&mut self, uri: &http::Uri) -> Result<(Origin, Option<Grant>), Error> {
         let deny = |this: &Self, target: String, reason: String, error: Error| {
+            let reason = crate::text::clip(&reason, super::log::MAX_FIELD).into_owned();
             tracing::warn!(correlation_id = %this.correlation_id, %target, %reason, "outbound request denied");
             this.egress.log.push(EgressEvent::Denied { target, reason });
             Err(error)
@@ -89,7 +90,13 @@ impl OutboundHooks {
                 Error::HttpRequestDenied,
             );
         }
-        let grant = network.grants.iter().find(|g| injects_into(g, &origin)).cloned();
+        // Inject only where the manifest asks *and* the operator bound the
+        // provider to this exact origin (scheme, host and port).
+        let grant = network
+            .grants
+            .iter()
+            .find(|g| injects_into(g, &origin) && self.egress.broker.may_inject(&g.provider, &origin))
+            .cloned();
         Ok((origin, grant))
     }
 }
@@ -99,15 +106,16 @@ fn injects_into(grant: &Grant, origin: &Origin) -> bool {
 }
 
 /// What a request tried to reach, for messages (no path or query: they may
-/// carry data).
+/// carry data), cut to [`super::log::MAX_FIELD`] bytes.
 fn target_of(uri: &http::Uri) -> String {
-    match (uri.scheme_str(), uri.authority()) {
+    let target = match (uri.scheme_str(), uri.authority()) {
         (Some(scheme), Some(authority)) => {
             format!("{scheme}://{}", authority.as_str().rsplit('@').next().unwrap_or(""))
         }
         (_, Some(authority)) => authority.as_str().rsplit('@').next().unwrap_or("").to_owned(),
         _ => "(no host)".into(),
-    }
+    };
+    crate::text::clip(&target, super::log::MAX_FIELD).into_owned()
 }
 
 impl WasiHttpHooks for OutboundHooks {
@@ -136,7 +144,7 @@ impl WasiHttpHooks for OutboundHooks {
         Box::new(async move {
             let (origin, grant) = admitted?;
             let config: &OutboundConfig = &egress.config;
-            let addrs = match permitted_addresses(&origin, config.dns_timeout).await {
+            let addrs = match permitted_addresses(&origin, config.dns_timeout, &config.allow_internal).await {
                 Ok(addrs) => addrs,
                 Err(e) => {
                     tracing::warn!(%correlation_id, target = %origin, reason = %e, "outbound request denied");

@@ -1,7 +1,9 @@
 //! [`EgressLog`]: what one call did with credentials and on the network —
 //! tokens handed out (by fingerprint), credentials injected, requests sent,
 //! requests denied. It becomes the `egress` part of the call's audit record.
-//! Bounded: after [`MAX_EVENTS`] events only a count of the rest is kept.
+//! Bounded: each event's strings are cut to [`MAX_FIELD`] bytes, and after
+//! [`MAX_EVENTS`] events or [`MAX_BYTES`] of them only a count of the rest
+//! is kept.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -9,6 +11,13 @@ use std::sync::{Arc, Mutex};
 
 /// Events kept per call.
 pub const MAX_EVENTS: usize = 64;
+/// Bytes of events (as JSON) kept per call, so the audit record stays well
+/// under its cap.
+pub const MAX_BYTES: usize = 8 * 1024;
+/// Longest string kept in an event (provider, scope, origin, reason…).
+pub const MAX_FIELD: usize = 256;
+/// Most scopes kept in an event.
+pub const MAX_SCOPES: usize = 32;
 
 /// One thing a call did. Never holds a credential, only its fingerprint.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -65,9 +74,54 @@ pub enum EgressEvent {
     },
 }
 
+impl EgressEvent {
+    /// Every string cut to [`MAX_FIELD`] bytes and every scope list to
+    /// [`MAX_SCOPES`] entries: what a plugin passes in never grows a record.
+    fn bounded(mut self) -> Self {
+        let clip = |s: &mut String| {
+            if s.len() > MAX_FIELD {
+                *s = crate::text::clip(s, MAX_FIELD).into_owned();
+            }
+        };
+        let clip_scopes = |scopes: &mut Vec<String>| {
+            scopes.truncate(MAX_SCOPES);
+            scopes.iter_mut().for_each(clip);
+        };
+        match &mut self {
+            EgressEvent::Token { provider, scopes, fingerprint } => {
+                clip(provider);
+                clip_scopes(scopes);
+                clip(fingerprint);
+            }
+            EgressEvent::TokenRefused { provider, scopes, reason } => {
+                clip(provider);
+                clip_scopes(scopes);
+                clip(reason);
+            }
+            EgressEvent::Inject { provider, scopes, origin, fingerprint } => {
+                clip(provider);
+                clip_scopes(scopes);
+                clip(origin);
+                clip(fingerprint);
+            }
+            EgressEvent::Request { method, origin, error, .. } => {
+                clip(method);
+                clip(origin);
+                error.iter_mut().for_each(clip);
+            }
+            EgressEvent::Denied { target, reason } => {
+                clip(target);
+                clip(reason);
+            }
+        }
+        self
+    }
+}
+
 #[derive(Debug, Default)]
 struct Entries {
     events: Vec<EgressEvent>,
+    bytes: usize,
     dropped: usize,
 }
 
@@ -79,7 +133,10 @@ impl EgressLog {
     /// Record an event (or count it, once the list is full).
     pub fn push(&self, event: EgressEvent) {
         let mut entries = self.0.lock().expect("the egress log lock is never poisoned");
-        if entries.events.len() < MAX_EVENTS {
+        let event = event.bounded();
+        let size = serde_json::to_vec(&event).map_or(usize::MAX, |json| json.len());
+        if entries.events.len() < MAX_EVENTS && entries.bytes + size <= MAX_BYTES {
+            entries.bytes += size;
             entries.events.push(event);
         } else {
             entries.dropped += 1;

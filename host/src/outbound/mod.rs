@@ -41,6 +41,10 @@ pub struct OutboundConfig {
     pub max_response_body_bytes: u64,
     /// Requests one call may make.
     pub max_requests_per_call: u32,
+    /// Internal address ranges (loopback, private, link-local, metadata…)
+    /// plugins may reach — the operator's choice, never a manifest's. Empty
+    /// by default: a manifest can only ever reach public addresses.
+    pub allow_internal: Vec<ipnet::IpNet>,
 }
 
 impl Default for OutboundConfig {
@@ -53,6 +57,7 @@ impl Default for OutboundConfig {
             max_request_body_bytes: 1 << 20,
             max_response_body_bytes: 4 << 20,
             max_requests_per_call: 32,
+            allow_internal: Vec::new(),
         }
     }
 }

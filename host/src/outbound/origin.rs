@@ -104,6 +104,19 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// An exact origin as an operator writes it: `scheme://host[:port]`
+    /// (no path beyond `/`, no query, no user info, no wildcard).
+    pub fn parse(text: &str) -> Option<Self> {
+        let uri: http::Uri = text.parse().ok()?;
+        let path_ok = uri.path_and_query().is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/");
+        if !path_ok {
+            return None;
+        }
+        Self::of_uri(&uri)
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}:{}", self.scheme.as_str(), self.host, self.port)

@@ -78,14 +78,9 @@ fn call_error(tool: &str, error: CallError) -> ApiError {
     }
 }
 
-fn clip(mut message: String) -> String {
-    if message.len() > MAX_PLUGIN_MESSAGE {
-        let mut end = MAX_PLUGIN_MESSAGE;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push('…');
+fn clip(message: String) -> String {
+    match crate::text::clip(&message, MAX_PLUGIN_MESSAGE) {
+        std::borrow::Cow::Borrowed(_) => message,
+        std::borrow::Cow::Owned(clipped) => clipped,
     }
-    message
 }

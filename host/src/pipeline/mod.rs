@@ -1,22 +1,31 @@
 //! The call pipeline: the one place where a tool call passes every check, in
-//! the order of DESIGN §2. `POST /tools/{id}/invoke` and `.../confirm` both
-//! run it; they differ only at the confirmation gate.
+//! one order. `POST /tools/{id}/invoke` and `.../confirm` both run it; they
+//! differ only at the confirmation gate.
 //!
-//! Why this order:
-//! 1. **correlation** (middleware) and **authenticate** come first, so every
-//!    later outcome — even "no such tool" — belongs to a request and a caller.
-//! 2. **resolve** before **validate**: the schema belongs to the tool.
-//! 3. **validate** before **authorize**: policies may read `args`, so they
-//!    only ever see arguments that passed the schema.
-//! 4. **authorize** (scopes, then policy) runs on confirm too: a policy change
-//!    between invoke and confirm applies.
-//! 5. **rate limit** and **idempotency** follow authorization, so
-//!    denied callers cannot spend quota or keys; idempotency precedes the
-//!    gate, so a retried invoke gets the same action token back and a retried
-//!    confirm gets the same result instead of "token used".
-//! 6. **confirmation gate** ([`gate`]), then **execute** ([`execute`]) in a
+//! The order, and why:
+//! 1. **authenticate** — every later outcome belongs to a known caller, and
+//!    an unauthenticated client only ever learns "401" (its failures are
+//!    audited within a per-address budget, [`crate::auth::failures`]).
+//! 2. **shape** — a tool id that no manifest could ever declare (bad
+//!    characters, over [`MAX_TOOL_ID_LEN`]) is 404 at once, before it is
+//!    matched against any pattern; the record keeps it cut to that length.
+//! 3. **authorize the id** — the invoke scope, then RBAC on the tool id as
+//!    given (does a role grant it?). This runs *before* the tool is looked
+//!    up or the body is read: a caller who may not use a tool gets the same
+//!    403 whether or not it exists, and never its schema.
+//! 4. **resolve** — the tool in the registry snapshot (404 only for callers a
+//!    role would let use it), then the tool's own scopes.
+//! 5. **validate** — arguments against the tool's schema; **ABAC rules**
+//!    read `args`, so they only ever see arguments that passed it. Both run
+//!    on confirm too: a policy change between invoke and confirm applies.
+//! 6. **rate limit** and **idempotency** follow authorization, so denied
+//!    callers cannot spend quota or keys; idempotency precedes the gate, so
+//!    a retried invoke gets the same action token back and a retried confirm
+//!    the same result instead of "token used".
+//! 7. **confirmation gate** ([`gate`]), then **execute** ([`execute`]) in a
 //!    fresh sandbox.
-//! 7. **record** ([`record`]): the [`CallRecord`] becomes the log line.
+//! 8. **record** ([`record`]): the [`CallRecord`] becomes the audit record
+//!    (durable before the response) and the log line.
 
 mod execute;
 mod gate;
@@ -27,10 +36,9 @@ use crate::confirm::ActionClaims;
 use crate::correlation::CorrelationId;
 use crate::error::ApiError;
 use crate::idempotency::{self, Begin, StoredReply};
-use crate::policy::{ConfirmRule, Decision, PolicySet};
+use crate::policy::Decision;
 use crate::principal::Principal;
 use crate::ratelimit::{self, Verdict};
-use crate::registry::Tool;
 use crate::state::AppState;
 use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
@@ -47,6 +55,8 @@ pub const INVOKE_SCOPE: &str = "tools.invoke:write";
 pub const CATALOG_SCOPE: &str = "tools.query:catalog";
 /// The body field carrying the action token on confirm.
 pub const ACTION_TOKEN_FIELD: &str = "action_token";
+/// Longest tool id a manifest can declare (`plugin:name`, 64 + 1 + 64).
+pub const MAX_TOOL_ID_LEN: usize = 129;
 
 /// Which route a call came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,17 +183,33 @@ pub async fn handle(
     request: Request,
 ) -> Result<Reply, ApiError> {
     let mut record = CallRecord::new(correlation_id, endpoint, tool_id);
+    record.peer = crate::server::peer_of(&request).map(|peer| peer.ip());
     let outcome = run(state, &mut record, request).await;
     record.commit(state, outcome).await
 }
 
 async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Result<Reply, ApiError> {
-    let idempotency_key = idempotency::key_from_headers(request.headers())?;
-
-    // authenticate
+    // 1. authenticate
     let principal = authenticate(state, request.headers()).await?;
     record.principal = Some(principal.clone());
-    let mut args = read_json_object(request, state.config().max_body_bytes).await?;
+
+    // 2. shape: ids no manifest can declare are unknown to everyone
+    if !crate::manifest::is_tool_id(&record.tool) {
+        return Err(ApiError::ToolNotFound(record.tool.clone()));
+    }
+
+    // 3. authorize the id: the invoke scope, then a role must grant it
+    require_scope(&principal, INVOKE_SCOPE)?;
+    let policy = state.policy();
+    if !policy.policy.grants(&principal, &record.tool) {
+        return Err(ApiError::PolicyDenied {
+            rule: "rbac".into(),
+            reason: format!("no role of the caller grants `{}`", record.tool),
+        });
+    }
+    let idempotency_key = idempotency::key_from_headers(request.headers())?;
+    let config = state.config();
+    let mut args = read_json_object(request, config.max_body_bytes, config.server.body_read_timeout).await?;
     let action_token = match record.endpoint {
         Endpoint::Invoke => None,
         Endpoint::Confirm => Some(take_action_token(&mut args)?),
@@ -191,22 +217,26 @@ async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Res
     let args_sha256 = args_digest(&args);
     record.args_sha256 = Some(args_sha256.clone());
 
-    // resolve
+    // 4. resolve, then the tool's own scopes
     let registry = state.registry();
     let tool =
         registry.tool(&record.tool).cloned().ok_or_else(|| ApiError::ToolNotFound(record.tool.clone()))?;
     record.tool_known = true;
+    for scope in &tool.def.scopes {
+        require_scope(&principal, scope)?;
+    }
 
-    // validate
+    // 5. validate, then the ABAC rules (which read `args`)
     let args = Value::Object(args);
     tool.def.validate(&args).map_err(ApiError::InvalidArguments)?;
     if tool.def.record_args {
         record.args = Some(args.clone());
     }
-
-    // authorize (one policy snapshot for the whole call)
-    let policy = state.policy();
-    let confirm_rule = authorize(state, &policy.policy, &principal, &tool, &args)?;
+    let confirm_rule = match policy.policy.evaluate(&principal, &tool.def, &args, state.clock().now_unix_ms())
+    {
+        Decision::Deny { rule, reason } => return Err(ApiError::PolicyDenied { rule, reason }),
+        Decision::Permit { confirm } => confirm,
+    };
 
     // rate limit: the caller's bucket (a policy override, else the
     // manifest's quota), then the tool's bucket across all callers
@@ -252,7 +282,12 @@ async fn run(state: &AppState, record: &mut CallRecord, request: Request) -> Res
                 idempotency::scoped_key(endpoint, &principal.tenant, &principal.sub, &tool.def.id, &key);
             let fingerprint = request_fingerprint(&args_sha256, action_token.as_deref());
             let in_progress_for = tool.plugin.limits.timeout + Duration::from_secs(60);
-            match idempotency::begin(state.store(), store_key, fingerprint, in_progress_for).await? {
+            let holder = idempotency::Holder {
+                tenant: &principal.tenant,
+                sub: &principal.sub,
+                max_keys: config.idempotency.max_keys_per_caller,
+            };
+            match idempotency::begin(state.store(), holder, store_key, fingerprint, in_progress_for).await? {
                 Begin::Replay(stored) => return Ok(Reply::replay(stored)),
                 Begin::Proceed(reservation) => Some(reservation),
             }
@@ -291,7 +326,17 @@ async fn settle_idempotency(
             StoredReply { status: e.status().as_u16(), body: e.problem_body(correlation_id), problem: true }
         }
     };
-    if let Err(e) = idempotency::finish(state.store(), reservation, stored).await {
+    let limit = state.config().idempotency.max_reply_bytes;
+    let too_large = || {
+        let error =
+            ApiError::IdempotencyReplyTooLarge { limit, first_correlation_id: correlation_id.to_string() };
+        StoredReply {
+            status: error.status().as_u16(),
+            body: error.problem_body(correlation_id),
+            problem: true,
+        }
+    };
+    if let Err(e) = idempotency::finish(state.store(), reservation, stored, limit, too_large).await {
         tracing::error!(error = %e, "could not store an idempotent outcome; retries see 409 until it expires");
     }
 }
@@ -309,7 +354,7 @@ fn reached_tool(error: &ApiError) -> bool {
         ))
 }
 
-/// Step 2: the bearer token becomes a principal.
+/// Authentication: the bearer token becomes a principal.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
     // Two credentials are ambiguous; proxies may disagree on which one counts.
     if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
@@ -325,24 +370,6 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<P
 /// The caller must hold `scope`.
 pub fn require_scope(principal: &Principal, scope: &str) -> Result<(), ApiError> {
     if principal.has_scope(scope) { Ok(()) } else { Err(ApiError::InsufficientScope(scope.to_owned())) }
-}
-
-/// Step 5: scopes, then policy. Returns the `confirm` rule that applies.
-fn authorize(
-    state: &AppState,
-    policy: &PolicySet,
-    principal: &Principal,
-    tool: &Tool,
-    args: &Value,
-) -> Result<Option<ConfirmRule>, ApiError> {
-    require_scope(principal, INVOKE_SCOPE)?;
-    for scope in &tool.def.scopes {
-        require_scope(principal, scope)?;
-    }
-    match policy.evaluate(principal, &tool.def, args, state.clock().now_unix_ms()) {
-        Decision::Deny { rule, reason } => Err(ApiError::PolicyDenied { rule, reason }),
-        Decision::Permit { confirm } => Ok(confirm),
-    }
 }
 
 /// Remove and return the confirm body's `action_token`.

@@ -38,6 +38,8 @@ pub struct CallRecord {
     pub args: Option<Value>,
     /// Credentials used and requests made by the plugin (fingerprints only).
     pub egress: EgressLog,
+    /// The client's address, when served over TCP.
+    pub peer: Option<std::net::IpAddr>,
     started: Instant,
 }
 
@@ -48,11 +50,12 @@ impl CallRecord {
             correlation_id: correlation_id.clone(),
             endpoint,
             principal: None,
-            tool: tool.to_owned(),
+            tool: crate::text::clip(tool, super::MAX_TOOL_ID_LEN).into_owned(),
             tool_known: false,
             args_sha256: None,
             args: None,
             egress: EgressLog::default(),
+            peer: None,
             started: Instant::now(),
         }
     }
@@ -61,6 +64,13 @@ impl CallRecord {
     /// line and metrics. If the audit trail cannot take the record, the call
     /// fails closed with 503 `audit_unavailable`.
     pub async fn commit(self, state: &AppState, outcome: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
+        if let (Err(ApiError::Unauthenticated(_)), Some(peer)) = (&outcome, self.peer)
+            && !state.auth_failures().admit(peer)
+        {
+            // Over the address's budget: counted for the aggregate record.
+            tracing::debug!(correlation_id = %self.correlation_id, %peer, "authentication failure over budget: not audited one by one");
+            return outcome;
+        }
         let event = self.audit_event(state, &outcome).await;
         let outcome = match state.audit().append(event).await {
             Ok(receipt) => {

@@ -14,10 +14,12 @@
 pub mod bindings;
 pub mod cache;
 pub mod engine;
+mod imports;
 pub mod state;
 
 use crate::config::RuntimeConfig;
-use bindings::{Plugin, PluginPre};
+use bindings::PluginPre;
+use bindings::fastmcp::plugin::types::CallContext;
 use cache::CompileCache;
 use sha2::Digest as _;
 use state::{CallGrants, CallIdentity, CallState, call_context};
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{ComponentExportIndex, ComponentType, Lift, Linker, WasmStr};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 pub use bindings::fastmcp::plugin::types::ToolError;
@@ -82,9 +84,32 @@ pub enum CallError {
     BadResult(String),
 }
 
+/// Longest message of a plugin's `tool-error` taken from guest memory.
+pub const MAX_TOOL_ERROR_MESSAGE: usize = 1024;
+
+/// The `tools` interface every plugin exports.
+const TOOLS_INTERFACE: &str = "fastmcp:plugin/tools@0.1.0";
+
+/// `tool-error` as it lies in guest memory: the messages are measured and
+/// cut before they are copied out.
+#[derive(ComponentType, Lift)]
+#[component(variant)]
+enum RawToolError {
+    #[component(name = "invalid-input")]
+    InvalidInput(WasmStr),
+    #[component(name = "denied")]
+    Denied(WasmStr),
+    #[component(name = "upstream")]
+    Upstream(WasmStr),
+    #[component(name = "internal")]
+    Internal(WasmStr),
+}
+
 /// A loaded component, ready to instantiate.
 pub struct LoadedComponent {
     pre: PluginPre<CallState>,
+    /// The export `tools.invoke`.
+    invoke: ComponentExportIndex,
     /// SHA-256 of the component file, hex.
     pub sha256: String,
 }
@@ -123,14 +148,7 @@ impl Runtime {
     pub fn new(config: RuntimeConfig, cache_dir: PathBuf) -> anyhow::Result<Self> {
         let built = engine::build(&config)?;
         let mut linker = Linker::<CallState>::new(&built.engine);
-        // A guest's `std` imports wasi:cli, wasi:io, wasi:filesystem and
-        // friends even when unused; they are linked, but `CallState` grants
-        // nothing through them.
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        // wasi:http for every plugin; what a request may reach is decided per
-        // call by the plugin's own `OutboundHooks` (nothing without `network.allow`).
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
+        link_imports(&mut linker)?;
         let cache = CompileCache::new(cache_dir, &built.engine);
         let ticker = EpochTicker::start(built.engine.clone(), config.epoch_tick);
         Ok(Self {
@@ -173,7 +191,11 @@ impl Runtime {
         let component = self.cache.load_or_compile(&self.engine, bytes).map_err(invalid)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
         let pre = PluginPre::new(instance_pre).map_err(invalid)?;
-        Ok(LoadedComponent { pre, sha256: hex::encode(sha2::Sha256::digest(bytes)) })
+        let invoke = component
+            .get_export_index(None, TOOLS_INTERFACE)
+            .and_then(|tools| component.get_export_index(Some(&tools), "invoke"))
+            .ok_or_else(|| invalid(wasmtime::format_err!("no export `{TOOLS_INTERFACE}#invoke`")))?;
+        Ok(LoadedComponent { pre, invoke, sha256: hex::encode(sha2::Sha256::digest(bytes)) })
     }
 
     /// Call `tool` in a fresh instance of `component`.
@@ -205,33 +227,74 @@ impl Runtime {
 
         let timeout_ms = limits.timeout.as_millis() as u64;
         let mut instantiate = Duration::ZERO;
+        let max_result = self.config.max_result_bytes;
         let run = async {
             let started = Instant::now();
-            let plugin = component.pre.instantiate_async(&mut store).await?;
+            let instance = component.pre.instance_pre().instantiate_async(&mut store).await?;
             instantiate = started.elapsed();
-            plugin.fastmcp_plugin_tools().call_invoke(&mut store, &context, tool, &args_json).await
+            let invoke = instance
+                .get_typed_func::<(CallContext, &str, &str), (Result<WasmStr, RawToolError>,)>(
+                    &mut store,
+                    &component.invoke,
+                )?;
+            let (returned,) = invoke.call_async(&mut store, (context, tool, &args_json)).await?;
+            wasmtime::Result::Ok(copy_out(&store, returned, max_result))
         };
         let outcome = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, run).await;
         let returned = match outcome {
             Err(_elapsed) => return Err(CallError::Timeout(timeout_ms)),
             Ok(Err(trap)) => return Err(classify_trap(&trap, &store, timeout_ms)),
-            Ok(Ok(returned)) => returned,
+            Ok(Ok(returned)) => returned?,
         };
         // A token the broker handed to this call never leaves the host, even
         // if the plugin puts it in its result or error.
         let returned = store.data().redact_result(returned);
         let json = returned.map_err(CallError::Tool)?;
-        if json.len() > self.config.max_result_bytes {
-            return Err(CallError::BadResult(format!(
-                "result of {} bytes is over the {}-byte limit",
-                json.len(),
-                self.config.max_result_bytes
-            )));
-        }
         let result =
             serde_json::from_str(&json).map_err(|e| CallError::BadResult(format!("not JSON: {e}")))?;
         Ok(CallOutput { result, instantiate })
     }
+}
+
+/// Copy a plugin's answer out of its memory: a result only if it is within
+/// `max_result` bytes (measured in place), error messages cut to
+/// [`MAX_TOOL_ERROR_MESSAGE`].
+fn copy_out(
+    store: &Store<CallState>,
+    returned: Result<WasmStr, RawToolError>,
+    max_result: usize,
+) -> Result<Result<String, ToolError>, CallError> {
+    let read = |s: &WasmStr| s.to_str(store).map_err(|e| CallError::BadResult(format!("{e:#}")));
+    let message = |s: &WasmStr| read(s).map(|m| crate::text::clip(&m, MAX_TOOL_ERROR_MESSAGE).into_owned());
+    Ok(match returned {
+        Ok(json) => {
+            let json = read(&json)?;
+            if json.len() > max_result {
+                return Err(CallError::BadResult(format!(
+                    "result of {} bytes is over the {max_result}-byte limit",
+                    json.len()
+                )));
+            }
+            Ok(json.into_owned())
+        }
+        Err(RawToolError::InvalidInput(m)) => Err(ToolError::InvalidInput(message(&m)?)),
+        Err(RawToolError::Denied(m)) => Err(ToolError::Denied(message(&m)?)),
+        Err(RawToolError::Upstream(m)) => Err(ToolError::Upstream(message(&m)?)),
+        Err(RawToolError::Internal(m)) => Err(ToolError::Internal(message(&m)?)),
+    })
+}
+
+/// Link everything a plugin may import into `linker`.
+pub fn link_imports(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    // A guest's `std` imports wasi:cli, wasi:io, wasi:filesystem and friends
+    // even when unused; they are linked, but `CallState` grants nothing
+    // through them.
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    // wasi:http for every plugin; what a request may reach is decided per
+    // call by the plugin's own `OutboundHooks` (nothing without `network.allow`).
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    // The plugin's own imports, bounded before anything is copied.
+    imports::add_to_linker(linker)
 }
 
 /// Turn a wasmtime error from instantiate/call into what the caller sees.

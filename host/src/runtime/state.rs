@@ -5,7 +5,7 @@
 //! A `CallState` lives exactly as long as one call's `Store`; nothing in it is
 //! shared with any other call, caller or tenant.
 
-use super::bindings::fastmcp::plugin::{broker, config, log, types};
+use super::bindings::fastmcp::plugin::{broker, log, types};
 use crate::broker::BrokerError;
 use crate::outbound::Egress;
 use crate::outbound::hooks::OutboundHooks;
@@ -18,7 +18,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Longest plugin log message kept; the rest is cut.
-const MAX_LOG_MESSAGE: usize = 4096;
+pub const MAX_LOG_MESSAGE: usize = 4096;
+
+/// Most bytes (in memory) of the headers of one outgoing request or response.
+const MAX_HEADER_FIELDS_BYTES: usize = 64 * 1024;
 
 /// Who a call is for, as the plugin and the logs see it.
 #[derive(Debug, Clone)]
@@ -71,7 +74,11 @@ impl CallState {
             WasiCtxBuilder::new().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
         Self {
             wasi,
-            http: WasiHttpCtx::new(),
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(MAX_HEADER_FIELDS_BYTES);
+                http
+            },
             hooks: OutboundHooks::new(grants.egress, identity.correlation_id.clone()),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_bytes),
@@ -164,17 +171,16 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-impl types::Host for CallState {}
-
-impl broker::Host for CallState {
-    /// A token within the plugin's grants; every answer is recorded (by
-    /// fingerprint) in the call's egress log.
-    async fn get_token(
+impl CallState {
+    /// `broker.get-token`, with the plugin's strings already bounded by the
+    /// caller ([`super::imports`]): a token within the plugin's grants; every
+    /// answer is recorded (by fingerprint) in the call's egress log.
+    pub(super) async fn get_token(
         &mut self,
         provider: String,
         scopes: Vec<String>,
     ) -> Result<broker::Token, broker::BrokerError> {
-        let egress = self.hooks.egress();
+        let egress = self.hooks.egress().clone();
         match egress.broker.token_for_plugin(&egress.network.grants, &provider, &scopes).await {
             Ok(issued) => {
                 egress.log.push(EgressEvent::Token { provider, scopes, fingerprint: issued.fingerprint });
@@ -186,14 +192,7 @@ impl broker::Host for CallState {
                 Ok(broker::Token { value: issued.value.expose().to_owned(), expires_in_s })
             }
             Err(e) => {
-                tracing::warn!(
-                    correlation_id = %self.identity.correlation_id,
-                    tool = %self.identity.tool_id,
-                    %provider,
-                    reason = %e,
-                    "broker refused a token"
-                );
-                egress.log.push(EgressEvent::TokenRefused { provider, scopes, reason: e.to_string() });
+                self.refuse_token(provider, scopes, e.to_string());
                 Err(match e {
                     BrokerError::NotGranted(reason) => broker::BrokerError::NotGranted(reason),
                     BrokerError::Unavailable(reason) => broker::BrokerError::Unavailable(reason),
@@ -201,22 +200,33 @@ impl broker::Host for CallState {
             }
         }
     }
-}
 
-impl config::Host for CallState {
-    async fn get(&mut self, key: String) -> Option<String> {
-        self.config.get(&key).cloned()
+    /// Record a refused token request: in the egress log (bounded there) and
+    /// in a log line that counts against the call's log budget.
+    pub(super) fn refuse_token(&mut self, provider: String, scopes: Vec<String>, reason: String) {
+        if self.take_log_line() {
+            tracing::warn!(
+                correlation_id = %self.identity.correlation_id,
+                tool = %self.identity.tool_id,
+                provider = %crate::text::clip(&provider, 64),
+                reason = %crate::text::clip(&reason, 256),
+                "broker refused a token"
+            );
+        }
+        self.hooks.egress().log.push(EgressEvent::TokenRefused { provider, scopes, reason });
     }
-}
 
-impl log::Host for CallState {
-    async fn log(&mut self, level: log::Level, message: String) {
-        if self.log_lines_left == 0 {
+    /// `config.get`.
+    pub(super) fn config_value(&self, key: &str) -> Option<String> {
+        self.config.get(key).cloned()
+    }
+
+    /// `log.log`, with the message already cut to [`MAX_LOG_MESSAGE`].
+    pub(super) fn log(&mut self, level: log::Level, message: &str) {
+        if !self.take_log_line() {
             return;
         }
-        self.log_lines_left -= 1;
-        let redacted = self.redact(&message);
-        let message = truncate(&redacted, MAX_LOG_MESSAGE);
+        let message = self.redact(message);
         let CallIdentity { correlation_id, tool_id, .. } = &self.identity;
         macro_rules! emit {
             ($level:ident) => {
@@ -230,25 +240,25 @@ impl log::Host for CallState {
             log::Level::Warn => emit!(warn),
             log::Level::Error => emit!(error),
         }
+    }
+
+    /// Spend one line of the call's log budget (the plugin's own lines and
+    /// those the host writes on its behalf); `false` once it is spent.
+    fn take_log_line(&mut self) -> bool {
         if self.log_lines_left == 0 {
+            return false;
+        }
+        self.log_lines_left -= 1;
+        if self.log_lines_left == 0 {
+            let CallIdentity { correlation_id, tool_id, .. } = &self.identity;
             tracing::warn!(
                 correlation_id,
                 tool = tool_id,
                 "plugin log limit reached; dropping further lines"
             );
         }
+        true
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// The WIT call context for an identity.

@@ -8,6 +8,7 @@ mod reload;
 use crate::audit::record::AuditEvent;
 use crate::audit::{AuditConfig, AuditLog};
 use crate::auth::Authenticator;
+use crate::auth::failures::AuthFailures;
 use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::config::HostConfig;
@@ -27,6 +28,12 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+/// How often suppressed authentication failures are audited in aggregate.
+const AUTH_FAILURE_REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// How often Redis is checked for `/health`.
+const REDIS_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Cheap to clone; all clones share one host.
 #[derive(Clone)]
@@ -48,6 +55,10 @@ struct Inner {
     broker: ArcSwap<Broker>,
     outbound: Arc<OutboundConfig>,
     redis: Option<redis::aio::ConnectionManager>,
+    /// The outcome of the last Redis check.
+    redis_status: Mutex<Result<(), String>>,
+    /// Failed authentications per client address.
+    auth_failures: AuthFailures,
     last_policy_reload: Mutex<Option<ReloadOutcome>>,
     last_reload: Mutex<Option<ReloadOutcome>>,
     /// Serialises registry rebuilds (a watcher event and a SIGHUP at once).
@@ -71,8 +82,13 @@ pub struct PolicySnapshot {
 impl AppState {
     /// Build the sandbox and load every manifest under the root. Fails, naming
     /// the file, field and reason, if any manifest or component is invalid.
-    pub async fn start(config: HostConfig) -> anyhow::Result<Self> {
-        let audit_config = AuditConfig::new(config.audit_dir(), config.runtime_dir(), config.clock.clone());
+    pub async fn start(mut config: HostConfig) -> anyhow::Result<Self> {
+        let audit_config = AuditConfig {
+            max_record_bytes: config.audit.max_record_bytes,
+            witness_dir: config.audit.witness_dir.as_ref().map(|dir| config.resolve(dir)),
+            witness_url: config.audit.witness_url.clone(),
+            ..AuditConfig::new(config.audit_dir(), config.runtime_dir(), config.clock.clone())
+        };
         let audit = AuditLog::start(audit_config).await.context("opening the audit trail")?;
         let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
         let mut redis_connection = None;
@@ -93,6 +109,10 @@ impl AppState {
         };
         let shutdown = tokio::sync::watch::channel(false).0;
         let providers = providers::load(&config, shutdown.subscribe()).await?;
+        if let Some(addr) = providers::dev_upstream_in_use(&config) {
+            // The development upstream is the operator's own loopback service.
+            config.outbound.allow_internal.push(ipnet::IpNet::from(addr.ip()));
+        }
         let broker = Broker::new(providers, config.broker.clone(), config.clock.clone());
         let parts = StartParts {
             auth,
@@ -126,6 +146,9 @@ impl AppState {
         );
         state.audit().append(started).await?;
         state.spawn_rate_limit_sweeper();
+        state.spawn_redis_checker();
+        state.spawn_jwks_refresher();
+        state.spawn_auth_failure_reporter();
         Ok(state)
     }
 
@@ -148,6 +171,7 @@ impl AppState {
         );
         let metrics = Metrics::new(&runtime, &broker);
         let outbound = Arc::new(config.outbound.clone());
+        let auth_failures = AuthFailures::new(config.server.auth_failures_per_minute);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -166,6 +190,8 @@ impl AppState {
                 audit,
                 rate_limits,
                 redis,
+                redis_status: Mutex::new(Ok(())),
+                auth_failures,
                 metrics,
                 started_at: SystemTime::now(),
             }),
@@ -192,17 +218,78 @@ impl AppState {
         self.inner.store.as_ref()
     }
 
-    /// Whether the shared Redis answers a PING (`None` without Redis).
-    pub async fn redis_health(&self) -> Option<Result<(), String>> {
-        let mut connection = self.inner.redis.clone()?;
+    /// Whether the shared Redis answered the last check (`None` without
+    /// Redis). A background task PINGs it every [`REDIS_CHECK_EVERY`];
+    /// `/health` reads the outcome, so requests never wait on Redis.
+    pub fn redis_status(&self) -> Option<Result<(), String>> {
+        self.inner.redis.as_ref()?;
+        Some(self.inner.redis_status.lock().expect("redis status lock").clone())
+    }
+
+    /// Failed authentications per client address.
+    pub fn auth_failures(&self) -> &AuthFailures {
+        &self.inner.auth_failures
+    }
+
+    /// Every [`AUTH_FAILURE_REPORT_EVERY`], one audit record for the failed
+    /// authentications that were over their address's budget.
+    fn spawn_auth_failure_reporter(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(AUTH_FAILURE_REPORT_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                AppState { inner }.report_auth_failures().await;
+            }
+        });
+    }
+
+    /// Audit the authentication failures counted since the last report, in
+    /// one `auth.failures_suppressed` record (nothing if there were none).
+    pub async fn report_auth_failures(&self) {
+        let Some(mut detail) = self.auth_failures().take_report() else { return };
+        detail["window_s"] = AUTH_FAILURE_REPORT_EVERY.as_secs().into();
+        let event = AuditEvent::host("auth.failures_suppressed", "unauthenticated", detail);
+        if let Err(e) = self.audit().append(event).await {
+            tracing::error!(error = %e, "cannot record suppressed authentication failures");
+        }
+    }
+
+    /// Refresh a remote JWKS on its schedule until shutdown.
+    fn spawn_jwks_refresher(&self) {
+        if self.config().auth.jwks_file.is_some() || self.config().auth.jwks_url.is_none() {
+            return;
+        }
+        let state = self.clone();
+        tokio::spawn(async move {
+            let stop = state.shutdown_signal();
+            state.auth().refresh_keys_until(stop).await;
+        });
+    }
+
+    /// PING Redis every [`REDIS_CHECK_EVERY`] until shutdown.
+    fn spawn_redis_checker(&self) {
+        let Some(connection) = self.inner.redis.clone() else { return };
         let timeout = self.config().redis.as_ref().map_or(Duration::from_millis(250), |r| r.timeout);
-        let command = redis::cmd("PING");
-        let ping = command.query_async::<String>(&mut connection);
-        Some(match tokio::time::timeout(timeout, ping).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
-        })
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(REDIS_CHECK_EVERY);
+            loop {
+                every.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let mut connection = connection.clone();
+                let command = redis::cmd("PING");
+                let ping = command.query_async::<String>(&mut connection);
+                let outcome = match tokio::time::timeout(timeout, ping).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {timeout:?}")),
+                };
+                *inner.redis_status.lock().expect("redis status lock") = outcome;
+            }
+        });
     }
 
     /// The credential broker in force; keep the `Arc` for the whole call.
@@ -252,6 +339,7 @@ impl AppState {
     /// Call once, after the server has drained.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        self.report_auth_failures().await;
         let uptime = self.started_at().elapsed().map(|d| d.as_secs()).unwrap_or(0);
         self.audit().close(serde_json::json!({"uptime_s": uptime})).await;
     }

@@ -3,16 +3,19 @@
 //! development upstream ([`crate::devupstream`]) started on its address and
 //! brokered as the provider `ads-api`.
 
-use crate::broker::providers::{self, DEFAULT_REFRESH_BEFORE, Provider, Secret};
+use crate::broker::providers::{self, Credential, DEFAULT_REFRESH_BEFORE, Provider, Secret};
 use crate::config::HostConfig;
 use crate::devupstream::{DEV_CLIENT_ID, DevUpstream, DevUpstreamConfig};
 use crate::files::write_atomically;
+use crate::outbound::origin::Origin;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The provider the development upstream stands in for.
 pub const DEV_PROVIDER: &str = "ads-api";
+/// The example plugin the development provider is bound to.
+pub const DEV_PLUGIN: &str = "ads";
 
 /// File holding the development upstream's client secret.
 const DEV_SECRET_FILE: &str = "dev-upstream.secret";
@@ -59,13 +62,22 @@ pub async fn load(
     }
     let token_url =
         reqwest::Url::parse(&format!("http://{addr}/oauth/token")).context("development token URL")?;
-    let provider = Provider::OAuth2ClientCredentials {
+    let credential = Credential::OAuth2ClientCredentials {
         token_url,
         client_id: DEV_CLIENT_ID.to_owned(),
         client_secret,
         refresh_before: DEFAULT_REFRESH_BEFORE,
     };
+    // Bound as an operator would bind it: to the example plugin, injected
+    // only into the upstream itself.
+    let origin = Origin::parse(&format!("http://{addr}")).context("development upstream origin")?;
+    let provider = Provider { credential, plugins: vec![DEV_PLUGIN.to_owned()], origins: vec![origin] };
     Ok(BTreeMap::from([(DEV_PROVIDER.to_owned(), provider)]))
+}
+
+/// The development upstream's address, when it serves the providers.
+pub fn dev_upstream_in_use(config: &HostConfig) -> Option<std::net::SocketAddr> {
+    if config.providers_file().is_some() { None } else { config.dev_upstream }
 }
 
 /// The development client secret: generated once into `.runtime/`, owner-only.

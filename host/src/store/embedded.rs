@@ -155,6 +155,49 @@ impl StateStore for EmbeddedStore {
             write.commit().map_err(error)
         })
     }
+
+    fn admit<'a>(&'a self, set: &'a str, member: &'a str, ttl: Duration, max: u64) -> StoreFuture<'a, bool> {
+        let (first, end) = (format!("{set}\u{0}"), format!("{set}\u{1}"));
+        let (key, stored) = (super::member_key(set, member), encode(&[], ttl));
+        self.blocking(move |db| {
+            let now = now_ms();
+            let write = db.begin_write().map_err(error)?;
+            let admitted = {
+                let mut table = write.open_table(ENTRIES).map_err(error)?;
+                let mut live_members = 0u64;
+                let mut present = false;
+                let mut expired = Vec::new();
+                for entry in table.range(first.as_str()..end.as_str()).map_err(error)? {
+                    let (k, v) = entry.map_err(error)?;
+                    if live(v.value(), now).is_some() {
+                        live_members += 1;
+                        present |= k.value() == key;
+                    } else {
+                        expired.push(k.value().to_owned());
+                    }
+                }
+                for k in &expired {
+                    table.remove(k.as_str()).map_err(error)?;
+                }
+                let admitted = present || live_members < max;
+                if admitted && !present {
+                    table.insert(key.as_str(), stored.as_slice()).map_err(error)?;
+                }
+                admitted
+            };
+            write.commit().map_err(error)?;
+            Ok(admitted)
+        })
+    }
+
+    fn forget<'a>(&'a self, set: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
+        let key = super::member_key(set, member);
+        self.blocking(move |db| {
+            let write = db.begin_write().map_err(error)?;
+            write.open_table(ENTRIES).map_err(error)?.remove(key.as_str()).map_err(error)?;
+            write.commit().map_err(error)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +223,23 @@ mod tests {
         store.put("gone", b"x", Duration::ZERO).await.unwrap();
         assert!(store.insert_if_absent("old", b"new", hour).await.unwrap());
         assert_eq!(store.sweep().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn bounded_sets_admit_up_to_max_live_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+        let hour = Duration::from_secs(3600);
+        assert!(store.admit("caller", "a", hour, 2).await.unwrap());
+        assert!(store.admit("caller", "b", hour, 2).await.unwrap());
+        assert!(store.admit("caller", "a", hour, 2).await.unwrap(), "a member already present is admitted");
+        assert!(!store.admit("caller", "c", hour, 2).await.unwrap(), "the set is full");
+        assert!(store.admit("other", "c", hour, 2).await.unwrap(), "sets are separate");
+        store.forget("caller", "b").await.unwrap();
+        assert!(store.admit("caller", "c", hour, 2).await.unwrap());
+        // Expired members free their place.
+        assert!(store.admit("short", "x", Duration::ZERO, 1).await.unwrap());
+        assert!(store.admit("short", "y", hour, 1).await.unwrap());
     }
 
     #[tokio::test]

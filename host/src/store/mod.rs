@@ -2,9 +2,11 @@
 //! with TTLs, and its embedded, durable default ([`embedded`]).
 //!
 //! The trait is the whole contract a backend must meet — atomic
-//! insert-if-absent, overwrite, get and delete, each with an expiry — so a
-//! Redis backend (`SET NX PX`, `SET PX`, `GET`, `DEL`) drops in without
-//! touching its callers. Expired entries are absent for every operation.
+//! insert-if-absent, overwrite, get and delete, each with an expiry, and
+//! bounded sets whose members expire (for per-caller quotas) — so a Redis
+//! backend (`SET NX PX`, `SET PX`, `GET`, `DEL`, a sorted set in one Lua
+//! script) drops in without touching its callers. Expired entries are absent
+//! for every operation.
 
 pub mod embedded;
 pub mod redis;
@@ -35,4 +37,17 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Remove `key` (no error if absent).
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Add `member` (for `ttl`) to the bounded set `set`, unless the set
+    /// already holds `max` live members. Returns whether `member` is in the
+    /// set now (a member already present counts as admitted). Atomic.
+    fn admit<'a>(&'a self, set: &'a str, member: &'a str, ttl: Duration, max: u64) -> StoreFuture<'a, bool>;
+
+    /// Remove `member` from `set` (no error if absent).
+    fn forget<'a>(&'a self, set: &'a str, member: &'a str) -> StoreFuture<'a, ()>;
+}
+
+/// The key of a set member in a flat key space.
+pub(crate) fn member_key(set: &str, member: &str) -> String {
+    format!("{set}\u{0}{member}")
 }

@@ -11,13 +11,33 @@ pub struct RedisStore {
     connection: ConnectionManager,
     timeout: Duration,
     prefix: String,
+    admit_script: redis::Script,
 }
+
+/// `admit` for a bounded set: a sorted set scored by expiry (Redis's clock,
+/// in ms); expired members are dropped first. KEYS[1] set; ARGV member,
+/// ttl_ms, max.
+const ADMIT_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
 
 impl RedisStore {
     /// A store on `connection`; every key is prefixed, and every operation
     /// gives up (and fails closed) after `timeout`.
     pub fn new(connection: ConnectionManager, timeout: Duration) -> Self {
-        Self { connection, timeout, prefix: "fastmcp:state:".into() }
+        Self {
+            connection,
+            timeout,
+            prefix: "fastmcp:state:".into(),
+            admit_script: redis::Script::new(ADMIT_SCRIPT),
+        }
     }
 
     async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, StoreError> {
@@ -58,6 +78,28 @@ impl StateStore for RedisStore {
             let mut command = redis::cmd("GET");
             command.arg(format!("{}{key}", self.prefix));
             self.run(command).await
+        })
+    }
+
+    fn admit<'a>(&'a self, set: &'a str, member: &'a str, ttl: Duration, max: u64) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let mut invocation = self.admit_script.prepare_invoke();
+            invocation.key(format!("{}{set}", self.prefix)).arg(member).arg(ttl_ms(ttl)).arg(max);
+            match tokio::time::timeout(self.timeout, invocation.invoke_async::<i64>(&mut connection)).await {
+                Ok(Ok(admitted)) => Ok(admitted == 1),
+                Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
+                Err(_) => Err(StoreError(format!("redis: no answer within {:?}", self.timeout))),
+            }
+        })
+    }
+
+    fn forget<'a>(&'a self, set: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut command = redis::cmd("ZREM");
+            command.arg(format!("{}{set}", self.prefix)).arg(member);
+            let _: i64 = self.run(command).await?;
+            Ok(())
         })
     }
 
