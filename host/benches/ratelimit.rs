@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
     std::thread::sleep(Duration::from_millis(300));
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
     let connection = tokio.block_on(redis::aio::ConnectionManager::new(client)).unwrap();
-    let shared = Limiter::Redis(RedisBuckets::new(connection, Duration::from_secs(1)));
+    let shared = Limiter::Redis(RedisBuckets::new(connection, Duration::from_secs(1), Default::default()));
     c.bench_function("ratelimit_check/redis", |b| {
         b.to_async(&tokio).iter(|| async { shared.check(limit, &key).await.unwrap() })
     });

@@ -202,12 +202,17 @@ pub struct RedisBuckets {
     connection: redis::aio::ConnectionManager,
     script: redis::Script,
     timeout: Duration,
+    health: crate::store::redis::RedisHealth,
 }
 
 impl RedisBuckets {
     /// Buckets on `connection`; a check gives up after `timeout`.
-    pub fn new(connection: redis::aio::ConnectionManager, timeout: Duration) -> Self {
-        Self { connection, script: redis::Script::new(GCRA_SCRIPT), timeout }
+    pub fn new(
+        connection: redis::aio::ConnectionManager,
+        timeout: Duration,
+        health: crate::store::redis::RedisHealth,
+    ) -> Self {
+        Self { connection, script: redis::Script::new(GCRA_SCRIPT), timeout, health }
     }
 
     async fn check(&self, limit: Limit, key: &str) -> Result<Verdict, LimiterError> {
@@ -216,12 +221,14 @@ impl RedisBuckets {
         let mut connection = self.connection.clone();
         let mut invocation = self.script.key(key);
         invocation.arg(interval_ms).arg(limit.burst.get());
-        let reply: Vec<i64> =
+        let outcome: Result<Vec<i64>, LimiterError> =
             match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection)).await {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(e)) => return Err(LimiterError(format!("redis: {e}"))),
-                Err(_) => return Err(LimiterError(format!("redis: no answer within {:?}", self.timeout))),
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(e)) => Err(LimiterError(format!("redis: {e}"))),
+                Err(_) => Err(LimiterError(format!("redis: no answer within {:?}", self.timeout))),
             };
+        self.health.record(&outcome);
+        let reply = outcome?;
         let ms_to_s = |ms: i64| (ms.max(0) as u64).div_ceil(1000);
         match reply.as_slice() {
             [1, remaining, reset_ms] => Ok(Verdict::Allowed {

@@ -2,7 +2,9 @@
 //! two host processes, confirm on one replica of a 202 from the other,
 //! idempotency across replicas, and fail-closed while Redis is down.
 
-use crate::harness::{ALL_SCOPES, RedisServer, ServerProcess, TestRoot, TestServer, json, mint, problem};
+use crate::harness::{
+    ALL_SCOPES, RedisServer, ServerProcess, TestRoot, TestServer, eventually, json, mint, problem,
+};
 use crate::ratelimit::limited_root;
 use futures_util::future::join_all;
 use serde_json::json;
@@ -120,14 +122,38 @@ async fn redis_down_fails_closed_and_recovers() {
     assert_eq!(json(server.invoke("util:sha256", json!({"text": "x"})).await).await.0, 200);
 
     redis.restart();
-    let mut recovered = false;
-    for _ in 0..100 {
-        if server.invoke("util:echo", json!({})).await.status() == 200 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(recovered, "service resumes when Redis returns");
+    eventually("service to resume when Redis returns", Duration::from_secs(5), || async {
+        (server.invoke("util:echo", json!({})).await.status() == 200).then_some(())
+    })
+    .await;
+    assert_eq!(json(server.get("/health").await).await.1["redis"]["ok"], true);
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_each_callers_idempotency_key_quota() {
+    let Some(redis) = RedisServer::start() else { return };
+    let replica = |root: &TestRoot| {
+        let mut config = root.config();
+        config.redis = Some(fastmcp_host::config::RedisConfig {
+            url: redis.url(),
+            timeout: Duration::from_millis(500),
+            fail_open: false,
+        });
+        config.idempotency.max_keys_per_caller = 2;
+        TestServer::start_with(config)
+    };
+    let root_a = limited_root();
+    let a = replica(&root_a).await;
+    let b = replica(&replica_of(&root_a)).await;
+    let call = |server: &TestServer, key: &str| {
+        server.post_invoke("util:sha256").header("idempotency-key", key).json(&json!({"text": key})).send()
+    };
+    assert_eq!(call(&a, "q1").await.unwrap().status(), 200);
+    assert_eq!(call(&b, "q2").await.unwrap().status(), 200);
+    problem(call(&a, "q3").await.unwrap(), 429, "idempotency_quota_exceeded").await;
+    let replay = call(&a, "q2").await.unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true", "a key held on the other replica replays");
+    a.stop().await;
+    b.stop().await;
 }

@@ -23,7 +23,7 @@ use crate::runtime::Runtime;
 use crate::runtime::state::CallGrants;
 use crate::store::StateStore;
 use crate::store::embedded::EmbeddedStore;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{RedisHealth, RedisStore};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex};
@@ -55,8 +55,8 @@ struct Inner {
     broker: ArcSwap<Broker>,
     outbound: Arc<OutboundConfig>,
     redis: Option<redis::aio::ConnectionManager>,
-    /// The outcome of the last Redis check.
-    redis_status: Mutex<Result<(), String>>,
+    /// The outcome of the last Redis operation or check.
+    redis_health: RedisHealth,
     /// Failed authentications per client address.
     auth_failures: AuthFailures,
     last_policy_reload: Mutex<Option<ReloadOutcome>>,
@@ -92,6 +92,7 @@ impl AppState {
         let audit = AuditLog::start(audit_config).await.context("opening the audit trail")?;
         let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
         let mut redis_connection = None;
+        let redis_health = RedisHealth::default();
         let (store, limiter): (Arc<dyn StateStore>, Limiter) = match &config.redis {
             None => (
                 EmbeddedStore::open(&config.runtime_dir().join("state.redb"))?,
@@ -102,8 +103,8 @@ impl AppState {
                 tracing::info!(url = %redacted(&redis.url), fail_open = redis.fail_open, "shared state in Redis");
                 redis_connection = Some(connection.clone());
                 (
-                    Arc::new(RedisStore::new(connection.clone(), redis.timeout)),
-                    Limiter::Redis(RedisBuckets::new(connection, redis.timeout)),
+                    Arc::new(RedisStore::new(connection.clone(), redis.timeout, redis_health.clone())),
+                    Limiter::Redis(RedisBuckets::new(connection, redis.timeout, redis_health.clone())),
                 )
             }
         };
@@ -115,6 +116,7 @@ impl AppState {
         }
         let broker = Broker::new(providers, config.broker.clone(), config.clock.clone());
         let parts = StartParts {
+            redis_health,
             auth,
             store,
             rate_limits: limiter,
@@ -153,7 +155,7 @@ impl AppState {
     }
 
     fn start_blocking(config: HostConfig, parts: StartParts) -> anyhow::Result<Self> {
-        let StartParts { auth, store, rate_limits, redis, audit, broker, shutdown } = parts;
+        let StartParts { auth, store, rate_limits, redis, redis_health, audit, broker, shutdown } = parts;
         let action_tokens = ActionTokenKey::load_or_create(&config.runtime_dir().join("action-token.key"))?;
         let policy = PolicySet::load(&config.policy_file())?;
         log_policy(&policy, 1);
@@ -190,7 +192,7 @@ impl AppState {
                 audit,
                 rate_limits,
                 redis,
-                redis_status: Mutex::new(Ok(())),
+                redis_health,
                 auth_failures,
                 metrics,
                 started_at: SystemTime::now(),
@@ -218,12 +220,12 @@ impl AppState {
         self.inner.store.as_ref()
     }
 
-    /// Whether the shared Redis answered the last check (`None` without
-    /// Redis). A background task PINGs it every [`REDIS_CHECK_EVERY`];
-    /// `/health` reads the outcome, so requests never wait on Redis.
+    /// How the last Redis operation ended (`None` without Redis): the
+    /// store's, the rate limiter's, or a PING the host sends every
+    /// [`REDIS_CHECK_EVERY`]. `/health` reads it, so it never waits on Redis.
     pub fn redis_status(&self) -> Option<Result<(), String>> {
         self.inner.redis.as_ref()?;
-        Some(self.inner.redis_status.lock().expect("redis status lock").clone())
+        Some(self.inner.redis_health.last())
     }
 
     /// Failed authentications per client address.
@@ -287,7 +289,7 @@ impl AppState {
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err(format!("no answer within {timeout:?}")),
                 };
-                *inner.redis_status.lock().expect("redis status lock") = outcome;
+                inner.redis_health.record(&outcome);
             }
         });
     }
@@ -382,6 +384,7 @@ impl AppState {
 
 /// What `start` prepares before the blocking part of startup.
 struct StartParts {
+    redis_health: RedisHealth,
     auth: Authenticator,
     store: Arc<dyn StateStore>,
     rate_limits: Limiter,

@@ -4,7 +4,32 @@
 
 use super::{StateStore, StoreError, StoreFuture};
 use redis::aio::ConnectionManager;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The outcome of the last Redis operation — the store's, the rate
+/// limiter's, or the host's periodic PING — for `/health`, which therefore
+/// never waits on Redis itself. Clones share one outcome.
+#[derive(Clone)]
+pub struct RedisHealth(Arc<Mutex<Result<(), String>>>);
+
+impl Default for RedisHealth {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(Ok(()))))
+    }
+}
+
+impl RedisHealth {
+    /// Remember how an operation ended.
+    pub fn record<T, E: std::fmt::Display>(&self, outcome: &Result<T, E>) {
+        *self.0.lock().expect("redis health lock") = outcome.as_ref().map(drop).map_err(|e| e.to_string());
+    }
+
+    /// How the last operation ended.
+    pub fn last(&self) -> Result<(), String> {
+        self.0.lock().expect("redis health lock").clone()
+    }
+}
 
 /// A store on one Redis, reconnecting on its own after an outage.
 pub struct RedisStore {
@@ -12,6 +37,7 @@ pub struct RedisStore {
     timeout: Duration,
     prefix: String,
     admit_script: redis::Script,
+    health: RedisHealth,
 }
 
 /// `admit` for a bounded set: a sorted set scored by expiry (Redis's clock,
@@ -31,22 +57,20 @@ return 1
 impl RedisStore {
     /// A store on `connection`; every key is prefixed, and every operation
     /// gives up (and fails closed) after `timeout`.
-    pub fn new(connection: ConnectionManager, timeout: Duration) -> Self {
-        Self {
-            connection,
-            timeout,
-            prefix: "fastmcp:state:".into(),
-            admit_script: redis::Script::new(ADMIT_SCRIPT),
-        }
+    pub fn new(connection: ConnectionManager, timeout: Duration, health: RedisHealth) -> Self {
+        let admit_script = redis::Script::new(ADMIT_SCRIPT);
+        Self { connection, timeout, prefix: "fastmcp:state:".into(), admit_script, health }
     }
 
     async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, StoreError> {
         let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, command.query_async(&mut connection)).await {
+        let outcome = match tokio::time::timeout(self.timeout, command.query_async(&mut connection)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
             Err(_) => Err(StoreError(format!("redis: no answer within {:?}", self.timeout))),
-        }
+        };
+        self.health.record(&outcome);
+        outcome
     }
 }
 
@@ -86,11 +110,16 @@ impl StateStore for RedisStore {
             let mut connection = self.connection.clone();
             let mut invocation = self.admit_script.prepare_invoke();
             invocation.key(format!("{}{set}", self.prefix)).arg(member).arg(ttl_ms(ttl)).arg(max);
-            match tokio::time::timeout(self.timeout, invocation.invoke_async::<i64>(&mut connection)).await {
-                Ok(Ok(admitted)) => Ok(admitted == 1),
-                Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
-                Err(_) => Err(StoreError(format!("redis: no answer within {:?}", self.timeout))),
-            }
+            let outcome =
+                match tokio::time::timeout(self.timeout, invocation.invoke_async::<i64>(&mut connection))
+                    .await
+                {
+                    Ok(Ok(admitted)) => Ok(admitted == 1),
+                    Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
+                    Err(_) => Err(StoreError(format!("redis: no answer within {:?}", self.timeout))),
+                };
+            self.health.record(&outcome);
+            outcome
         })
     }
 

@@ -134,3 +134,42 @@ async fn the_host_refuses_to_sign_over_a_tail_that_does_not_match_its_checkpoint
     assert!(records.iter().any(|r| r["event"] == "audit.checkpoint_mismatch"), "the refusal is audited");
     assert!(verify(root.path(), None).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_checkpoint_is_posted_to_an_http_witness() {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/witness",
+        axum::routing::post(move |axum::Json(checkpoint): axum::Json<serde_json::Value>| {
+            let sink = sink.clone();
+            async move { sink.lock().unwrap().push(checkpoint) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/witness", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let root = TestRoot::new();
+    for _ in 0..2 {
+        let mut config = root.config();
+        config.audit.witness_url = Some(url.clone());
+        let server = TestServer::start_with(config).await;
+        assert_eq!(server.invoke("util:echo", json!({})).await.status(), 200);
+        server.stop().await;
+    }
+    let witnessed =
+        crate::harness::eventually("two witnessed checkpoints", std::time::Duration::from_secs(10), || {
+            let received = received.clone();
+            async move {
+                let received = received.lock().unwrap();
+                (received.len() == 2).then(|| received.clone())
+            }
+        })
+        .await;
+    let local = lines(&root.path().join(".audit/checkpoints.jsonl"));
+    for (sent, line) in witnessed.iter().zip(&local) {
+        assert_eq!(sent, &serde_json::from_str::<serde_json::Value>(line).unwrap());
+    }
+    assert_eq!((witnessed[0]["n"].as_u64(), witnessed[1]["n"].as_u64()), (Some(1), Some(2)));
+}

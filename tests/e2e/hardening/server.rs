@@ -105,3 +105,13 @@ async fn a_response_past_the_request_timeout_is_503_and_the_call_is_still_audite
     assert_eq!(record["decision"], "tool_timeout", "{record}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_cuts_off_a_slow_client_by_its_flag() {
+    let root = TestRoot::new();
+    let server =
+        crate::harness::ServerProcess::start(&root, "info", &["--header-read-timeout-ms", "500"]).await;
+    let mut stream = TcpStream::connect(&server.addr).await.unwrap();
+    stream.write_all(b"POST /tools/util:echo/invoke HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    assert!(closed_within(&mut stream, Duration::from_secs(10)).await, "still connected after 10 s");
+}
