@@ -4,7 +4,7 @@
 //!   the cached `InstancePre`, call, drop;
 //! - `sandbox_call`: `Runtime::call` — slot, limits, deadline, instantiate,
 //!   call, result parsing;
-//! - `pipeline_invoke`: the host's whole call path without HTTP (token check
+//! - `pipeline_invoke`: the host's whole call path through the router, without a socket (token check
 //!   from the cache, body parsing, resolve, schema, scopes and policy, sandbox
 //!   call, metrics, log record).
 //!
@@ -14,12 +14,10 @@ use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
-use fastmcp_host::correlation::CorrelationId;
 use fastmcp_host::outbound::log::EgressLog;
-use fastmcp_host::pipeline::Endpoint;
 use fastmcp_host::runtime::bindings::PluginPre;
 use fastmcp_host::runtime::state::{CallIdentity, CallState, call_context};
-use fastmcp_host::{AppState, HostConfig, pipeline};
+use fastmcp_host::{AppState, HostConfig};
 use serde_json::{Map, Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -122,7 +120,7 @@ fn bench(c: &mut Criterion) {
         files.mint(&claims).unwrap()
     });
     let body = args_json.clone();
-    let correlation_id = CorrelationId::generate();
+    let app = fastmcp_host::api::router(state.clone());
     c.bench_function("pipeline_invoke", |b| {
         b.to_async(&tokio).iter(|| async {
             let request = Request::post("/tools/util:echo/invoke")
@@ -130,7 +128,8 @@ fn bench(c: &mut Criterion) {
                 .header("content-type", "application/json")
                 .body(Body::from(body.clone()))
                 .unwrap();
-            pipeline::handle(&state, &correlation_id, Endpoint::Invoke, "util:echo", request).await.unwrap()
+            let response = tower::ServiceExt::oneshot(app.clone(), request).await.unwrap();
+            assert_eq!(response.status(), 200);
         })
     });
 }

@@ -1,6 +1,7 @@
-//! The error contract: every failure a client can see, mapped in one
-//! exhaustive `match` to an HTTP status and a stable `code`, rendered as
-//! RFC 9457 problem details (`application/problem+json`).
+//! The error contract: every failure a client can see, classified in one
+//! exhaustive `match` ([`ApiError::class`]) — HTTP status, stable `code`,
+//! title, audit event, and whether the tool had started — and rendered as
+//! RFC 9457 problem details ([`ProblemBody`], `application/problem+json`).
 //!
 //! Internal causes are logged where they happen; the body says what the client
 //! can act on and nothing about the host's internals.
@@ -8,11 +9,10 @@
 use crate::correlation::CorrelationId;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
 
 /// One JSON Schema violation: where, and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// JSON Pointer into the arguments (`""` for the whole object).
     pub path: String,
@@ -83,10 +83,12 @@ pub enum ApiError {
     /// The body is not `application/json`.
     #[error("expected `Content-Type: application/json`")]
     UnsupportedMediaType,
-    /// The arguments do not match the tool's input schema (or the plugin
-    /// reported them unusable).
+    /// The arguments do not match the tool's input schema.
     #[error("the arguments do not match the tool's input schema")]
     InvalidArguments(Vec<FieldError>),
+    /// The plugin reported the arguments unusable (after it started).
+    #[error("the tool found the arguments unusable: {0}")]
+    ToolRejectedInput(String),
     /// The plugin refused the call.
     #[error("the tool refused the call: {0}")]
     ToolDenied(String),
@@ -150,55 +152,153 @@ pub enum ApiError {
     Internal,
 }
 
-impl ApiError {
-    /// Status, stable code and title for each error.
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
-        use ApiError::*;
+/// The audit event an error is recorded under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    /// `tools.denied`: the caller or the request was refused.
+    Denied,
+    /// `tools.rate_limited`: over a quota.
+    RateLimited,
+    /// `tools.failed`: the tool or the host could not complete the call.
+    Failed,
+}
+
+impl AuditKind {
+    /// The event name.
+    pub fn event(self) -> &'static str {
         match self {
-            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", "Bad request"),
-            Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
-            InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope", "Insufficient scope"),
-            PolicyDenied { .. } => (StatusCode::FORBIDDEN, "policy_denied", "Denied by policy"),
-            InvalidActionToken(_) => (StatusCode::FORBIDDEN, "invalid_action_token", "Invalid action token"),
-            ActionTokenExpired => (StatusCode::GONE, "action_token_expired", "Action token expired"),
-            ActionTokenUsed => (StatusCode::CONFLICT, "action_token_used", "Action token used"),
-            IdempotencyInProgress => (StatusCode::CONFLICT, "idempotency_in_progress", "Request in progress"),
-            IdempotencyKeyReused => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency key reused")
-            }
-            StateUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "state_unavailable", "State unavailable"),
-            AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", "Audit unavailable"),
-            RateLimitUnavailable => {
-                (StatusCode::SERVICE_UNAVAILABLE, "rate_limit_unavailable", "Rate limiter unavailable")
-            }
-            ToolNotFound(_) => (StatusCode::NOT_FOUND, "tool_not_found", "Tool not found"),
-            RouteNotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
-            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
-            PayloadTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large")
-            }
-            UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
-            }
-            InvalidArguments(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_arguments", "Invalid arguments")
-            }
-            ToolDenied(_) => (StatusCode::FORBIDDEN, "tool_denied", "Tool denied the call"),
-            ToolFailed(_) => (StatusCode::BAD_GATEWAY, "tool_failed", "Tool failed"),
-            Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_error", "Upstream error"),
-            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Rate limited"),
-            Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
-            ToolTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "tool_timeout", "Tool timed out"),
-            BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body_timeout", "Body timeout"),
-            RequestTimeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "request_timeout", "Request timeout"),
-            IdempotencyQuotaExceeded { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "idempotency_quota_exceeded", "Idempotency quota exceeded")
-            }
-            IdempotencyReplyTooLarge { .. } => {
-                (StatusCode::CONFLICT, "idempotency_reply_too_large", "Reply not kept for replay")
-            }
-            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            AuditKind::Denied => "tools.denied",
+            AuditKind::RateLimited => "tools.rate_limited",
+            AuditKind::Failed => "tools.failed",
         }
+    }
+}
+
+/// Everything the contract says about one error: status, stable code,
+/// title, audit event, and whether the tool had started (so an
+/// Idempotency-Key replays the outcome and never runs the call again).
+#[derive(Debug, Clone, Copy)]
+pub struct Class {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable code.
+    pub code: &'static str,
+    /// The problem title.
+    pub title: &'static str,
+    /// Where the audit trail files it.
+    pub audit: AuditKind,
+    /// The tool had started.
+    pub tool_ran: bool,
+}
+
+impl ApiError {
+    /// The one classification of every error (no catch-all: a new variant
+    /// does not compile until it is classified here).
+    pub fn class(&self) -> Class {
+        use ApiError::*;
+        use AuditKind::{Denied, Failed, RateLimited as Limited};
+        let c = |status, code, title, audit, tool_ran| Class { status, code, title, audit, tool_ran };
+        match self {
+            BadRequest(_) => c(StatusCode::BAD_REQUEST, "bad_request", "Bad request", Denied, false),
+            Unauthenticated(_) => {
+                c(StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthenticated", Denied, false)
+            }
+            InsufficientScope(_) => {
+                c(StatusCode::FORBIDDEN, "insufficient_scope", "Insufficient scope", Denied, false)
+            }
+            PolicyDenied { .. } => {
+                c(StatusCode::FORBIDDEN, "policy_denied", "Denied by policy", Denied, false)
+            }
+            InvalidActionToken(_) => {
+                c(StatusCode::FORBIDDEN, "invalid_action_token", "Invalid action token", Denied, false)
+            }
+            ActionTokenExpired => {
+                c(StatusCode::GONE, "action_token_expired", "Action token expired", Denied, false)
+            }
+            ActionTokenUsed => {
+                c(StatusCode::CONFLICT, "action_token_used", "Action token used", Denied, false)
+            }
+            IdempotencyInProgress => {
+                c(StatusCode::CONFLICT, "idempotency_in_progress", "Request in progress", Denied, false)
+            }
+            IdempotencyKeyReused => c(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency key reused",
+                Denied,
+                false,
+            ),
+            StateUnavailable => {
+                c(StatusCode::SERVICE_UNAVAILABLE, "state_unavailable", "State unavailable", Failed, false)
+            }
+            AuditUnavailable => {
+                c(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", "Audit unavailable", Failed, false)
+            }
+            RateLimitUnavailable => c(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rate_limit_unavailable",
+                "Rate limiter unavailable",
+                Failed,
+                false,
+            ),
+            ToolNotFound(_) => c(StatusCode::NOT_FOUND, "tool_not_found", "Tool not found", Denied, false),
+            RouteNotFound(_) => c(StatusCode::NOT_FOUND, "not_found", "Not found", Denied, false),
+            MethodNotAllowed => {
+                c(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", Denied, false)
+            }
+            PayloadTooLarge { .. } => {
+                c(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", Denied, false)
+            }
+            UnsupportedMediaType => c(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                Denied,
+                false,
+            ),
+            InvalidArguments(_) => {
+                c(StatusCode::UNPROCESSABLE_ENTITY, "invalid_arguments", "Invalid arguments", Denied, false)
+            }
+            ToolRejectedInput(_) => {
+                c(StatusCode::UNPROCESSABLE_ENTITY, "invalid_arguments", "Invalid arguments", Denied, true)
+            }
+            ToolDenied(_) => c(StatusCode::FORBIDDEN, "tool_denied", "Tool denied the call", Denied, true),
+            ToolFailed(_) => c(StatusCode::BAD_GATEWAY, "tool_failed", "Tool failed", Failed, true),
+            Upstream(_) => c(StatusCode::BAD_GATEWAY, "upstream_error", "Upstream error", Failed, true),
+            RateLimited { .. } => {
+                c(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Rate limited", Limited, false)
+            }
+            Overloaded => c(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded", Failed, false),
+            ToolTimeout { .. } => {
+                c(StatusCode::GATEWAY_TIMEOUT, "tool_timeout", "Tool timed out", Failed, true)
+            }
+            BodyTimeout { .. } => {
+                c(StatusCode::REQUEST_TIMEOUT, "body_timeout", "Body timeout", Denied, false)
+            }
+            RequestTimeout { .. } => {
+                c(StatusCode::SERVICE_UNAVAILABLE, "request_timeout", "Request timeout", Failed, false)
+            }
+            IdempotencyQuotaExceeded { .. } => c(
+                StatusCode::TOO_MANY_REQUESTS,
+                "idempotency_quota_exceeded",
+                "Idempotency quota exceeded",
+                Limited,
+                false,
+            ),
+            IdempotencyReplyTooLarge { .. } => c(
+                StatusCode::CONFLICT,
+                "idempotency_reply_too_large",
+                "Reply not kept for replay",
+                Denied,
+                true,
+            ),
+            Internal => c(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", Failed, false),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        let class = self.class();
+        (class.status, class.code, class.title)
     }
 
     /// The stable machine-readable code.
@@ -226,8 +326,9 @@ pub struct Problem {
     pub correlation_id: CorrelationId,
 }
 
-/// The problem+json body, for the OpenAPI document.
-#[derive(Serialize, utoipa::ToSchema)]
+/// The problem+json body: what every error renders to, and what the OpenAPI
+/// document describes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ProblemBody {
     /// A URI naming the problem type (`urn:fastmcp:problem:<code>`).
     #[serde(rename = "type")]
@@ -243,57 +344,70 @@ pub struct ProblemBody {
     /// The request's correlation id.
     pub correlation_id: String,
     /// The deciding rule (for `policy_denied`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     /// The rule's reason (for `policy_denied`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The missing scope (for `insufficient_scope`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Schema violations (for `invalid_arguments`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// Seconds until a retry may succeed (for `rate_limited`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     /// The problem+json body this error renders to for a request.
-    pub fn problem_body(&self, correlation_id: &CorrelationId) -> Value {
-        render(self, correlation_id).1
+    pub fn problem_body(&self, correlation_id: &CorrelationId) -> ProblemBody {
+        render(self, correlation_id).0
     }
 }
 
 type ExtraHeaders = Vec<(header::HeaderName, HeaderValue)>;
 
-fn render(error: &ApiError, correlation_id: &CorrelationId) -> (StatusCode, Value, ExtraHeaders) {
-    let (status, code, title) = error.parts();
-    let mut body = Map::new();
-    body.insert("type".into(), json!(format!("urn:fastmcp:problem:{code}")));
-    body.insert("title".into(), json!(title));
-    body.insert("status".into(), json!(status.as_u16()));
-    body.insert("detail".into(), json!(error.to_string()));
-    body.insert("code".into(), json!(code));
-    body.insert("correlation_id".into(), json!(correlation_id.as_str()));
+/// The body and the extra headers of an error's response.
+fn render(error: &ApiError, correlation_id: &CorrelationId) -> (ProblemBody, ExtraHeaders) {
+    let Class { status, code, title, .. } = error.class();
+    let mut body = ProblemBody {
+        kind: format!("urn:fastmcp:problem:{code}"),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail: error.to_string(),
+        code: code.to_owned(),
+        correlation_id: correlation_id.as_str().to_owned(),
+        rule: None,
+        reason: None,
+        scope: None,
+        errors: None,
+        retry_after_s: None,
+    };
     let mut extra_headers = Vec::new();
+    let retry_soon = (header::RETRY_AFTER, HeaderValue::from_static("1"));
+    use ApiError::*;
     match error {
-        ApiError::InvalidArguments(errors) => {
-            body.insert("errors".into(), json!(errors));
+        InvalidArguments(errors) => body.errors = Some(errors.clone()),
+        ToolRejectedInput(message) => {
+            body.errors = Some(vec![FieldError { path: String::new(), message: message.clone() }]);
         }
-        ApiError::PolicyDenied { rule, reason } => {
-            body.insert("rule".into(), json!(rule));
-            body.insert("reason".into(), json!(reason));
+        PolicyDenied { rule, reason } => {
+            body.rule = Some(rule.clone());
+            body.reason = Some(reason.clone());
         }
-        ApiError::InsufficientScope(scope) => {
-            body.insert("scope".into(), json!(scope));
+        InsufficientScope(scope) => {
+            body.scope = Some(scope.clone());
             let challenge = format!(r#"Bearer error="insufficient_scope", scope="{scope}""#);
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 extra_headers.push((header::WWW_AUTHENTICATE, value));
             }
         }
-        ApiError::Unauthenticated(_) => extra_headers
+        Unauthenticated(_) => extra_headers
             .push((header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#))),
-        ApiError::RateLimited { retry_after_s, policy, state } => {
-            body.insert("retry_after_s".into(), json!(retry_after_s));
+        RateLimited { retry_after_s, policy, state } => {
+            body.retry_after_s = Some(*retry_after_s);
             for (name, value) in [
                 (header::RETRY_AFTER.as_str(), retry_after_s.to_string()),
                 ("ratelimit-policy", policy.clone()),
@@ -306,21 +420,36 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (StatusCode, Valu
                 }
             }
         }
-        ApiError::Overloaded
-        | ApiError::StateUnavailable
-        | ApiError::AuditUnavailable
-        | ApiError::RateLimitUnavailable
-        | ApiError::RequestTimeout { .. } => {
-            extra_headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        Overloaded | StateUnavailable | AuditUnavailable | RateLimitUnavailable | RequestTimeout { .. } => {
+            extra_headers.push(retry_soon)
         }
-        _ => {}
+        BadRequest(_)
+        | InvalidActionToken(_)
+        | ActionTokenExpired
+        | ActionTokenUsed
+        | IdempotencyInProgress
+        | IdempotencyKeyReused
+        | ToolNotFound(_)
+        | RouteNotFound(_)
+        | MethodNotAllowed
+        | PayloadTooLarge { .. }
+        | UnsupportedMediaType
+        | ToolDenied(_)
+        | ToolFailed(_)
+        | Upstream(_)
+        | ToolTimeout { .. }
+        | BodyTimeout { .. }
+        | IdempotencyQuotaExceeded { .. }
+        | IdempotencyReplyTooLarge { .. }
+        | Internal => {}
     }
-    (status, Value::Object(body), extra_headers)
+    (body, extra_headers)
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let (status, body, extra_headers) = render(&self.error, &self.correlation_id);
+        let status = self.error.status();
+        let (body, extra_headers) = render(&self.error, &self.correlation_id);
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
@@ -329,4 +458,68 @@ impl IntoResponse for Problem {
         }
         response
     }
+}
+
+/// One error of every variant, for the contract tests. The `match` below
+/// lists every variant too: a new variant does not compile until it is
+/// added there, next to this list.
+pub fn every_variant() -> Vec<ApiError> {
+    use ApiError::*;
+    let all = vec![
+        BadRequest(String::new()),
+        Unauthenticated(String::new()),
+        InsufficientScope(String::new()),
+        PolicyDenied { rule: String::new(), reason: String::new() },
+        InvalidActionToken(String::new()),
+        ActionTokenExpired,
+        ActionTokenUsed,
+        IdempotencyInProgress,
+        IdempotencyKeyReused,
+        RateLimitUnavailable,
+        AuditUnavailable,
+        StateUnavailable,
+        ToolNotFound(String::new()),
+        RouteNotFound(String::new()),
+        MethodNotAllowed,
+        PayloadTooLarge { limit: 0 },
+        UnsupportedMediaType,
+        InvalidArguments(Vec::new()),
+        ToolRejectedInput(String::new()),
+        ToolDenied(String::new()),
+        ToolFailed(String::new()),
+        Upstream(String::new()),
+        RateLimited { retry_after_s: 1, policy: String::new(), state: String::new() },
+        Overloaded,
+        ToolTimeout { timeout_ms: 0 },
+        BodyTimeout { timeout_ms: 0 },
+        RequestTimeout { timeout_ms: 0 },
+        IdempotencyQuotaExceeded { limit: 0 },
+        IdempotencyReplyTooLarge { limit: 0, first_correlation_id: String::new() },
+        Internal,
+    ];
+    for error in &all {
+        match error {
+            BadRequest(_) | Unauthenticated(_) | InsufficientScope(_) | PolicyDenied { .. } => {}
+            InvalidActionToken(_) | ActionTokenExpired | ActionTokenUsed => {}
+            IdempotencyInProgress | IdempotencyKeyReused | IdempotencyQuotaExceeded { .. } => {}
+            IdempotencyReplyTooLarge { .. } => {}
+            RateLimitUnavailable | AuditUnavailable | StateUnavailable | Overloaded | Internal => {}
+            ToolNotFound(_) | RouteNotFound(_) | MethodNotAllowed => {}
+            PayloadTooLarge { .. } | UnsupportedMediaType | BodyTimeout { .. } | RequestTimeout { .. } => {}
+            InvalidArguments(_) | ToolRejectedInput(_) | ToolDenied(_) | ToolFailed(_) | Upstream(_) => {}
+            RateLimited { .. } | ToolTimeout { .. } => {}
+        }
+    }
+    all
+}
+
+/// Every stable code, once each, in the order of [`every_variant`].
+pub fn every_code() -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = Vec::new();
+    for error in every_variant() {
+        if !codes.contains(&error.code()) {
+            codes.push(error.code());
+        }
+    }
+    codes
 }

@@ -1,36 +1,58 @@
-//! `Idempotency-Key`: the first outcome of a request is stored for 24 hours
+//! Idempotency keys: the first outcome of a request is stored for 24 hours
 //! and replayed for the same key and the same request; the same key with a
-//! different request is refused (422), and a duplicate that arrives while the
-//! first is still running is refused (409).
+//! different request is refused, and a duplicate that arrives while the first
+//! is still running is refused.
 //!
-//! Keys are scoped to endpoint, tenant, subject and tool. A request first
-//! reserves its key with an atomic insert-if-absent, so exactly one request
-//! per key runs; its outcome then replaces the reservation. Outcomes of
-//! requests that never reached the tool (the host was overloaded, a token was
-//! refused) release the key instead, so a retry can still run.
+//! Keys are scoped to endpoint, tenant, subject and tool
+//! ([`crate::store::keys`]). A request first reserves its key with an atomic
+//! insert-if-absent, so exactly one request per key runs; its outcome then
+//! replaces the reservation. Outcomes of requests that never reached the tool
+//! (the host was overloaded, a token was refused) release the key instead,
+//! so a retry can still run.
 //!
-//! Bounded: each caller (tenant + subject) holds at most
-//! `max_keys_per_caller` live keys (more: 429 `idempotency_quota_exceeded`),
-//! and a reply is kept only up to `max_reply_bytes` — a bigger one is still
-//! answered the first time, and a retry under its key gets 409
-//! `idempotency_reply_too_large` (the call is never run twice).
+//! Bounded: each caller (tenant + subject) holds at most `max_keys` live
+//! keys, and a reply is kept only up to `max_reply_bytes` — a bigger one is
+//! still answered the first time, and a retry under its key is told that
+//! the call ran but its reply was not kept (it never runs twice).
+//!
+//! Transport-free: a key arrives as a string (REST reads it from the
+//! `Idempotency-Key` header, MCP from the request's `_meta`).
 
-use crate::error::ApiError;
-use crate::store::StateStore;
-use axum::http::HeaderMap;
+use crate::store::{StateStore, StoreError, keys};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-/// The request header.
-pub const HEADER: &str = "idempotency-key";
-/// The response header on replays.
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// Longest key accepted.
 pub const MAX_KEY_LEN: usize = 255;
 /// How long outcomes are kept.
 pub const RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Why a key does not proceed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdempotencyError {
+    /// Not 1..=255 visible ASCII characters.
+    #[error("an idempotency key must be 1..={MAX_KEY_LEN} visible ASCII characters")]
+    Malformed,
+    /// The first request under this key is still running.
+    #[error("in progress")]
+    InProgress,
+    /// The key was used with a different request.
+    #[error("reused with a different request")]
+    Reused,
+    /// The caller holds as many live keys as allowed.
+    #[error("quota of {0} keys exceeded")]
+    QuotaExceeded(u64),
+    /// The store could not answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Check a key's shape.
+pub fn check_key(key: &str) -> Result<(), IdempotencyError> {
+    let good = !key.is_empty() && key.len() <= MAX_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic());
+    if good { Ok(()) } else { Err(IdempotencyError::Malformed) }
+}
 
 /// A stored outcome: status and JSON body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,91 +87,54 @@ pub enum Begin {
     Replay(StoredReply),
 }
 
-/// The key from the headers: absent, valid, or a 400.
-pub fn key_from_headers(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(HEADER) else { return Ok(None) };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "Idempotency-Key must be 1..={MAX_KEY_LEN} visible ASCII characters"
-            ))
-        })?;
-    Ok(Some(key.to_owned()))
-}
-
-/// The store key for (endpoint, tenant, subject, tool, key).
-pub fn scoped_key(endpoint: &str, tenant: &str, sub: &str, tool: &str, key: &str) -> String {
-    let mut hasher = Sha256::new();
-    for part in [endpoint, tenant, sub, tool, key] {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    format!("idem:{}", hex::encode(hasher.finalize()))
-}
-
-/// The set of a caller's live keys.
-fn caller_set(tenant: &str, sub: &str) -> String {
-    let mut hasher = Sha256::new();
-    for part in [tenant, sub] {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    format!("idem-keys:{}", hex::encode(hasher.finalize()))
-}
-
-fn store_error(e: crate::store::StoreError) -> ApiError {
-    tracing::error!(error = %e, "idempotency store failed");
-    ApiError::StateUnavailable
-}
-
-/// Who holds a key, and how many keys they may hold.
-pub struct Holder<'a> {
+/// Who holds a key, and what it is.
+pub struct KeyOf<'a> {
+    /// `invoke` or `confirm`.
+    pub endpoint: &'a str,
     /// The caller's tenant.
     pub tenant: &'a str,
     /// The caller's subject.
     pub sub: &'a str,
-    /// Live keys allowed per caller.
-    pub max_keys: u64,
+    /// The tool id.
+    pub tool: &'a str,
+    /// The key as the caller sent it.
+    pub key: &'a str,
 }
 
-/// Reserve the key (within the caller's quota), or say how to answer a
-/// duplicate.
+/// Reserve the key (within the caller's quota of `max_keys`), or say how to
+/// answer a duplicate. `fingerprint` identifies the request.
 pub async fn begin(
     store: &dyn StateStore,
-    holder: Holder<'_>,
-    store_key: String,
+    key: KeyOf<'_>,
+    max_keys: u64,
     fingerprint: String,
     in_progress_ttl: Duration,
-) -> Result<Begin, ApiError> {
-    let caller_set = caller_set(holder.tenant, holder.sub);
+) -> Result<Begin, IdempotencyError> {
+    let store_key = keys::idempotency(key.endpoint, key.tenant, key.sub, key.tool, key.key);
+    let caller_set = keys::idempotency_keys_of(key.tenant, key.sub);
     // A key already held (a retry) is admitted whatever the count.
-    if !store.admit(&caller_set, &store_key, RECORD_TTL, holder.max_keys).await.map_err(store_error)? {
-        return Err(ApiError::IdempotencyQuotaExceeded { limit: holder.max_keys });
+    if !store.admit(&caller_set, &store_key, RECORD_TTL, max_keys).await? {
+        return Err(IdempotencyError::QuotaExceeded(max_keys));
     }
     let reserving = serde_json::to_vec(&Record::InProgress { fingerprint: fingerprint.clone() })
         .expect("records serialise");
     // Twice at most: a record can expire between our insert and our read.
     for _ in 0..2 {
-        if store.insert_if_absent(&store_key, &reserving, in_progress_ttl).await.map_err(store_error)? {
+        if store.insert_if_absent(&store_key, &reserving, in_progress_ttl).await? {
             return Ok(Begin::Proceed(Reservation { store_key, fingerprint, caller_set }));
         }
-        let Some(bytes) = store.get(&store_key).await.map_err(store_error)? else { continue };
-        let record: Record = serde_json::from_slice(&bytes).map_err(|e| {
-            tracing::error!(error = %e, "unreadable idempotency record");
-            ApiError::StateUnavailable
-        })?;
+        let Some(bytes) = store.get(&store_key).await? else { continue };
+        let record: Record = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError(format!("unreadable idempotency record: {e}")))?;
         return match record {
             Record::InProgress { fingerprint: first } if first == fingerprint => {
-                Err(ApiError::IdempotencyInProgress)
+                Err(IdempotencyError::InProgress)
             }
             Record::Done { fingerprint: first, reply } if first == fingerprint => Ok(Begin::Replay(reply)),
-            Record::InProgress { .. } | Record::Done { .. } => Err(ApiError::IdempotencyKeyReused),
+            Record::InProgress { .. } | Record::Done { .. } => Err(IdempotencyError::Reused),
         };
     }
-    Err(ApiError::IdempotencyInProgress)
+    Err(IdempotencyError::InProgress)
 }
 
 /// Store the outcome for replays: `reply`, or `too_large()` in its place
@@ -160,12 +145,12 @@ pub async fn finish(
     reply: StoredReply,
     max_reply_bytes: usize,
     too_large: impl FnOnce() -> StoredReply,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let size = serde_json::to_vec(&reply.body).map_or(usize::MAX, |b| b.len());
     let reply = if size > max_reply_bytes { too_large() } else { reply };
     let record = Record::Done { fingerprint: reservation.fingerprint, reply };
     let bytes = serde_json::to_vec(&record).expect("records serialise");
-    store.put(&reservation.store_key, &bytes, RECORD_TTL).await.map_err(store_error)
+    store.put(&reservation.store_key, &bytes, RECORD_TTL).await
 }
 
 /// Give the key back: the request never reached the tool.
@@ -182,27 +167,13 @@ pub async fn release(store: &dyn StateStore, reservation: Reservation) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     #[test]
-    fn keys_are_validated() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(key_from_headers(&headers).unwrap(), None);
-        headers.insert(HEADER, HeaderValue::from_static("order-42"));
-        assert_eq!(key_from_headers(&headers).unwrap().as_deref(), Some("order-42"));
-        for bad in ["", "has space", &"k".repeat(256)] {
-            headers.insert(HEADER, HeaderValue::from_str(bad).unwrap());
-            assert!(matches!(key_from_headers(&headers), Err(ApiError::BadRequest(_))), "{bad:?}");
+    fn keys_are_checked() {
+        assert!(check_key("order-42").is_ok());
+        assert!(check_key(&"k".repeat(255)).is_ok());
+        for bad in ["", "has space", &"k".repeat(256), "tab\there"] {
+            assert!(matches!(check_key(bad), Err(IdempotencyError::Malformed)), "{bad:?}");
         }
-        headers.insert(HEADER, HeaderValue::from_str(&"k".repeat(255)).unwrap());
-        assert!(key_from_headers(&headers).is_ok());
-    }
-
-    #[test]
-    fn scopes_do_not_collide() {
-        let a = scoped_key("invoke", "t", "s", "x:y", "k");
-        assert_ne!(a, scoped_key("confirm", "t", "s", "x:y", "k"));
-        assert_ne!(a, scoped_key("invoke", "t2", "s", "x:y", "k"));
-        assert_ne!(scoped_key("invoke", "a", "bc", "t", "k"), scoped_key("invoke", "ab", "c", "t", "k"));
     }
 }

@@ -1,13 +1,12 @@
 //! `GET /tool-catalog`: the tools a caller may invoke.
 
+use crate::auth::{Authenticated, CATALOG_SCOPE, require_scope};
 use crate::correlation::CorrelationId;
 use crate::error::{Problem, ProblemBody};
-use crate::pipeline::{self, CATALOG_SCOPE};
 use crate::registry::Tool;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -94,10 +93,9 @@ impl From<&Tool> for CatalogEntry {
 pub async fn catalog(
     State(state): State<AppState>,
     correlation_id: CorrelationId,
-    headers: HeaderMap,
+    Authenticated(principal): Authenticated,
 ) -> Result<Json<CatalogResponse>, Problem> {
-    let principal = pipeline::authenticate(&state, &headers).await.map_err(|e| e.at(&correlation_id))?;
-    pipeline::require_scope(&principal, CATALOG_SCOPE).map_err(|e| e.at(&correlation_id))?;
+    require_scope(&principal, CATALOG_SCOPE).map_err(|e| e.at(&correlation_id))?;
     let registry = state.registry();
     let policy = state.policy();
     let tools = registry

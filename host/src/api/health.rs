@@ -6,9 +6,9 @@
 //! [`HEALTH_SCOPE`]. `/metrics` is served on its own listener
 //! ([`crate::serve_metrics`], loopback by default), never on the API's.
 
+use crate::auth::{HEALTH_SCOPE, authenticate, require_scope};
 use crate::correlation::CorrelationId;
 use crate::error::Problem;
-use crate::pipeline::{authenticate, require_scope};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -17,9 +17,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::time::{SystemTime, UNIX_EPOCH};
 use utoipa::ToSchema;
-
-/// The scope that shows `/health` in detail.
-pub const HEALTH_SCOPE: &str = "host.health:read";
 
 /// `/health` without credentials: liveness and readiness only.
 #[derive(Serialize, ToSchema)]

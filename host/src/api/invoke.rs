@@ -1,51 +1,29 @@
-//! `POST /tools/{id}/invoke` and `POST /tools/{id}/confirm`.
+//! `POST /tools/{id}/invoke` and `POST /tools/{id}/confirm`: the REST
+//! transport of the call pipeline.
 
+use super::body::read_json_object;
+use crate::auth::Authenticated;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Problem, ProblemBody};
-use crate::idempotency::REPLAYED_HEADER;
-use crate::pipeline::{self, Endpoint, Reply};
+use crate::pipeline::{
+    self, CallArgs, CallOutcome, CallRequest, CompletedBody, Endpoint, PendingBody, Reply, ReplyBody,
+    Transport,
+};
+use crate::server::peer_of;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tracing::Instrument;
-use utoipa::ToSchema;
 
-/// A completed call (200).
-#[derive(Serialize, ToSchema)]
-pub struct InvokeResponse {
-    /// Always `completed`.
-    pub status: String,
-    /// The tool id.
-    pub tool: String,
-    /// The tool's result.
-    #[schema(value_type = Object)]
-    pub result: Value,
-    /// The request's correlation id.
-    pub correlation_id: String,
-}
-
-/// A call stopped at the confirmation gate (202).
-#[derive(Serialize, ToSchema)]
-pub struct PendingResponse {
-    /// Always `pending_confirmation`.
-    pub status: String,
-    /// The tool id.
-    pub tool: String,
-    /// Present it, with the same arguments, to `confirm_url`.
-    pub action_token: String,
-    /// When the token expires (RFC 3339).
-    pub expires_at: String,
-    /// Where to confirm.
-    pub confirm_url: String,
-    /// What the human is asked to confirm.
-    pub hint: String,
-    /// The request's correlation id.
-    pub correlation_id: String,
-}
+/// The request header carrying an idempotency key.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// The response header on replays.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+/// The confirm body's field carrying the action token.
+pub const ACTION_TOKEN_FIELD: &str = "action_token";
 
 /// Run a tool, or stop at the confirmation gate with an action token.
 #[utoipa::path(
@@ -57,8 +35,8 @@ pub struct PendingResponse {
     security(("bearer" = [])),
     request_body(content = Object, description = "The tool's arguments (a JSON object)", content_type = "application/json"),
     responses(
-        (status = 200, description = "The tool ran", body = InvokeResponse),
-        (status = 202, description = "Confirmation required", body = PendingResponse),
+        (status = 200, description = "The tool ran", body = CompletedBody),
+        (status = 202, description = "Confirmation required", body = PendingBody),
         (status = 400, description = "`bad_request`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`, `policy_denied` or `tool_denied`", body = ProblemBody, content_type = "application/problem+json"),
@@ -78,10 +56,10 @@ pub async fn invoke(
     State(state): State<AppState>,
     correlation_id: CorrelationId,
     Path(id): Path<String>,
+    caller: Result<Authenticated, Problem>,
     request: Request,
-) -> Result<Response, Problem> {
-    let reply = run_detached(state, correlation_id.clone(), Endpoint::Invoke, id, request).await;
-    reply.map(render).map_err(|e| e.at(&correlation_id))
+) -> Response {
+    adapt(state, correlation_id, Endpoint::Invoke, id, caller, request).await
 }
 
 /// Execute a pending action: the original arguments plus `action_token`.
@@ -94,7 +72,7 @@ pub async fn invoke(
     security(("bearer" = [])),
     request_body(content = Object, description = "The original arguments plus `action_token`", content_type = "application/json"),
     responses(
-        (status = 200, description = "Confirmed and ran", body = InvokeResponse),
+        (status = 200, description = "Confirmed and ran", body = CompletedBody),
         (status = 400, description = "`bad_request` (e.g. no `action_token`)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "`invalid_action_token`, `insufficient_scope` or `policy_denied`", body = ProblemBody, content_type = "application/problem+json"),
@@ -109,48 +87,96 @@ pub async fn confirm(
     State(state): State<AppState>,
     correlation_id: CorrelationId,
     Path(id): Path<String>,
+    caller: Result<Authenticated, Problem>,
     request: Request,
-) -> Result<Response, Problem> {
-    let reply = run_detached(state, correlation_id.clone(), Endpoint::Confirm, id, request).await;
-    reply.map(render).map_err(|e| e.at(&correlation_id))
+) -> Response {
+    adapt(state, correlation_id, Endpoint::Confirm, id, caller, request).await
 }
 
-/// Run the pipeline in its own task: if the client goes away or the request
-/// timeout answers first, the call still runs to its end and its audit
-/// record is written.
-async fn run_detached(
+/// The REST side of a call: the request becomes a [`CallRequest`] (the body
+/// is read only when the pipeline asks for the arguments, after
+/// authorization), and the [`CallOutcome`] becomes the response. The call
+/// runs in its own task: if the client goes away or the request timeout
+/// answers first, it still runs to its end and its audit record is written.
+async fn adapt(
     state: AppState,
     correlation_id: CorrelationId,
     endpoint: Endpoint,
-    id: String,
+    tool: String,
+    caller: Result<Authenticated, Problem>,
     request: Request,
-) -> Result<Reply, ApiError> {
+) -> Response {
+    let config = state.config();
+    let (limit, timeout) = (config.max_body_bytes, config.server.body_read_timeout);
+    let idempotency_key = match request.headers().get(IDEMPOTENCY_HEADER) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(|key| Some(key.to_owned())),
+    };
+    let call = CallRequest {
+        correlation_id: correlation_id.clone(),
+        transport: Transport::Rest,
+        endpoint,
+        caller: caller.map(|Authenticated(principal)| principal).map_err(|problem| problem.error),
+        peer: peer_of(&request).map(|peer| peer.ip()),
+        tool,
+        args: Box::pin(async move {
+            let idempotency_key = idempotency_key.map_err(|_| {
+                ApiError::BadRequest("the Idempotency-Key header is not visible ASCII".into())
+            })?;
+            let mut args = read_json_object(request, limit, timeout).await?;
+            let action_token = match endpoint {
+                Endpoint::Invoke => None,
+                Endpoint::Confirm => Some(take_action_token(&mut args)?),
+            };
+            Ok(CallArgs { args, action_token, idempotency_key })
+        }),
+    };
     let span = tracing::Span::current();
-    let task = tokio::spawn(
-        async move { pipeline::handle(&state, &correlation_id, endpoint, &id, request).await }
-            .instrument(span),
-    );
-    task.await.unwrap_or_else(|e| {
+    let task = tokio::spawn(async move { pipeline::call(&state, call).await }.instrument(span));
+    let outcome = task.await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "the call task failed");
-        Err(ApiError::Internal)
-    })
+        CallOutcome { result: Err(ApiError::Internal), rate_limit: None }
+    });
+    render(outcome, &correlation_id)
 }
 
-fn render(reply: Reply) -> Response {
-    let mut response = (reply.status, Json(reply.body)).into_response();
-    let headers = response.headers_mut();
-    if reply.problem {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+/// Remove and return the confirm body's `action_token`.
+fn take_action_token(args: &mut Map<String, Value>) -> Result<String, ApiError> {
+    match args.remove(ACTION_TOKEN_FIELD) {
+        Some(Value::String(token)) => Ok(token),
+        Some(_) => Err(ApiError::BadRequest(format!("`{ACTION_TOKEN_FIELD}` must be a string"))),
+        None => Err(ApiError::BadRequest(format!("`{ACTION_TOKEN_FIELD}` is required to confirm"))),
     }
-    if reply.replayed {
-        headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-    }
-    if let Some(verdict) = reply.rate_limit {
+}
+
+/// The outcome as an HTTP response: the typed body, the replay header, and
+/// the caller's `RateLimit*` headers (on every answer after the rate-limit
+/// step, replays and refusals included).
+fn render(outcome: CallOutcome, correlation_id: &CorrelationId) -> Response {
+    let mut response = match outcome.result {
+        Ok(Reply { body: ReplyBody::Completed(body), .. }) => (StatusCode::OK, Json(body)).into_response(),
+        Ok(Reply { body: ReplyBody::Pending(body), .. }) => {
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+        Ok(Reply { body: ReplyBody::Replayed(stored), .. }) => {
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+            let mut response = (status, Json(stored.body)).into_response();
+            let headers = response.headers_mut();
+            headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            if stored.problem {
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+            }
+            response
+        }
+        Err(error) => error.at(correlation_id).into_response(),
+    };
+    if let Some(verdict) = outcome.rate_limit {
+        let headers = response.headers_mut();
         for (name, value) in
             [("ratelimit-policy", verdict.policy_header()), ("ratelimit", verdict.state_header())]
         {
             if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(name, value);
+                headers.entry(name).or_insert(value);
             }
         }
     }

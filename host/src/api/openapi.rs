@@ -25,7 +25,7 @@ use utoipa::OpenApi;
         health::PublicHealth,
         health::RegistryHealth,
         health::RuntimeHealth,
-        invoke::InvokeResponse, invoke::PendingResponse,
+        crate::pipeline::CompletedBody, crate::pipeline::PendingBody,
     ))
 )]
 pub struct ApiDoc;

@@ -33,6 +33,9 @@ pub struct AuditEvent {
     pub principal: Option<AuditPrincipal>,
     /// The tool id, when the event concerns one.
     pub tool: Option<String>,
+    /// The transport a call came over (`rest`), for calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
     /// `completed`, `pending_confirmation`, `confirmed`, `replayed`, or an error code.
     pub decision: String,
     /// HTTP status, for calls.

@@ -21,8 +21,11 @@
 
 pub mod cache;
 pub mod devkeys;
+pub mod extract;
 pub mod failures;
 pub mod keys;
+
+pub use extract::{Authenticated, CATALOG_SCOPE, HEALTH_SCOPE, INVOKE_SCOPE, authenticate, require_scope};
 
 use crate::config::AuthConfig;
 use crate::principal::Principal;

@@ -1,16 +1,14 @@
-//! Step 8, the confirmation gate: an invoke that needs a human stops here
-//! with 202 and an action token; a confirm proves the token, spends it once,
-//! and only then executes.
+//! The confirmation gate: an invoke that needs a human stops here with an
+//! action token; a confirm proves the token, spends it once, and only then
+//! executes.
 
-use super::Reply;
-use super::execute::{Caller, execute};
+use super::execute::execute;
+use super::{CallRecord, Reply};
 use crate::confirm::{ActionClaims, ActionTokenError, Presented, check_binding};
 use crate::error::ApiError;
 use crate::manifest::DEFAULT_CONFIRMATION_TTL_S;
-use crate::policy::ConfirmRule;
-use crate::registry::Tool;
 use crate::state::AppState;
-use serde_json::Value;
+use crate::store::keys;
 use std::time::Duration;
 
 /// Hint shown when neither the manifest nor the policy gives one.
@@ -21,65 +19,60 @@ const SPENT_GRACE: Duration = Duration::from_secs(60);
 
 /// Invoke: execute, or stop at the gate when the manifest or a policy rule
 /// demands confirmation.
-pub async fn invoke(
-    state: &AppState,
-    caller: &Caller<'_>,
-    tool: &Tool,
-    args: &Value,
-    args_sha256: &str,
-    confirm_rule: Option<ConfirmRule>,
-) -> Result<Reply, ApiError> {
-    let Caller { correlation_id, principal, .. } = *caller;
-    let manifest = tool.def.confirmation.as_ref();
-    if manifest.is_none() && confirm_rule.is_none() {
-        let result = execute(state, caller, tool, args).await?;
-        return Ok(Reply::completed(&tool.def.id, result, correlation_id));
+pub(super) async fn invoke(state: &AppState, call: &CallRecord) -> Result<Reply, ApiError> {
+    let tool = call.tool_def();
+    let manifest = tool.confirmation.as_ref();
+    if manifest.is_none() && call.confirm_rule.is_none() {
+        let result = execute(state, call).await?;
+        return Ok(Reply::completed(&tool.id, result, call.correlation_id.as_str(), "completed"));
     }
     let ttl_s = manifest.map_or(DEFAULT_CONFIRMATION_TTL_S, |c| c.ttl_s);
     let hint = manifest
         .and_then(|c| c.hint.clone())
-        .or_else(|| confirm_rule.and_then(|r| r.hint))
+        .or_else(|| call.confirm_rule.as_ref().and_then(|r| r.hint.clone()))
         .unwrap_or_else(|| DEFAULT_HINT.to_owned());
     let now = state.clock().now_unix_s();
+    let principal = call.principal();
     let claims = ActionClaims {
         jti: uuid::Uuid::now_v7().to_string(),
-        tool: tool.def.id.clone(),
-        args_sha256: args_sha256.to_owned(),
+        tool: tool.id.clone(),
+        args_sha256: call.args_sha256.clone().expect("digested before the gate"),
         sub: principal.sub.clone(),
         tenant: principal.tenant.clone(),
         iat: now,
         exp: now + ttl_s,
     };
     let token = state.action_tokens().issue(&claims);
-    Ok(Reply::pending(&tool.def.id, &token, &claims, &hint, correlation_id))
+    Ok(Reply::pending(&tool.id, token, &claims, hint, call.correlation_id.as_str()))
 }
 
 /// Confirm: verify the token against this call, spend it, execute.
-pub async fn confirm(
-    state: &AppState,
-    caller: &Caller<'_>,
-    tool: &Tool,
-    args: &Value,
-    args_sha256: &str,
-    token: &str,
-) -> Result<Reply, ApiError> {
-    let Caller { correlation_id, principal, .. } = *caller;
+pub(super) async fn confirm(state: &AppState, call: &CallRecord, token: &str) -> Result<Reply, ApiError> {
+    let (tool, principal) = (call.tool_def(), call.principal());
     let now = state.clock().now_unix_s();
     let claims = state.action_tokens().verify(token).map_err(token_error)?;
-    let presented =
-        Presented { tool: &tool.def.id, args_sha256, sub: &principal.sub, tenant: &principal.tenant, now };
+    let presented = Presented {
+        tool: &tool.id,
+        args_sha256: call.args_sha256.as_deref().expect("digested before the gate"),
+        sub: &principal.sub,
+        tenant: &principal.tenant,
+        now,
+    };
     check_binding(&claims, &presented).map_err(token_error)?;
     let spent_for = Duration::from_secs(claims.exp.saturating_sub(now)) + SPENT_GRACE;
-    let spent_key = format!("spent:{}", claims.jti);
-    let first_use = state.store().insert_if_absent(&spent_key, b"1", spent_for).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot record a spent action token");
-        ApiError::StateUnavailable
-    })?;
+    let first_use = state
+        .store()
+        .insert_if_absent(&keys::spent_action_token(&claims.jti), b"1", spent_for)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot record a spent action token");
+            ApiError::StateUnavailable
+        })?;
     if !first_use {
         return Err(ApiError::ActionTokenUsed);
     }
-    let result = execute(state, caller, tool, args).await?;
-    let mut reply = Reply::confirmed(&tool.def.id, result, correlation_id);
+    let result = execute(state, call).await?;
+    let mut reply = Reply::completed(&tool.id, result, call.correlation_id.as_str(), "confirmed");
     reply.action_id = Some(claims.jti);
     Ok(reply)
 }

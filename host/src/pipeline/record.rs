@@ -1,16 +1,21 @@
-//! [`CallRecord`]: one call as it moves through the pipeline. Each step fills
-//! in what it learns; at the end the record becomes the call's audit record —
-//! written durably *before* the response goes out — its log line and its
-//! metrics, denials included.
+//! [`CallRecord`]: one call as it moves through the pipeline — the carrier
+//! every step reads and fills in. At the end it becomes the call's audit
+//! record — written durably *before* the transport answers — its log line
+//! and its metrics, denials included.
 
-use super::{Endpoint, Reply};
+use super::{Endpoint, Reply, Transport};
 use crate::audit::Receipt;
 use crate::audit::record::{AuditEvent, AuditPrincipal};
 use crate::correlation::CorrelationId;
 use crate::error::ApiError;
+use crate::manifest::ToolDef;
 use crate::outbound::log::EgressLog;
+use crate::policy::ConfirmRule;
 use crate::principal::Principal;
-use crate::state::AppState;
+use crate::ratelimit::Verdict;
+use crate::registry::Tool;
+use crate::state::{AppState, PolicySnapshot};
+use crate::store::keys;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,10 +25,11 @@ use std::time::{Duration, Instant};
 const LINK_GRACE: Duration = Duration::from_secs(60);
 
 /// What the pipeline knows about a call.
-#[derive(Debug)]
 pub struct CallRecord {
     /// The request's correlation id.
     pub correlation_id: CorrelationId,
+    /// Over which transport.
+    pub transport: Transport,
     /// Invoke or confirm.
     pub endpoint: Endpoint,
     /// The caller, once authenticated.
@@ -40,14 +46,29 @@ pub struct CallRecord {
     pub egress: EgressLog,
     /// The client's address, when served over TCP.
     pub peer: Option<std::net::IpAddr>,
+    /// The policy snapshot the whole call is decided by (once authorized).
+    pub policy: Option<Arc<PolicySnapshot>>,
+    /// The tool (once resolved).
+    pub resolved: Option<Arc<Tool>>,
+    /// The validated arguments.
+    pub arguments: Value,
+    /// The idempotency key, if any.
+    pub idempotency_key: Option<String>,
+    /// The action token, on confirm.
+    pub action_token: Option<String>,
+    /// The `confirm` rule that applies, if any.
+    pub confirm_rule: Option<ConfirmRule>,
+    /// The caller's rate-limit bucket after this call.
+    pub rate: Option<Verdict>,
     started: Instant,
 }
 
 impl CallRecord {
     /// A record for a request that has just arrived.
-    pub fn new(correlation_id: &CorrelationId, endpoint: Endpoint, tool: &str) -> Self {
+    pub fn new(correlation_id: &CorrelationId, transport: Transport, endpoint: Endpoint, tool: &str) -> Self {
         Self {
             correlation_id: correlation_id.clone(),
+            transport,
             endpoint,
             principal: None,
             tool: crate::text::clip(tool, super::MAX_TOOL_ID_LEN).into_owned(),
@@ -56,8 +77,25 @@ impl CallRecord {
             args: None,
             egress: EgressLog::default(),
             peer: None,
+            policy: None,
+            resolved: None,
+            arguments: Value::Null,
+            idempotency_key: None,
+            action_token: None,
+            confirm_rule: None,
+            rate: None,
             started: Instant::now(),
         }
+    }
+
+    /// The authenticated caller (every step after authentication).
+    pub fn principal(&self) -> &Arc<Principal> {
+        self.principal.as_ref().expect("authenticated before this step")
+    }
+
+    /// The resolved tool's definition (every step after resolution).
+    pub fn tool_def(&self) -> &ToolDef {
+        &self.resolved.as_ref().expect("resolved before this step").def
     }
 
     /// Close the record: write the audit record (durably), then the log
@@ -98,7 +136,7 @@ impl CallRecord {
                 let detail = match (&reply.action_id, self.endpoint) {
                     (Some(id), Endpoint::Invoke) => Some(json!({ "action_id": id })),
                     (Some(id), Endpoint::Confirm) => {
-                        let invoke = match state.store().get(&link_key(id)).await {
+                        let invoke = match state.store().get(&keys::audit_link(id)).await {
                             Ok(Some(bytes)) => serde_json::from_slice::<Value>(&bytes).ok(),
                             _ => None,
                         };
@@ -106,20 +144,15 @@ impl CallRecord {
                     }
                     (None, _) => None,
                 };
-                (event, reply.decision, reply.status.as_u16(), detail)
+                (event, reply.decision, reply.status(), detail)
             }
             Err(e) => {
-                let status = e.status().as_u16();
-                let event = match status {
-                    429 => "tools.rate_limited",
-                    500.. => "tools.failed",
-                    _ => "tools.denied",
-                };
+                let class = e.class();
                 let mut detail = json!({ "error": e.to_string() });
                 if let ApiError::PolicyDenied { rule, .. } = e {
                     detail["rule"] = json!(rule);
                 }
-                (event, e.code(), status, Some(detail))
+                (class.audit.event(), class.code, class.status.as_u16(), Some(detail))
             }
         };
         let detail = match (detail, self.egress.to_audit()) {
@@ -138,6 +171,7 @@ impl CallRecord {
                 .as_ref()
                 .map(|p| AuditPrincipal { sub: p.sub.clone(), tenant: p.tenant.clone() }),
             tool: Some(self.tool.clone()),
+            transport: Some(self.transport.name().into()),
             decision: decision.into(),
             status: Some(status),
             args_sha256: self.args_sha256.clone(),
@@ -155,7 +189,7 @@ impl CallRecord {
         };
         let link =
             serde_json::to_vec(&json!({ "seq": receipt.seq, "hash": receipt.hash })).expect("serialises");
-        if let Err(e) = state.store().put(&link_key(id), &link, ttl + LINK_GRACE).await {
+        if let Err(e) = state.store().put(&keys::audit_link(id), &link, ttl + LINK_GRACE).await {
             tracing::warn!(error = %e, "could not link an action token to its audit record");
         }
     }
@@ -164,7 +198,7 @@ impl CallRecord {
     fn log(&self, state: &AppState, outcome: &Result<Reply, ApiError>) {
         let elapsed = self.started.elapsed();
         let (status, decision) = match outcome {
-            Ok(reply) => (reply.status.as_u16(), reply.decision),
+            Ok(reply) => (reply.status(), reply.decision),
             Err(e) => (e.status().as_u16(), e.code()),
         };
         if self.tool_known {
@@ -177,6 +211,7 @@ impl CallRecord {
         tracing::info!(
             target: "fastmcp::call",
             correlation_id = %self.correlation_id,
+            transport = self.transport.name(),
             endpoint = self.endpoint.name(),
             sub,
             tenant,
@@ -188,8 +223,4 @@ impl CallRecord {
             "tool call"
         );
     }
-}
-
-fn link_key(action_id: &str) -> String {
-    format!("audit-link:{action_id}")
 }

@@ -9,6 +9,7 @@
 //! for every operation.
 
 pub mod embedded;
+pub mod keys;
 pub mod redis;
 
 use std::future::Future;

@@ -1,0 +1,52 @@
+//! Every key the host writes into the state store, in one place: what each
+//! prefix holds, and how caller-controlled parts are hashed so that no
+//! caller can choose or collide with another's key.
+
+use sha2::{Digest, Sha256};
+
+/// An action token spent by a confirm (`spent:<jti>`).
+pub fn spent_action_token(jti: &str) -> String {
+    format!("spent:{jti}")
+}
+
+/// The audit record an action token was issued in (`audit-link:<jti>`), so
+/// the confirm's record can name it.
+pub fn audit_link(jti: &str) -> String {
+    format!("audit-link:{jti}")
+}
+
+/// An Idempotency-Key's record, scoped to endpoint, tenant, subject and tool
+/// (`idem:<sha256>`).
+pub fn idempotency(endpoint: &str, tenant: &str, sub: &str, tool: &str, key: &str) -> String {
+    format!("idem:{}", digest(&[endpoint, tenant, sub, tool, key]))
+}
+
+/// The set of a caller's live Idempotency-Keys (`idem-keys:<sha256>`).
+pub fn idempotency_keys_of(tenant: &str, sub: &str) -> String {
+    format!("idem-keys:{}", digest(&[tenant, sub]))
+}
+
+/// SHA-256 of the parts, each terminated by a NUL so that no two part lists
+/// hash alike.
+fn digest(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_do_not_collide() {
+        let a = idempotency("invoke", "t", "s", "x:y", "k");
+        assert_ne!(a, idempotency("confirm", "t", "s", "x:y", "k"));
+        assert_ne!(a, idempotency("invoke", "t2", "s", "x:y", "k"));
+        assert_ne!(idempotency("invoke", "a", "bc", "t", "k"), idempotency("invoke", "ab", "c", "t", "k"));
+        assert_ne!(idempotency_keys_of("a", "bc"), idempotency_keys_of("ab", "c"));
+    }
+}
