@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use fastmcp_host::broker::providers::{Credential, Provider, Secret};
 use fastmcp_host::broker::{Broker, BrokerConfig, Grant};
 use fastmcp_host::clock::Clock;
-use fastmcp_host::devupstream::{DEV_CLIENT_ID, DevUpstream, DevUpstreamConfig};
+use fastmcp_dev_upstream::{DEV_CLIENT_ID, DevUpstream, DevUpstreamConfig};
 use fastmcp_host::outbound::origin::{Origin, OriginPattern};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,7 +22,7 @@ fn bench(c: &mut Criterion) {
     let upstream = DevUpstream::new(DevUpstreamConfig {
         token_ttl: Duration::from_secs(1),
         max_live_tokens: usize::MAX,
-        ..DevUpstreamConfig::new(secret.clone())
+        ..DevUpstreamConfig::new(fastmcp_dev_upstream::Secret::new(secret.expose().to_owned()))
     });
     let listener = tokio.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();

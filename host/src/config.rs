@@ -33,10 +33,6 @@ pub struct HostConfig {
     /// The operator's providers file (secrets by reference). Default:
     /// `.runtime/providers.yml` under the root, when it exists.
     pub providers_file: Option<PathBuf>,
-    /// When no providers file is found, run the development upstream (OAuth
-    /// token endpoint and Ads API) here and broker `ads-api` against it.
-    /// `None`: no development upstream (and no providers).
-    pub dev_upstream: Option<SocketAddr>,
     /// Token brokering.
     pub broker: BrokerConfig,
     /// Limits on plugins' outbound HTTP.
@@ -50,6 +46,9 @@ pub struct HostConfig {
     pub idempotency: IdempotencyConfig,
     /// The audit trail's witness and record cap.
     pub audit: AuditOptions,
+    /// Where precompiled components are kept (default `.runtime/cache`);
+    /// hosts of the same build may share one.
+    pub compile_cache: Option<PathBuf>,
 }
 
 /// Limits of the inbound HTTP server and of unauthenticated traffic.
@@ -240,13 +239,13 @@ impl HostConfig {
             watch: true,
             redis: None,
             providers_file: None,
-            dev_upstream: None,
             broker: BrokerConfig::default(),
             outbound: OutboundConfig::default(),
             server: ServerConfig::default(),
             metrics_listen: None,
             idempotency: IdempotencyConfig::default(),
             audit: AuditOptions::default(),
+            compile_cache: None,
         }
     }
 
@@ -279,9 +278,13 @@ impl HostConfig {
         }
     }
 
-    /// `.runtime/cache/`: precompiled components.
+    /// Precompiled components: the configured directory, else
+    /// `.runtime/cache/`.
     pub fn compile_cache_dir(&self) -> PathBuf {
-        self.runtime_dir().join("cache")
+        match &self.compile_cache {
+            Some(dir) => self.resolve(dir),
+            None => self.runtime_dir().join("cache"),
+        }
     }
 
     /// A path from a manifest, relative to the root unless absolute.

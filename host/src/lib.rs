@@ -20,7 +20,6 @@
 //! - [`broker`] — providers, grants and short-lived credentials;
 //! - [`outbound`] — plugins' outbound HTTP: allowlist, address checks,
 //!   credential injection;
-//! - [`devupstream`] — the development OAuth + Ads API upstream;
 //! - [`policy`] — RBAC roles and CEL rules;
 //! - [`principal`] — who is calling;
 //! - [`ratelimit`] — GCRA buckets per caller and tool;
@@ -44,7 +43,6 @@ pub mod clock;
 pub mod config;
 pub mod confirm;
 pub mod correlation;
-pub mod devupstream;
 pub mod error;
 pub mod files;
 pub mod idempotency;

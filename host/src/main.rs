@@ -147,10 +147,6 @@ struct ServeArgs {
     /// Default: ROOT/.runtime/providers.yml when it exists.
     #[arg(long, env = "FASTMCP_PROVIDERS_FILE")]
     providers: Option<PathBuf>,
-    /// Without a providers file, serve the development upstream (OAuth token
-    /// endpoint + Ads API) here and broker `ads-api` against it; `off` to not.
-    #[arg(long, env = "FASTMCP_DEV_UPSTREAM", default_value = "127.0.0.1:8001")]
-    dev_upstream: String,
     /// Largest response body a plugin may receive over outbound HTTP.
     #[arg(long, env = "FASTMCP_OUTBOUND_MAX_RESPONSE_BYTES", default_value_t = 4 << 20)]
     outbound_max_response_bytes: u64,
@@ -218,6 +214,9 @@ struct ServeArgs {
     /// says otherwise, within 30 s..1 h), in seconds.
     #[arg(long, env = "FASTMCP_JWKS_REFRESH_S", default_value_t = 300)]
     jwks_refresh_s: u64,
+    /// Where precompiled components are kept (default ROOT/.runtime/cache).
+    #[arg(long, env = "FASTMCP_COMPILE_CACHE_DIR")]
+    compile_cache_dir: Option<PathBuf>,
     /// Require this JWT `typ` header (e.g. `at+jwt`, RFC 9068).
     #[arg(long, env = "FASTMCP_REQUIRE_TOKEN_TYPE")]
     require_token_type: Option<String>,
@@ -249,12 +248,6 @@ impl ServeArgs {
         config.auth.jwks_url = self.jwks_url;
         config.auth.leeway_s = self.token_leeway_s;
         config.providers_file = self.providers;
-        config.dev_upstream = match self.dev_upstream.as_str() {
-            "off" | "" => None,
-            addr => Some(
-                addr.parse().with_context(|| format!("--dev-upstream: `{addr}` is not ADDR:PORT or off"))?,
-            ),
-        };
         config.outbound.max_response_body_bytes = self.outbound_max_response_bytes;
         config.outbound.max_request_body_bytes = self.outbound_max_request_bytes;
         config.outbound.max_requests_per_call = self.outbound_max_requests_per_call;
@@ -285,6 +278,7 @@ impl ServeArgs {
         config.audit.witness_url = self.audit_witness_url;
         config.auth.jwks_refresh_interval = Duration::from_secs(self.jwks_refresh_s.max(1));
         config.auth.required_typ = self.require_token_type;
+        config.compile_cache = self.compile_cache_dir;
         Ok(config)
     }
 }

@@ -103,7 +103,9 @@ async fn health_reports_registry_and_runtime() {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_calls_by_outcome() {
     let root = TestRoot::new();
-    let server = TestServer::start(&root).await;
+    let mut config = root.config();
+    config.compile_cache = None; // its own cache, so that every component is compiled here
+    let server = TestServer::start_with(config).await;
     assert_eq!(server.invoke("util:echo", json!({"a": 1})).await.status(), 200);
     assert_eq!(server.invoke("util:sha256", json!({})).await.status(), 422);
     assert_eq!(server.invoke("made:up", json!({})).await.status(), 404);

@@ -2,8 +2,8 @@
 //! and starts the real server on `127.0.0.1:0`.
 
 use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
-use fastmcp_host::broker::providers::Secret;
-use fastmcp_host::devupstream::{DevUpstream, DevUpstreamConfig};
+use fastmcp_dev_upstream::Secret;
+use fastmcp_dev_upstream::{DevUpstream, DevUpstreamConfig};
 use fastmcp_host::{AppState, HostConfig};
 use reqwest::{Client, Response};
 use serde_json::Value;
@@ -90,7 +90,7 @@ impl TestRoot {
             ".runtime/providers.yml",
             format!(
                 "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: http://{addr}/oauth/token\n    client_id: {}\n    client_secret: {{ file: ads-client-secret }}\n    plugins: [ads, netprobe, offline]\n    origins: [\"http://{addr}\"]\n    allow_http: true\n",
-                fastmcp_host::devupstream::DEV_CLIENT_ID
+                fastmcp_dev_upstream::DEV_CLIENT_ID
             ),
         );
         std::fs::copy(
@@ -150,8 +150,16 @@ impl TestRoot {
     pub fn config(&self) -> HostConfig {
         let mut config = HostConfig::for_root(self.path());
         config.outbound.allow_internal = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        config.compile_cache = Some(shared_compile_cache().to_path_buf());
         config
     }
+}
+
+/// The compile cache every test host shares (components are compiled once
+/// per build of the test binaries, not once per test).
+pub fn shared_compile_cache() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| workspace().join("target/e2e-compile-cache"))
 }
 
 /// Scopes of the default test token.
@@ -357,7 +365,9 @@ impl ServerProcess {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fastmcp"))
             .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-            .args(["--outbound-allow-internal", "127.0.0.0/8,::1/128", "--root"])
+            .args(["--outbound-allow-internal", "127.0.0.0/8,::1/128", "--compile-cache-dir"])
+            .arg(shared_compile_cache())
+            .arg("--root")
             .arg(root.path())
             .args(extra_args)
             .env("RUST_LOG", rust_log)

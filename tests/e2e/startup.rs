@@ -8,7 +8,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_loads_components_from_the_compile_cache() {
     let root = TestRoot::new();
-    let first = TestServer::start(&root).await;
+    let first = TestServer::start_with(private_cache(&root)).await;
     let (_, health) = json(first.get("/health").await).await;
     assert_eq!(health["runtime"]["compile_cache_misses"], 3);
     assert_eq!(health["runtime"]["compile_cache_hits"], 0);
@@ -17,7 +17,7 @@ async fn a_restart_loads_components_from_the_compile_cache() {
     let cached = std::fs::read_dir(root.path().join(".runtime/cache")).unwrap().count();
     assert_eq!(cached, 3, "one precompiled file per component, no temporaries left");
 
-    let second = TestServer::start(&root).await;
+    let second = TestServer::start_with(private_cache(&root)).await;
     let (_, health) = json(second.get("/health").await).await;
     assert_eq!(health["runtime"]["compile_cache_hits"], 3);
     assert_eq!(health["runtime"]["compile_cache_misses"], 0);
@@ -29,15 +29,23 @@ async fn a_restart_loads_components_from_the_compile_cache() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupt_cache_entry_is_recompiled() {
     let root = TestRoot::new();
-    TestServer::start(&root).await.stop().await;
+    TestServer::start_with(private_cache(&root)).await.stop().await;
     for entry in std::fs::read_dir(root.path().join(".runtime/cache")).unwrap() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
-    let server = TestServer::start(&root).await;
+    let server = TestServer::start_with(private_cache(&root)).await;
     let (_, health) = json(server.get("/health").await).await;
     assert_eq!(health["runtime"]["compile_cache_misses"], 3);
     assert_eq!(json(server.invoke("util:echo", json!({})).await).await.0, 200);
     server.stop().await;
+}
+
+/// The root's configuration with its own compile cache (`.runtime/cache`),
+/// not the one the test hosts share.
+fn private_cache(root: &TestRoot) -> fastmcp_host::HostConfig {
+    let mut config = root.config();
+    config.compile_cache = None;
+    config
 }
 
 /// Start a host on `root` and return its startup error.

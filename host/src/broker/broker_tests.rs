@@ -4,7 +4,7 @@
 
 use super::providers::{Credential, Provider, Secret};
 use super::*;
-use crate::devupstream::{DEV_CLIENT_ID, DevUpstream, DevUpstreamConfig};
+use fastmcp_dev_upstream::{DEV_CLIENT_ID, DevUpstream, DevUpstreamConfig};
 use std::sync::atomic::Ordering;
 
 const SECRET: &str = "unit-test-client-secret";
@@ -12,7 +12,7 @@ const SECRET: &str = "unit-test-client-secret";
 async fn upstream(token_ttl: Duration) -> (Arc<DevUpstream>, std::net::SocketAddr) {
     let upstream = DevUpstream::new(DevUpstreamConfig {
         token_ttl,
-        ..DevUpstreamConfig::new(Secret::new(SECRET.into()))
+        ..DevUpstreamConfig::new(fastmcp_dev_upstream::Secret::new(SECRET.into()))
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -82,7 +82,7 @@ pub struct PolicySnapshot {
 impl AppState {
     /// Build the sandbox and load every manifest under the root. Fails, naming
     /// the file, field and reason, if any manifest or component is invalid.
-    pub async fn start(mut config: HostConfig) -> anyhow::Result<Self> {
+    pub async fn start(config: HostConfig) -> anyhow::Result<Self> {
         let audit_config = AuditConfig {
             max_record_bytes: config.audit.max_record_bytes,
             witness_dir: config.audit.witness_dir.as_ref().map(|dir| config.resolve(dir)),
@@ -109,11 +109,7 @@ impl AppState {
             }
         };
         let shutdown = tokio::sync::watch::channel(false).0;
-        let providers = providers::load(&config, shutdown.subscribe()).await?;
-        if let Some(addr) = providers::dev_upstream_in_use(&config) {
-            // The development upstream is the operator's own loopback service.
-            config.outbound.allow_internal.push(ipnet::IpNet::from(addr.ip()));
-        }
+        let providers = providers::load(&config)?;
         let broker = Broker::new(providers, config.broker.clone(), config.clock.clone());
         let parts = StartParts {
             redis_health,

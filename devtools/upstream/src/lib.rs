@@ -12,13 +12,17 @@
 //! - `POST /_dev/fail` — `{"status": 503, "count": 2}` makes the next API
 //!   calls fail, to exercise upstream errors.
 //!
-//! It is a development tool: state is in memory and bounded, and it listens
-//! on loopback. The host starts one when no providers file is configured
-//! (`--dev-upstream`), or a test starts one on an ephemeral port.
+//! It is a development tool, not part of the host: state is in memory and
+//! bounded, and it listens on loopback. `./dev serve` starts its binary
+//! (`fastmcp-dev-upstream`) beside the host, which brokers it through the
+//! providers file `devtools/providers.yml`; tests start one in-process on
+//! an ephemeral port.
 
 mod ads;
+mod secret;
 
-use crate::broker::providers::Secret;
+pub use secret::{Secret, fingerprint};
+
 use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -285,7 +289,7 @@ async fn echo(headers: HeaderMap) -> axum::Json<Value> {
         .filter_map(|name| {
             let value = headers.get(*name)?.to_str().ok()?;
             let value = value.strip_prefix("Bearer ").unwrap_or(value);
-            Some((name.to_string(), json!(crate::broker::fingerprint(&Secret::new(value.to_owned())))))
+            Some((name.to_string(), json!(fingerprint(value))))
         })
         .collect();
     axum::Json(json!({ "headers": names, "credentials": credentials }))
