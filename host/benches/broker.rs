@@ -8,10 +8,10 @@
 //!   `network.allow`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use fastmcp_dev_upstream::{DEV_CLIENT_ID, DevUpstream, DevUpstreamConfig};
 use fastmcp_host::broker::providers::{Credential, Provider, Secret};
 use fastmcp_host::broker::{Broker, BrokerConfig, Grant};
 use fastmcp_host::clock::Clock;
-use fastmcp_dev_upstream::{DEV_CLIENT_ID, DevUpstream, DevUpstreamConfig};
 use fastmcp_host::outbound::origin::{Origin, OriginPattern};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Token brokering and outbound HTTP (DESIGN §7, §9): a real development
+//! Token brokering and outbound HTTP: a real development
 //! upstream (OAuth token endpoint + Ads API) on loopback, the real server,
 //! real sandboxes.
 
@@ -63,7 +63,12 @@ async fn the_seed_walkthrough_reaches_the_ads_api_with_a_credential_the_plugin_n
     assert_eq!(inject["provider"], "ads-api");
     assert_eq!(inject["origin"], format!("http://{}", upstream.addr));
     let token = upstream.upstream.issued_tokens().pop().unwrap();
-    assert_eq!(inject["fingerprint"], fastmcp_host::broker::fingerprint(&fastmcp_host::broker::providers::Secret::new(token.expose().to_owned())));
+    assert_eq!(
+        inject["fingerprint"],
+        fastmcp_host::broker::fingerprint(&fastmcp_host::broker::providers::Secret::new(
+            token.expose().to_owned()
+        ))
+    );
     assert!(events.iter().any(|e| e["kind"] == "request" && e["status"] == 201), "{events:?}");
     server.stop().await;
 }
@@ -80,7 +85,12 @@ async fn get_token_answers_only_within_the_grant() {
     assert_eq!(body["result"]["granted"], true, "{body}");
     assert!(body["result"]["expires_in_s"].as_u64().unwrap() > 0);
     let token = upstream.upstream.issued_tokens().pop().unwrap();
-    assert_eq!(body["result"]["fingerprint"], fastmcp_host::broker::fingerprint(&fastmcp_host::broker::providers::Secret::new(token.expose().to_owned())));
+    assert_eq!(
+        body["result"]["fingerprint"],
+        fastmcp_host::broker::fingerprint(&fastmcp_host::broker::providers::Secret::new(
+            token.expose().to_owned()
+        ))
+    );
     let events = egress_events(&root, body["correlation_id"].as_str().unwrap());
     assert_eq!(events[0]["kind"], "token");
     assert_eq!(events[0]["fingerprint"], body["result"]["fingerprint"]);
@@ -123,7 +133,13 @@ async fn the_host_injects_the_credential_and_the_plugin_cannot_set_it() {
     let (_, body) = json(server.invoke("netprobe:fetch", echo).await).await;
     let echoed = echo_of(&body);
     let token = upstream.upstream.issued_tokens().pop().unwrap();
-    assert_eq!(echoed["credentials"]["authorization"], fastmcp_host::broker::fingerprint(&fastmcp_host::broker::providers::Secret::new(token.expose().to_owned())), "{echoed}");
+    assert_eq!(
+        echoed["credentials"]["authorization"],
+        fastmcp_host::broker::fingerprint(&fastmcp_host::broker::providers::Secret::new(
+            token.expose().to_owned()
+        )),
+        "{echoed}"
+    );
 
     // Set by the plugin: refused inside the sandbox before any request.
     let before = upstream.stats().await;

@@ -1,9 +1,9 @@
 //! Test harness: builds the plugins once per test run, makes temporary roots,
 //! and starts the real server on `127.0.0.1:0`.
 
-use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
 use fastmcp_dev_upstream::Secret;
 use fastmcp_dev_upstream::{DevUpstream, DevUpstreamConfig};
+use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
 use fastmcp_host::{AppState, HostConfig};
 use reqwest::{Client, Response};
 use serde_json::Value;

@@ -28,11 +28,14 @@ async fn main() -> std::io::Result<()> {
     let secret = load_or_create_secret(&secret_file)?;
     let upstream = DevUpstream::new(DevUpstreamConfig::new(secret));
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    eprintln!("fastmcp-dev-upstream: serving the development OAuth endpoint and Ads API on http://{listen} (not for production)");
-    upstream.serve(listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    eprintln!(
+        "fastmcp-dev-upstream: serving the development OAuth endpoint and Ads API on http://{listen} (not for production)"
+    );
+    upstream
+        .serve(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
 }
 
 fn invalid(message: &str) -> std::io::Error {

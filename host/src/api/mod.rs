@@ -1,4 +1,4 @@
-//! The REST API (DESIGN §3): routes, the JSON body extractor, and the
+//! The REST API (`docs/api.md`): routes, the JSON body extractor, and the
 //! transport layers around them. Handlers are thin: they extract, call the
 //! pipeline or read state, and render.
 
@@ -7,6 +7,9 @@ mod catalog;
 mod health;
 mod invoke;
 pub mod openapi;
+
+#[cfg(test)]
+mod contract_tests;
 
 use crate::correlation::{self, CorrelationId};
 use crate::error::ApiError;

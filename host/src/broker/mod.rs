@@ -1,4 +1,4 @@
-//! Token brokering (DESIGN §7): plugins never hold long-lived secrets.
+//! Token brokering: plugins never hold long-lived secrets.
 //!
 //! - [`providers`]: what the operator configures (secrets from files or the
 //!   environment);

@@ -1,5 +1,5 @@
 //! Outbound HTTP for plugins (`wasi:http/outgoing-handler`), on the host's
-//! terms (DESIGN §9):
+//! terms (`docs/architecture.md`, Sandbox):
 //!
 //! - [`origin`]: the manifest's `network.allow` patterns and request origins;
 //! - [`address`]: the resolved addresses a request may really connect to;
