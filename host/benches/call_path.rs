@@ -16,7 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
 use fastmcp_host::outbound::log::EgressLog;
 use fastmcp_host::runtime::bindings::PluginPre;
-use fastmcp_host::runtime::state::{CallIdentity, CallState, call_context};
+use fastmcp_host::runtime::call_data::{CallData, CallIdentity, call_context};
 use fastmcp_host::{AppState, HostConfig};
 use serde_json::{Map, Value, json};
 use std::path::Path;
@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
 
     // Raw wasmtime with the host's engine settings.
     let engine = fastmcp_host::runtime::engine::build(&config.runtime).unwrap().engine;
-    let mut linker = Linker::<CallState>::new(&engine);
+    let mut linker = Linker::<CallData>::new(&engine);
     fastmcp_host::runtime::link_imports(&mut linker).unwrap();
     let component = Component::new(&engine, util_wasm()).unwrap();
     let pre = PluginPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("raw_instantiate_call", |b| {
         b.to_async(&tokio).iter(|| async {
             let grants = state.call_grants(&tool.plugin, EgressLog::default());
-            let mut store = Store::new(&engine, CallState::new(identity(), grants, 16 << 20, 16));
+            let mut store = Store::new(&engine, CallData::new(identity(), grants, 16 << 20, 16));
             store.set_epoch_deadline(u64::MAX / 2);
             let plugin = pre.instantiate_async(&mut store).await.unwrap();
             let out =

@@ -460,6 +460,7 @@ impl IntoResponse for Problem {
     }
 }
 
+#[cfg(test)]
 /// One error of every variant, for the contract tests. The `match` below
 /// lists every variant too: a new variant does not compile until it is
 /// added there, next to this list.
@@ -513,6 +514,7 @@ pub fn every_variant() -> Vec<ApiError> {
     all
 }
 
+#[cfg(test)]
 /// Every stable code, once each, in the order of [`every_variant`].
 pub fn every_code() -> Vec<&'static str> {
     let mut codes: Vec<&'static str> = Vec::new();

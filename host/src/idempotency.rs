@@ -18,7 +18,7 @@
 //! Transport-free: a key arrives as a string (REST reads it from the
 //! `Idempotency-Key` header, MCP from the request's `_meta`).
 
-use crate::store::{StateStore, StoreError, keys};
+use crate::store::{KeyValueStore, StoreError, keys};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
@@ -104,7 +104,7 @@ pub struct KeyOf<'a> {
 /// Reserve the key (within the caller's quota of `max_keys`), or say how to
 /// answer a duplicate. `fingerprint` identifies the request.
 pub async fn begin(
-    store: &dyn StateStore,
+    store: &dyn KeyValueStore,
     key: KeyOf<'_>,
     max_keys: u64,
     fingerprint: String,
@@ -140,7 +140,7 @@ pub async fn begin(
 /// Store the outcome for replays: `reply`, or `too_large()` in its place
 /// when the reply's JSON is over `max_reply_bytes`.
 pub async fn finish(
-    store: &dyn StateStore,
+    store: &dyn KeyValueStore,
     reservation: Reservation,
     reply: StoredReply,
     max_reply_bytes: usize,
@@ -154,7 +154,7 @@ pub async fn finish(
 }
 
 /// Give the key back: the request never reached the tool.
-pub async fn release(store: &dyn StateStore, reservation: Reservation) {
+pub async fn release(store: &dyn KeyValueStore, reservation: Reservation) {
     if let Err(e) = store.delete(&reservation.store_key).await {
         // The reservation expires on its own; until then retries get 409.
         tracing::warn!(error = %e, "could not release an idempotency key");

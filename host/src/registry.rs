@@ -77,10 +77,10 @@ pub enum RegistryError {
 }
 
 /// One loaded plugin.
-pub struct Plugin {
-    /// Plugin name.
+pub struct LoadedPlugin {
+    /// The plugin's name.
     pub name: String,
-    /// Plugin version.
+    /// The plugin's version.
     pub version: String,
     /// The manifest file.
     pub manifest_file: PathBuf,
@@ -102,7 +102,7 @@ pub struct Tool {
     /// The validated definition.
     pub def: ToolDef,
     /// The plugin exporting it.
-    pub plugin: Arc<Plugin>,
+    pub plugin: Arc<LoadedPlugin>,
 }
 
 /// An immutable view of everything served.
@@ -111,7 +111,7 @@ pub struct RegistrySnapshot {
     pub version: u64,
     /// When this snapshot was built.
     pub loaded_at: SystemTime,
-    plugins: BTreeMap<String, Arc<Plugin>>,
+    plugins: BTreeMap<String, Arc<LoadedPlugin>>,
     tools: BTreeMap<String, Arc<Tool>>,
 }
 
@@ -183,7 +183,7 @@ impl RegistrySnapshot {
             Some(&loaded) => loaded.clone(),
             None => Arc::new(runtime.load_component_bytes(&component_path, &bytes).map_err(component_error)?),
         };
-        let plugin = Arc::new(Plugin {
+        let plugin = Arc::new(LoadedPlugin {
             name: manifest.plugin.clone(),
             version: manifest.version,
             manifest_file: manifest.file,
@@ -215,7 +215,7 @@ impl RegistrySnapshot {
     }
 
     /// Every plugin, ordered by name.
-    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
         self.plugins.values()
     }
 }

@@ -4,7 +4,7 @@
 
 use super::CallRecord;
 use crate::error::ApiError;
-use crate::runtime::state::CallIdentity;
+use crate::runtime::call_data::CallIdentity;
 use crate::runtime::{CallError, ToolError};
 use crate::state::AppState;
 use serde_json::Value;

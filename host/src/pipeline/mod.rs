@@ -47,7 +47,6 @@ mod replay;
 pub mod reply;
 mod steps;
 
-pub use digest::args_digest;
 pub use record::CallRecord;
 pub use reply::{CallOutcome, CompletedBody, PendingBody, Reply, ReplyBody};
 

@@ -6,7 +6,7 @@
 //! whatever size the guest chose first.)
 
 use super::bindings::fastmcp::plugin::{broker, log};
-use super::state::{CallState, MAX_LOG_MESSAGE};
+use super::call_data::{CallData, MAX_LOG_MESSAGE};
 use crate::text;
 use wasmtime::component::{Linker, WasmList, WasmStr};
 use wasmtime::{AsContextMut, StoreContextMut};
@@ -25,10 +25,10 @@ const CONFIG: &str = "fastmcp:plugin/config@0.1.0";
 const LOG: &str = "fastmcp:plugin/log@0.1.0";
 
 /// Link the three imports into `linker`.
-pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+pub fn add_to_linker(linker: &mut Linker<CallData>) -> wasmtime::Result<()> {
     linker.instance(BROKER)?.func_wrap_async(
         "get-token",
-        |mut store: StoreContextMut<'_, CallState>, (provider, scopes): (WasmStr, WasmList<WasmStr>)| {
+        |mut store: StoreContextMut<'_, CallData>, (provider, scopes): (WasmStr, WasmList<WasmStr>)| {
             Box::new(async move {
                 let answer = match read_token_request(&mut store, &provider, &scopes) {
                     Ok((provider, scopes)) => store.data_mut().get_token(provider, scopes).await,
@@ -43,7 +43,7 @@ pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     )?;
     linker.instance(CONFIG)?.func_wrap_async(
         "get",
-        |store: StoreContextMut<'_, CallState>, (key,): (WasmStr,)| {
+        |store: StoreContextMut<'_, CallData>, (key,): (WasmStr,)| {
             Box::new(async move {
                 let value = match key.to_str(&store) {
                     Ok(key) if key.len() <= MAX_CONFIG_KEY => store.data().config_value(&key),
@@ -55,7 +55,7 @@ pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     )?;
     linker.instance(LOG)?.func_wrap_async(
         "log",
-        |mut store: StoreContextMut<'_, CallState>, (level, message): (log::Level, WasmStr)| {
+        |mut store: StoreContextMut<'_, CallData>, (level, message): (log::Level, WasmStr)| {
             Box::new(async move {
                 let message = message.to_str(&store)?;
                 let message = text::prefix(&message, MAX_LOG_MESSAGE).to_owned();
@@ -70,7 +70,7 @@ pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 /// The provider and scopes of a `get-token` call, if they are within the
 /// bounds; otherwise the provider (cut) and why not.
 fn read_token_request(
-    store: &mut StoreContextMut<'_, CallState>,
+    store: &mut StoreContextMut<'_, CallData>,
     provider: &WasmStr,
     scopes: &WasmList<WasmStr>,
 ) -> Result<(String, Vec<String>), (String, String)> {

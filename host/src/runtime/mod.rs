@@ -13,16 +13,16 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod call_data;
 pub mod engine;
 mod imports;
-pub mod state;
 
 use crate::config::RuntimeConfig;
 use bindings::PluginPre;
 use bindings::fastmcp::plugin::types::CallContext;
 use cache::CompileCache;
+use call_data::{CallData, CallGrants, CallIdentity, call_context};
 use sha2::Digest as _;
-use state::{CallGrants, CallIdentity, CallState, call_context};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -107,7 +107,7 @@ enum RawToolError {
 
 /// A loaded component, ready to instantiate.
 pub struct LoadedComponent {
-    pre: PluginPre<CallState>,
+    pre: PluginPre<CallData>,
     /// The export `tools.invoke`.
     invoke: ComponentExportIndex,
     /// SHA-256 of the component file, hex.
@@ -135,7 +135,7 @@ pub struct CallOutput {
 /// The sandbox.
 pub struct Runtime {
     engine: Engine,
-    linker: Linker<CallState>,
+    linker: Linker<CallData>,
     cache: CompileCache,
     slots: Arc<Semaphore>,
     config: RuntimeConfig,
@@ -147,7 +147,7 @@ impl Runtime {
     /// Build the engine, the linker and the epoch ticker.
     pub fn new(config: RuntimeConfig, cache_dir: PathBuf) -> anyhow::Result<Self> {
         let built = engine::build(&config)?;
-        let mut linker = Linker::<CallState>::new(&built.engine);
+        let mut linker = Linker::<CallData>::new(&built.engine);
         link_imports(&mut linker)?;
         let cache = CompileCache::new(cache_dir, &built.engine);
         let ticker = EpochTicker::start(built.engine.clone(), config.epoch_tick);
@@ -216,9 +216,9 @@ impl Runtime {
         let context = call_context(&identity);
         let mut store = Store::new(
             &self.engine,
-            CallState::new(identity, grants, limits.memory_bytes, self.config.max_log_lines_per_call),
+            CallData::new(identity, grants, limits.memory_bytes, self.config.max_log_lines_per_call),
         );
-        store.limiter(|state| &mut state.limiter);
+        store.limiter(|data| &mut data.memory);
         let deadline = Instant::now() + limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
@@ -260,7 +260,7 @@ impl Runtime {
 /// `max_result` bytes (measured in place), error messages cut to
 /// [`MAX_TOOL_ERROR_MESSAGE`].
 fn copy_out(
-    store: &Store<CallState>,
+    store: &Store<CallData>,
     returned: Result<WasmStr, RawToolError>,
     max_result: usize,
 ) -> Result<Result<String, ToolError>, CallError> {
@@ -285,9 +285,9 @@ fn copy_out(
 }
 
 /// Link everything a plugin may import into `linker`.
-pub fn link_imports(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+pub fn link_imports(linker: &mut Linker<CallData>) -> wasmtime::Result<()> {
     // A guest's `std` imports wasi:cli, wasi:io, wasi:filesystem and friends
-    // even when unused; they are linked, but `CallState` grants nothing
+    // even when unused; they are linked, but `CallData` grants nothing
     // through them.
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     // wasi:http for every plugin; what a request may reach is decided per
@@ -298,11 +298,11 @@ pub fn link_imports(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 }
 
 /// Turn a wasmtime error from instantiate/call into what the caller sees.
-fn classify_trap(error: &wasmtime::Error, store: &Store<CallState>, timeout_ms: u64) -> CallError {
+fn classify_trap(error: &wasmtime::Error, store: &Store<CallData>, timeout_ms: u64) -> CallError {
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Timeout(timeout_ms),
         Some(Trap::StackOverflow) => CallError::StackOverflow,
-        _ if store.data().limiter.refused => CallError::MemoryLimit(store.data().limiter.max_bytes),
+        _ if store.data().memory.refused => CallError::MemoryLimit(store.data().memory.max_bytes),
         Some(trap) => CallError::Trap(trap.to_string()),
         None => CallError::Trap(format!("{error:#}")),
     }

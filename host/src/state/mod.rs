@@ -1,7 +1,9 @@
 //! The application state shared by every request: configuration, the
 //! sandbox, the authenticator, the current registry and policy snapshots, and
-//! the metrics. Reloads live in [`reload`].
+//! the metrics. Reloads live in [`reload`], the background tasks (sweeps,
+//! checks, refreshes, reports) in [`background`].
 
+mod background;
 mod providers;
 mod reload;
 
@@ -20,20 +22,14 @@ use crate::policy::PolicySet;
 use crate::ratelimit::{Limiter, RateLimits, RedisBuckets};
 use crate::registry::RegistrySnapshot;
 use crate::runtime::Runtime;
-use crate::runtime::state::CallGrants;
-use crate::store::StateStore;
+use crate::runtime::call_data::CallGrants;
+use crate::store::KeyValueStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::{RedisHealth, RedisStore};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
-
-/// How often suppressed authentication failures are audited in aggregate.
-const AUTH_FAILURE_REPORT_EVERY: Duration = Duration::from_secs(60);
-
-/// How often Redis is checked for `/health`.
-const REDIS_CHECK_EVERY: Duration = Duration::from_secs(2);
+use std::time::SystemTime;
 
 /// Cheap to clone; all clones share one host.
 #[derive(Clone)]
@@ -47,7 +43,7 @@ struct Inner {
     registry: ArcSwap<RegistrySnapshot>,
     auth: Authenticator,
     policy: ArcSwap<PolicySnapshot>,
-    store: Arc<dyn StateStore>,
+    store: Arc<dyn KeyValueStore>,
     action_tokens: ActionTokenKey,
     audit: AuditLog,
     rate_limits: Limiter,
@@ -93,14 +89,15 @@ impl AppState {
         let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
         let mut redis_connection = None;
         let redis_health = RedisHealth::default();
-        let (store, limiter): (Arc<dyn StateStore>, Limiter) = match &config.redis {
+        let (store, limiter): (Arc<dyn KeyValueStore>, Limiter) = match &config.redis {
             None => (
                 EmbeddedStore::open(&config.runtime_dir().join("state.redb"))?,
                 Limiter::Memory(RateLimits::new(config.clock.clone())),
             ),
             Some(redis) => {
-                let connection = connect_redis(&redis.url).await?;
-                tracing::info!(url = %redacted(&redis.url), fail_open = redis.fail_open, "shared state in Redis");
+                let connection = crate::store::redis::connect(&redis.url).await?;
+                let url = crate::store::redis::redacted(&redis.url);
+                tracing::info!(%url, fail_open = redis.fail_open, "shared state in Redis");
                 redis_connection = Some(connection.clone());
                 (
                     Arc::new(RedisStore::new(connection.clone(), redis.timeout, redis_health.clone())),
@@ -143,10 +140,7 @@ impl AppState {
             }),
         );
         state.audit().append(started).await?;
-        state.spawn_rate_limit_sweeper();
-        state.spawn_redis_checker();
-        state.spawn_jwks_refresher();
-        state.spawn_auth_failure_reporter();
+        background::spawn_all(&state);
         Ok(state)
     }
 
@@ -212,13 +206,13 @@ impl AppState {
     }
 
     /// Shared state for confirmations and idempotency.
-    pub fn store(&self) -> &dyn StateStore {
+    pub fn store(&self) -> &dyn KeyValueStore {
         self.inner.store.as_ref()
     }
 
     /// How the last Redis operation ended (`None` without Redis): the
-    /// store's, the rate limiter's, or a PING the host sends every
-    /// [`REDIS_CHECK_EVERY`]. `/health` reads it, so it never waits on Redis.
+    /// store's, the rate limiter's, or the host's periodic PING. `/health`
+    /// reads it, so it never waits on Redis.
     pub fn redis_status(&self) -> Option<Result<(), String>> {
         self.inner.redis.as_ref()?;
         Some(self.inner.redis_health.last())
@@ -229,65 +223,15 @@ impl AppState {
         &self.inner.auth_failures
     }
 
-    /// Every [`AUTH_FAILURE_REPORT_EVERY`], one audit record for the failed
-    /// authentications that were over their address's budget.
-    fn spawn_auth_failure_reporter(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(AUTH_FAILURE_REPORT_EVERY);
-            every.tick().await;
-            loop {
-                every.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                AppState { inner }.report_auth_failures().await;
-            }
-        });
-    }
-
     /// Audit the authentication failures counted since the last report, in
     /// one `auth.failures_suppressed` record (nothing if there were none).
     pub async fn report_auth_failures(&self) {
         let Some(mut detail) = self.auth_failures().take_report() else { return };
-        detail["window_s"] = AUTH_FAILURE_REPORT_EVERY.as_secs().into();
+        detail["window_s"] = background::AUTH_FAILURE_REPORT_EVERY.as_secs().into();
         let event = AuditEvent::host("auth.failures_suppressed", "unauthenticated", detail);
         if let Err(e) = self.audit().append(event).await {
             tracing::error!(error = %e, "cannot record suppressed authentication failures");
         }
-    }
-
-    /// Refresh a remote JWKS on its schedule until shutdown.
-    fn spawn_jwks_refresher(&self) {
-        if self.config().auth.jwks_file.is_some() || self.config().auth.jwks_url.is_none() {
-            return;
-        }
-        let state = self.clone();
-        tokio::spawn(async move {
-            let stop = state.shutdown_signal();
-            state.auth().refresh_keys_until(stop).await;
-        });
-    }
-
-    /// PING Redis every [`REDIS_CHECK_EVERY`] until shutdown.
-    fn spawn_redis_checker(&self) {
-        let Some(connection) = self.inner.redis.clone() else { return };
-        let timeout = self.config().redis.as_ref().map_or(Duration::from_millis(250), |r| r.timeout);
-        let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(REDIS_CHECK_EVERY);
-            loop {
-                every.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                let mut connection = connection.clone();
-                let command = redis::cmd("PING");
-                let ping = command.query_async::<String>(&mut connection);
-                let outcome = match tokio::time::timeout(timeout, ping).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("no answer within {timeout:?}")),
-                };
-                inner.redis_health.record(&outcome);
-            }
-        });
     }
 
     /// The credential broker in force; keep the `Arc` for the whole call.
@@ -297,7 +241,7 @@ impl AppState {
 
     /// What a call into `plugin` is given: its config values, and brokering
     /// and outbound HTTP within its grants, recorded in `log`.
-    pub fn call_grants(&self, plugin: &crate::registry::Plugin, log: EgressLog) -> CallGrants {
+    pub fn call_grants(&self, plugin: &crate::registry::LoadedPlugin, log: EgressLog) -> CallGrants {
         CallGrants {
             config: plugin.config.clone(),
             egress: Egress {
@@ -309,23 +253,19 @@ impl AppState {
         }
     }
 
+    /// The shared Redis connection, when configured.
+    pub(crate) fn redis(&self) -> Option<&redis::aio::ConnectionManager> {
+        self.inner.redis.as_ref()
+    }
+
+    /// Where Redis operations record their outcome.
+    pub(crate) fn redis_health(&self) -> &RedisHealth {
+        &self.inner.redis_health
+    }
+
     /// The rate-limit buckets.
     pub fn rate_limits(&self) -> &Limiter {
         &self.inner.rate_limits
-    }
-
-    /// Evict idle rate-limit keys every minute until shutdown.
-    fn spawn_rate_limit_sweeper(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-            every.tick().await;
-            loop {
-                every.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                inner.rate_limits.sweep();
-            }
-        });
     }
 
     /// The audit trail.
@@ -382,29 +322,10 @@ impl AppState {
 struct StartParts {
     redis_health: RedisHealth,
     auth: Authenticator,
-    store: Arc<dyn StateStore>,
+    store: Arc<dyn KeyValueStore>,
     rate_limits: Limiter,
     redis: Option<redis::aio::ConnectionManager>,
     audit: AuditLog,
     broker: Broker,
     shutdown: tokio::sync::watch::Sender<bool>,
-}
-
-/// Connect to Redis (and check it answers) within a few seconds.
-async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let client = redis::Client::open(url)
-        .with_context(|| format!("REDIS_URL {} is not a Redis URL", redacted(url)))?;
-    let connecting = redis::aio::ConnectionManager::new(client);
-    tokio::time::timeout(std::time::Duration::from_secs(5), connecting)
-        .await
-        .map_err(|_| anyhow::anyhow!("Redis at {} did not answer within 5 s", redacted(url)))?
-        .with_context(|| format!("connecting to Redis at {}", redacted(url)))
-}
-
-/// A Redis URL without its password, for logs.
-pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
 }

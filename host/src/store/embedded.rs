@@ -5,7 +5,7 @@
 //! returns. Values carry their expiry in front (8 bytes, Unix milliseconds);
 //! expired entries read as absent and a background sweep deletes them.
 
-use super::{StateStore, StoreError, StoreFuture};
+use super::{KeyValueStore, StoreError, StoreFuture};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 use std::sync::{Arc, Weak};
@@ -103,7 +103,7 @@ fn spawn_sweeper(store: Weak<EmbeddedStore>) {
     });
 }
 
-impl StateStore for EmbeddedStore {
+impl KeyValueStore for EmbeddedStore {
     fn insert_if_absent<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
         let (key, stored) = (key.to_owned(), encode(value, ttl));
         self.blocking(move |db| {

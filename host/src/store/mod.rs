@@ -25,7 +25,7 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 pub struct StoreError(pub String);
 
 /// Key-value state with expiry.
-pub trait StateStore: Send + Sync + 'static {
+pub trait KeyValueStore: Send + Sync + 'static {
     /// Store `value` under `key` for `ttl` unless a live entry exists.
     /// Returns whether it was stored. Atomic across every user of the store.
     fn insert_if_absent<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool>;

@@ -2,7 +2,8 @@
 //! spent action tokens and idempotency records exactly (`SET NX PX` is atomic
 //! across every client).
 
-use super::{StateStore, StoreError, StoreFuture};
+use super::{KeyValueStore, StoreError, StoreFuture};
+use anyhow::Context;
 use redis::aio::ConnectionManager;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,7 +79,7 @@ fn ttl_ms(ttl: Duration) -> u64 {
     (ttl.as_millis() as u64).max(1)
 }
 
-impl StateStore for RedisStore {
+impl KeyValueStore for RedisStore {
     fn insert_if_absent<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut command = redis::cmd("SET");
@@ -139,5 +140,24 @@ impl StateStore for RedisStore {
             let _: i64 = self.run(command).await?;
             Ok(())
         })
+    }
+}
+
+/// Connect to Redis at `url` (and check it answers) within a few seconds.
+pub async fn connect(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url)
+        .with_context(|| format!("REDIS_URL {} is not a Redis URL", redacted(url)))?;
+    let connecting = redis::aio::ConnectionManager::new(client);
+    tokio::time::timeout(std::time::Duration::from_secs(5), connecting)
+        .await
+        .map_err(|_| anyhow::anyhow!("Redis at {} did not answer within 5 s", redacted(url)))?
+        .with_context(|| format!("connecting to Redis at {}", redacted(url)))
+}
+
+/// A Redis URL without its password, for logs.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
     }
 }

@@ -1,8 +1,8 @@
 //! Per-call store data: the sandbox's (empty) WASI context, the `wasi:http`
-//! context with this call's [`OutboundHooks`], the memory limiter, and the
+//! context with this call's [`OutboundHooks`], the memory cap, and the
 //! host side of the `broker`, `config` and `log` imports.
 //!
-//! A `CallState` lives exactly as long as one call's `Store`; nothing in it is
+//! A `CallData` lives exactly as long as one call's `Store`; nothing in it is
 //! shared with any other call, caller or tenant.
 
 use super::bindings::fastmcp::plugin::{broker, log, types};
@@ -47,12 +47,12 @@ pub struct CallGrants {
 }
 
 /// The data of one call's `Store`.
-pub struct CallState {
+pub struct CallData {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     table: ResourceTable,
-    pub(super) limiter: MemoryLimiter,
+    pub(super) memory: MemoryCap,
     identity: CallIdentity,
     /// The manifest's `config:` map (the egress half of the grants lives in
     /// `hooks`).
@@ -66,7 +66,7 @@ pub struct CallState {
 /// What replaces a brokered token that a plugin tried to pass on.
 pub const REDACTED: &str = "[redacted credential]";
 
-impl CallState {
+impl CallData {
     /// Fresh state: WASI with no files, no environment, no sockets, no stdio;
     /// outbound HTTP only as the plugin's grants allow.
     pub fn new(identity: CallIdentity, grants: CallGrants, memory_bytes: usize, max_log_lines: u32) -> Self {
@@ -81,7 +81,7 @@ impl CallState {
             },
             hooks: OutboundHooks::new(grants.egress, identity.correlation_id.clone()),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(memory_bytes),
+            memory: MemoryCap::new(memory_bytes),
             identity,
             config: grants.config,
             issued: Vec::new(),
@@ -120,13 +120,13 @@ impl CallState {
     }
 }
 
-impl WasiView for CallState {
+impl WasiView for CallData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
-impl WasiHttpView for CallState {
+impl WasiHttpView for CallData {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
@@ -134,7 +134,7 @@ impl WasiHttpView for CallState {
 
 /// `StoreLimits` that remembers whether it refused memory, so a trap that
 /// follows (an allocator aborting) is reported as "memory limit exceeded".
-pub struct MemoryLimiter {
+pub struct MemoryCap {
     limits: StoreLimits,
     /// Bytes allowed per linear memory.
     pub max_bytes: usize,
@@ -142,14 +142,14 @@ pub struct MemoryLimiter {
     pub refused: bool,
 }
 
-impl MemoryLimiter {
+impl MemoryCap {
     fn new(max_bytes: usize) -> Self {
         let limits = StoreLimitsBuilder::new().memory_size(max_bytes).build();
         Self { limits, max_bytes, refused: false }
     }
 }
 
-impl ResourceLimiter for MemoryLimiter {
+impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
         current: usize,
@@ -171,7 +171,7 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-impl CallState {
+impl CallData {
     /// `broker.get-token`, with the plugin's strings already bounded by the
     /// caller ([`super::imports`]): a token within the plugin's grants; every
     /// answer is recorded (by fingerprint) in the call's egress log.

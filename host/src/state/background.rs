@@ -1,0 +1,68 @@
+//! The host's background tasks, each stopping once the host is dropped or
+//! shuts down: idle rate-limit keys are swept, Redis is PINGed for
+//! `/health`, a remote JWKS is refreshed on schedule, and authentication
+//! failures over their budget are audited in aggregate.
+
+use super::AppState;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often suppressed authentication failures are audited in aggregate.
+pub(super) const AUTH_FAILURE_REPORT_EVERY: Duration = Duration::from_secs(60);
+/// How often Redis is checked for `/health`.
+const REDIS_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How often idle rate-limit keys are evicted.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Start every background task of `state`.
+pub(super) fn spawn_all(state: &AppState) {
+    every(state, SWEEP_EVERY, |state| async move { state.rate_limits().sweep() });
+    every(state, AUTH_FAILURE_REPORT_EVERY, |state| async move { state.report_auth_failures().await });
+    if state.redis().is_some() {
+        every(state, REDIS_CHECK_EVERY, |state| async move { ping_redis(&state).await });
+    }
+    if state.config().auth.jwks_file.is_none() && state.config().auth.jwks_url.is_some() {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let stop = state.shutdown_signal();
+            state.auth().refresh_keys_until(stop).await;
+        });
+    }
+}
+
+/// Run `task` every `period` (first after one period) while the host lives.
+fn every<F, Fut>(state: &AppState, period: Duration, task: F)
+where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let weak = Arc::downgrade(&state.inner);
+    let mut stopping = state.shutdown_signal();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stopping.changed() => return,
+            }
+            let Some(inner) = weak.upgrade() else { return };
+            task(AppState { inner }).await;
+        }
+    });
+}
+
+/// PING Redis and record how it went.
+async fn ping_redis(state: &AppState) {
+    let Some(connection) = state.redis() else { return };
+    let timeout = state.config().redis.as_ref().map_or(Duration::from_millis(250), |r| r.timeout);
+    let mut connection = connection.clone();
+    let command = redis::cmd("PING");
+    let ping = command.query_async::<String>(&mut connection);
+    let outcome = match tokio::time::timeout(timeout, ping).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    };
+    state.redis_health().record(&outcome);
+}
