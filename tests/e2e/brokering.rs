@@ -535,15 +535,12 @@ async fn granting_network_in_a_manifest_takes_effect_on_reload() {
         ),
     );
     root.write("manifests/offline.yaml", granted);
-    let mut body = Value::Null;
-    for _ in 0..250 {
-        body = fetch().await;
-        if body["result"]["status"] == 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(body["result"]["status"], 200, "the reloaded manifest grants the network: {body}");
+    let body = crate::harness::eventually(
+        "the reloaded manifest to grant the network",
+        std::time::Duration::from_secs(5),
+        || async { Some(fetch().await).filter(|body| body["result"]["status"] == 200) },
+    )
+    .await;
     let echoed = echo_of(&body);
     assert!(echoed["credentials"]["authorization"].as_str().unwrap().starts_with("sha256:"), "{echoed}");
     server.stop().await;

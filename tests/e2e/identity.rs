@@ -196,7 +196,6 @@ async fn forged_and_malformed_tokens_are_all_401() {
             ),
         ),
     ];
-    assert!(attacks.len() >= 20);
 
     let (status, _) = json(catalog_with(&server, &format!("Bearer {valid}")).await).await;
     assert_eq!(status, 200, "the control token is accepted");

@@ -9,19 +9,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Poll `condition` every 20 ms for up to 5 s.
+/// The harness's polling helper for a yes/no condition, within 5 s.
 async fn eventually<F, Fut>(what: &str, condition: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
 {
-    for _ in 0..250 {
-        if condition().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for: {what}");
+    crate::harness::eventually(what, Duration::from_secs(5), || {
+        let holds = condition();
+        async move { holds.await.then_some(()) }
+    })
+    .await
 }
 
 async fn tool_ids(server: &TestServer) -> Vec<String> {

@@ -10,6 +10,8 @@ pub mod openapi;
 
 #[cfg(test)]
 mod contract_tests;
+#[cfg(test)]
+mod router_tests;
 
 use crate::correlation::{self, CorrelationId};
 use crate::error::ApiError;
