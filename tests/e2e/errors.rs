@@ -96,3 +96,21 @@ async fn plugin_reported_errors() {
     assert!(body["detail"].as_str().unwrap().contains("upstream said 503"));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authentication_is_decided_before_anything_the_request_carries() {
+    let root = TestRoot::new();
+    let server = TestServer::start(&root).await;
+    let bad_key = "has space";
+    let anonymous = server
+        .client()
+        .post(server.url("/tools/util:echo/invoke"))
+        .header("idempotency-key", bad_key)
+        .header("content-type", "text/plain")
+        .body("not json")
+        .send();
+    problem(anonymous.await.unwrap(), 401, "unauthenticated").await;
+    let authenticated = server.post_invoke("util:echo").header("idempotency-key", bad_key).json(&json!({}));
+    problem(authenticated.send().await.unwrap(), 400, "bad_request").await;
+    server.stop().await;
+}

@@ -106,3 +106,17 @@ async fn a_tool_wide_quota_and_policy_overrides() {
     let body = problem(server.invoke_as(&fresh, "util:echo", json!({})).await, 429, "rate_limited").await;
     assert!(body["retry_after_s"].as_u64().unwrap() >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replays_carry_the_callers_rate_limit_headers_too() {
+    let root = limited_root();
+    let server = TestServer::start(&root).await;
+    let send =
+        || server.post_invoke("util:echo").header("idempotency-key", "r-1").json(&json!({"n": 1})).send();
+    let first = send().await.unwrap();
+    assert_eq!(first.headers()["ratelimit-policy"], "\"caller\";q=50;w=60");
+    let replay = send().await.unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert!(replay.headers().contains_key("ratelimit"), "{:?}", replay.headers());
+    server.stop().await;
+}
