@@ -131,6 +131,10 @@ struct ServeArgs {
     /// Do not reload manifests, components and policies on file changes.
     #[arg(long, env = "FASTMCP_NO_WATCH")]
     no_watch: bool,
+    /// Bytes of each plugin memory reset in place (memset) rather than
+    /// returned to the kernel when a call ends (pooling allocator).
+    #[arg(long, env = "FASTMCP_MEMORY_KEEP_RESIDENT_BYTES", default_value_t = 4 << 20)]
+    memory_keep_resident_bytes: usize,
     /// Do not use the pooling allocator even if the machine allows it.
     #[arg(long, env = "FASTMCP_NO_POOLING")]
     no_pooling: bool,
@@ -242,6 +246,7 @@ impl ServeArgs {
         config.runtime.queue_timeout = Duration::from_millis(self.queue_timeout_ms);
         config.runtime.max_memory_mb = self.max_memory_mb.max(1);
         config.runtime.pooling = !self.no_pooling;
+        config.runtime.memory_keep_resident_bytes = self.memory_keep_resident_bytes;
         config.auth.issuer = self.identity.issuer;
         config.auth.audience = self.identity.audience;
         config.auth.jwks_file = self.jwks_file;

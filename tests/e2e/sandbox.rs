@@ -135,3 +135,27 @@ async fn a_full_host_answers_overloaded() {
     assert_eq!(status, 200, "the slot is free again");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_never_sees_what_an_earlier_call_left_in_memory() {
+    // Slots are reused and reset in place (keep-resident memset): the next
+    // call must still start from a clean memory, pooling or not.
+    for keep_resident in [4 << 20, 0] {
+        let root = TestRoot::new();
+        let mut config = root.config();
+        config.runtime.memory_keep_resident_bytes = keep_resident;
+        config.runtime.max_concurrent_calls = 2; // few slots: reuse is certain
+        let server = TestServer::start_with(config).await;
+        let (_, planted) = json(server.invoke("misbehave:peek", json!({"plant": true})).await).await;
+        assert_eq!(planted["result"]["found"], true, "the probe finds a secret in its own memory: {planted}");
+        let (status, left) = json(server.invoke("misbehave:leave", json!({})).await).await;
+        assert_eq!(status, 200, "{left}");
+        for _ in 0..6 {
+            let (status, peek) = json(server.invoke("misbehave:peek", json!({})).await).await;
+            assert_eq!(status, 200, "{peek}");
+            assert!(peek["result"]["memory_bytes"].as_u64() >= left["result"]["memory_bytes"].as_u64());
+            assert_eq!(peek["result"]["found"], false, "keep_resident {keep_resident}: {peek}");
+        }
+        server.stop().await;
+    }
+}

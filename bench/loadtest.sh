@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The side-by-side load test (`./dev loadtest [--duration S] [--write]`).
+#
+# Starts, on loopback ports 18000-18002 and a private root:
+#   - the host (release, full governance: JWT, schema, policy with the sample
+#     rules, rate-limit check, fresh sandbox, durable audit, log),
+#   - the development upstream (for the brokered scenario),
+#   - the floor: a bare axum JSON echo on the same route shape.
+# Then runs wrk against the floor and the host alternately, at 1, 16 and 64
+# connections, for each scenario:
+#   - echo:     util:echo with a ~100-byte argument;
+#   - brokered: ads:listCampaigns, one outbound request to the upstream with a
+#               brokered, host-injected token.
+# Prints req/s, p50, p99, non-2xx, the host/floor ratio, the host's RSS, and
+# verifies the audit trail the host wrote. With --write, the table replaces the
+# generated section of BENCHMARKS.md. (The MCP scenario comes with the MCP
+# endpoint.)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DURATION=10
+WRITE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --write) WRITE=1; shift ;;
+    *) echo "usage: ./dev loadtest [--duration S] [--write]" >&2; exit 2 ;;
+  esac
+done
+command -v wrk >/dev/null || { echo "loadtest: wrk is missing (apt-get install -y wrk)" >&2; exit 1; }
+
+BIN=target/release
+HOST=127.0.0.1:18000
+UPSTREAM=127.0.0.1:18001
+FLOOR=127.0.0.1:18002
+ROOT=$(mktemp -d)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$ROOT"; }
+trap cleanup EXIT
+
+# A private root: the example plugins, their manifests pointed at the
+# upstream, the sample policy plus a `bench` role, and a providers file.
+mkdir -p "$ROOT/manifests" "$ROOT/policies" "$ROOT/plugins/util" "$ROOT/plugins/ads" "$ROOT/.runtime"
+cp plugins/util/util.wasm "$ROOT/plugins/util/"
+cp plugins/ads/ads.wasm "$ROOT/plugins/ads/"
+cp manifests/util.yaml "$ROOT/manifests/"
+sed "s/127.0.0.1:8001/$UPSTREAM/g" manifests/ads.yaml > "$ROOT/manifests/ads.yaml"
+sed 's/^roles:$/roles:\n  bench: { tools: ["util:*", "ads:*"] }/' policies/policies.yml > "$ROOT/policies/policies.yml"
+sed -e "s/127.0.0.1:8001/$UPSTREAM/g" -e "s|../.runtime/dev-upstream.secret|.runtime/dev-upstream.secret|" \
+  devtools/providers.yml > "$ROOT/providers.yml"
+
+"$BIN/fastmcp-dev-upstream" --listen "$UPSTREAM" --secret-file "$ROOT/.runtime/dev-upstream.secret" 2>/dev/null &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$ROOT/.runtime/dev-upstream.secret" ] && break; sleep 0.05; done
+"$BIN/fastmcp" serve --root "$ROOT" --listen "$HOST" --metrics-listen off --no-watch \
+  --providers "$ROOT/providers.yml" --outbound-allow-internal 127.0.0.1/32 > "$ROOT/host.log" &
+HOST_PID=$!
+PIDS+=($HOST_PID)
+"$BIN/fastmcp-floor" --listen "$FLOOR" &
+PIDS+=($!)
+for _ in $(seq 300); do curl -sf "http://$HOST/health" >/dev/null && curl -s "http://$FLOOR/" >/dev/null && break; sleep 0.1; done
+
+TOKEN=$("$BIN/fastmcp" token --root "$ROOT" --sub bench --role bench --scope tools.invoke:write --ttl 2h)
+cat > "$ROOT/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+wrk.body = os.getenv("BODY")
+LUA
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$HOST_PID/status"; }
+
+# run URL CONNECTIONS BODY -> "req/s p50 p99 non2xx"
+run() {
+  local threads=$(( $2 < 2 ? 1 : 2 ))
+  local out
+  out=$(BODY="$3" wrk -t"$threads" -c"$2" -d"${DURATION}s" --latency -s "$ROOT/post.lua" "$1")
+  local rps p50 p99 non2xx
+  rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")
+  p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+  p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $5 }' <<<"$out")
+  echo "$rps $p50 $p99 ${non2xx:-0}"
+}
+
+ECHO_BODY='{"message":"the quick brown fox jumps over the lazy dog","n":42,"tags":["a","b","c"],"ok":true}'
+LIST_BODY='{"limit":10}'
+rss_start=$(rss_kib)
+TABLE="| scenario | conns | floor req/s | host req/s | host/floor | floor p50 / p99 | host p50 / p99 | host non-2xx |
+|---|---|---|---|---|---|---|---|"
+for scenario in echo brokered; do
+  case $scenario in
+    echo) tool=util:echo; body=$ECHO_BODY ;;
+    brokered) tool=ads:listCampaigns; body=$LIST_BODY ;;
+  esac
+  for conns in 1 16 64; do
+    read -r f_rps f_p50 f_p99 _ <<<"$(run "http://$FLOOR/tools/$tool/invoke" "$conns" "$body")"
+    read -r h_rps h_p50 h_p99 h_non <<<"$(run "http://$HOST/tools/$tool/invoke" "$conns" "$body")"
+    ratio=$(awk -v h="$h_rps" -v f="$f_rps" 'BEGIN { r = f > 0 ? 100 * h / f : 0; printf "%.1f%%", r }')
+    row="| $scenario (\`$tool\`) | $conns | $f_rps | $h_rps | **$ratio** | $f_p50 / $f_p99 | $h_p50 / $h_p99 | $h_non |"
+    echo "$row"
+    TABLE+=$'\n'"$row"
+  done
+done
+rss_end=$(rss_kib)
+
+kill -TERM "$HOST_PID"
+wait "$HOST_PID" || true
+VERIFY=$("$BIN/fastmcp" audit verify --root "$ROOT" 2>/dev/null) || { echo "loadtest: audit verify FAILED" >&2; exit 1; }
+LOG_BYTES=$(wc -c < "$ROOT/host.log")
+SUMMARY="wrk ${DURATION} s per cell, floor and host alternately; host RSS ${rss_start} KiB at the start, ${rss_end} KiB at the end; ${LOG_BYTES} bytes of host log; audit verify: ${VERIFY}"
+echo
+echo "$SUMMARY"
+
+if [ "$WRITE" = 1 ]; then
+  python3 - "$TABLE" "$SUMMARY" <<'PY'
+import sys, re
+table, summary = sys.argv[1], sys.argv[2]
+path = "BENCHMARKS.md"
+text = open(path).read()
+block = f"<!-- loadtest:begin (generated by ./dev loadtest --write) -->\n{table}\n\n{summary}\n<!-- loadtest:end -->"
+pattern = re.compile(r"<!-- loadtest:begin.*?<!-- loadtest:end -->", re.S)
+text = pattern.sub(block, text) if pattern.search(text) else text.rstrip() + "\n\n## Load test (`./dev loadtest`)\n\n" + block + "\n"
+open(path, "w").write(text)
+PY
+  echo "loadtest: BENCHMARKS.md updated"
+fi
