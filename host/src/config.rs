@@ -49,6 +49,8 @@ pub struct HostConfig {
     /// Where precompiled components are kept (default `.runtime/cache`);
     /// hosts of the same build may share one.
     pub compile_cache: Option<PathBuf>,
+    /// The log writer's drop count, for the metrics (the binary's writer).
+    pub log_drops: Option<crate::logging::LogDrops>,
 }
 
 /// Limits of the inbound HTTP server and of unauthenticated traffic.
@@ -256,6 +258,7 @@ impl HostConfig {
             idempotency: IdempotencyConfig::default(),
             audit: AuditOptions::default(),
             compile_cache: None,
+            log_drops: None,
         }
     }
 

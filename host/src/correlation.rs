@@ -70,8 +70,14 @@ impl<S: Send + Sync> FromRequestParts<S> for CorrelationId {
     }
 }
 
+/// A response extension: the handler already wrote the request's one log
+/// line (a tool call's line carries everything the access line would).
+#[derive(Debug, Clone, Copy)]
+pub struct AlreadyLogged;
+
 /// Middleware: assigns the id, runs the request inside a span carrying it,
-/// echoes it on the response and writes one access-log line.
+/// echoes it on the response and writes one access-log line — unless the
+/// handler wrote the request's line itself ([`AlreadyLogged`]).
 pub async fn middleware(mut request: Request, next: Next) -> Response {
     let id = CorrelationId::from_client(request.headers().get(&HEADER));
     request.extensions_mut().insert(id.clone());
@@ -82,8 +88,14 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
     let header = HeaderValue::from_str(id.as_str()).expect("well-formed ids are valid headers");
     response.headers_mut().insert(HEADER.clone(), header);
+    if response.extensions().get::<AlreadyLogged>().is_some() {
+        return response;
+    }
     span.in_scope(|| {
         tracing::info!(
+            correlation_id = %id,
+            %method,
+            %path,
             status = response.status().as_u16(),
             latency_ms = started.elapsed().as_secs_f64() * 1000.0,
             "request"

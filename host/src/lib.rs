@@ -26,6 +26,7 @@
 //! - [`manifest`] — manifest files, validated at load;
 //! - [`registry`] — the immutable snapshot of plugins and tools;
 //! - [`runtime`] — the wasmtime sandbox;
+//! - [`logging`] — JSON log lines through a bounded, non-blocking writer;
 //! - [`metrics`] — Prometheus metrics;
 //! - [`server`] — accepting connections within the server's limits;
 //! - [`watch`] — hot reload of manifests, components and policies;
@@ -46,6 +47,7 @@ pub(crate) mod correlation;
 pub(crate) mod error;
 pub(crate) mod files;
 pub(crate) mod idempotency;
+pub mod logging;
 pub mod manifest;
 pub(crate) mod metrics;
 pub mod outbound;

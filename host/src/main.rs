@@ -6,7 +6,6 @@ use fastmcp_host::{AppState, HostConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tracing_subscriber::EnvFilter;
 
 /// FastMCP: a host for agent tools running as sandboxed WebAssembly components.
 #[derive(Parser)]
@@ -290,13 +289,13 @@ impl ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_current_span(false)
-        .init();
+    let (_flush_on_exit, log_drops) = fastmcp_host::logging::init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args.into_config()?).await,
+        Command::Serve(args) => {
+            let mut config = args.into_config()?;
+            config.log_drops = Some(log_drops);
+            serve(config).await
+        }
         Command::Token(args) => token(args),
         Command::Audit(AuditCommand::Verify(args)) => verify_audit(args),
     }

@@ -46,11 +46,17 @@ pub struct Metrics {
     instantiate_seconds: Histogram,
     in_flight: Gauge,
     slots: Gauge,
+    log_drops: Counter,
+    log_drops_source: Option<crate::logging::LogDrops>,
 }
 
 impl Metrics {
     /// Metrics for a host running `runtime` and brokering with `broker`.
-    pub fn new(runtime: &Runtime, broker: &Broker) -> Self {
+    pub fn new(
+        runtime: &Runtime,
+        broker: &Broker,
+        log_drops_source: Option<crate::logging::LogDrops>,
+    ) -> Self {
         let mut registry = Registry::with_prefix("fastmcp");
         let calls = Family::<OutcomeLabels, Counter>::default();
         let call_seconds = HistogramFamily::<ToolLabels>::new_with_constructor(latency_histogram);
@@ -78,7 +84,22 @@ impl Metrics {
             "Token fetches from providers' OAuth endpoints (cache misses)",
             broker.fetches().clone(),
         );
-        Self { registry, calls, call_seconds, instantiate_seconds, in_flight, slots }
+        let log_drops = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the non-blocking writer's buffer was full",
+            log_drops.clone(),
+        );
+        Self {
+            registry,
+            calls,
+            call_seconds,
+            instantiate_seconds,
+            in_flight,
+            slots,
+            log_drops,
+            log_drops_source,
+        }
     }
 
     /// Count a call's outcome and its latency.
@@ -96,6 +117,12 @@ impl Metrics {
     pub fn render(&self, runtime: &Runtime) -> String {
         self.in_flight.set(runtime.calls_in_flight() as i64);
         self.slots.set(i64::from(runtime.config().max_concurrent_calls));
+        if let Some(source) = &self.log_drops_source {
+            let (now, seen) = (source.count(), self.log_drops.get());
+            if now > seen {
+                self.log_drops.inc_by(now - seen);
+            }
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

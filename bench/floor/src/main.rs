@@ -26,7 +26,10 @@ async fn main() -> std::io::Result<()> {
         match arg.as_str() {
             "--listen" => listen = args.next().unwrap_or_default(),
             other => {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("unknown argument {other}")));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("unknown argument {other}"),
+                ));
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use super::body::read_json_object;
 use crate::auth::Authenticated;
-use crate::correlation::CorrelationId;
+use crate::correlation::{AlreadyLogged, CorrelationId};
 use crate::error::{ApiError, Problem, ProblemBody};
 use crate::pipeline::{
     self, CallArgs, CallOutcome, CallRequest, CompletedBody, Endpoint, PendingBody, Reply, ReplyBody,
@@ -139,7 +139,10 @@ async fn adapt(
         tracing::error!(error = %e, "the call task failed");
         CallOutcome { result: Err(ApiError::Internal), rate_limit: None }
     });
-    render(outcome, &correlation_id)
+    let mut response = render(outcome, &correlation_id);
+    // The call's record wrote the request's one log line.
+    response.extensions_mut().insert(AlreadyLogged);
+    response
 }
 
 /// Remove and return the confirm body's `action_token`.

@@ -1,0 +1,43 @@
+//! Logging off the request path: JSON lines (`tracing`) go through a
+//! non-blocking writer — a background thread owns stdout — with a bounded
+//! buffer. A request never waits on a slow or blocked stdout: when the buffer
+//! is full, lines are dropped and counted ([`LogDrops`], exported as the
+//! metric `fastmcp_log_lines_dropped_total`).
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::EnvFilter;
+
+/// Lines the writer buffers before it drops.
+pub const BUFFERED_LINES: usize = 65_536;
+
+/// How many log lines were dropped because the buffer was full.
+#[derive(Clone, Debug)]
+pub struct LogDrops(ErrorCounter);
+
+impl LogDrops {
+    /// Lines dropped so far.
+    pub fn count(&self) -> u64 {
+        self.0.dropped_lines() as u64
+    }
+}
+
+/// Install the JSON subscriber on a non-blocking stdout writer (`RUST_LOG`
+/// sets levels, `info` by default). Keep the guard until the process ends:
+/// dropping it flushes what is buffered.
+pub fn init() -> (WorkerGuard, LogDrops) {
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .finish(std::io::stdout());
+    let drops = LogDrops(writer.error_counter());
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(writer)
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_current_span(false)
+        // Lines name their correlation id themselves; rendering every
+        // line's span list was a large part of each line's cost.
+        .with_span_list(false)
+        .init();
+    (guard, drops)
+}
