@@ -33,6 +33,7 @@ BIN=target/release
 HOST=127.0.0.1:18000
 UPSTREAM=127.0.0.1:18001
 FLOOR=127.0.0.1:18002
+METRICS=127.0.0.1:18003
 ROOT=$(mktemp -d)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$ROOT"; }
@@ -52,7 +53,7 @@ sed -e "s/127.0.0.1:8001/$UPSTREAM/g" -e "s|../.runtime/dev-upstream.secret|.run
 "$BIN/fastmcp-dev-upstream" --listen "$UPSTREAM" --secret-file "$ROOT/.runtime/dev-upstream.secret" 2>/dev/null &
 PIDS+=($!)
 for _ in $(seq 100); do [ -s "$ROOT/.runtime/dev-upstream.secret" ] && break; sleep 0.05; done
-"$BIN/fastmcp" serve --root "$ROOT" --listen "$HOST" --metrics-listen off --no-watch \
+"$BIN/fastmcp" serve --root "$ROOT" --listen "$HOST" --metrics-listen "$METRICS" --no-watch \
   --providers "$ROOT/providers.yml" --outbound-allow-internal 127.0.0.1/32 > "$ROOT/host.log" &
 HOST_PID=$!
 PIDS+=($HOST_PID)
@@ -103,12 +104,16 @@ for scenario in echo brokered; do
   done
 done
 rss_end=$(rss_kib)
+metric() { curl -s "http://$METRICS/metrics" | awk -v name="$1" '$1 == name { print $2 }'; }
+BATCH=$(awk -v b="$(metric fastmcp_audit_batches_total)" -v r="$(metric fastmcp_audit_batched_records_total)" \
+  'BEGIN { m = b > 0 ? r / b : 0; printf "%d audit batches, %.1f records per batch on average", b, m }')
+DROPPED=$(metric fastmcp_log_lines_dropped_total)
 
 kill -TERM "$HOST_PID"
 wait "$HOST_PID" || true
 VERIFY=$("$BIN/fastmcp" audit verify --root "$ROOT" 2>/dev/null) || { echo "loadtest: audit verify FAILED" >&2; exit 1; }
 LOG_BYTES=$(wc -c < "$ROOT/host.log")
-SUMMARY="wrk ${DURATION} s per cell, floor and host alternately; host RSS ${rss_start} KiB at the start, ${rss_end} KiB at the end; ${LOG_BYTES} bytes of host log; audit verify: ${VERIFY}"
+SUMMARY="wrk ${DURATION} s per cell, floor and host alternately; host RSS ${rss_start} KiB at the start, ${rss_end} KiB at the end; ${BATCH}; ${LOG_BYTES} bytes of host log, ${DROPPED:-0} lines dropped; audit verify: ${VERIFY}"
 echo
 echo "$SUMMARY"
 

@@ -55,6 +55,7 @@ impl Metrics {
     pub fn new(
         runtime: &Runtime,
         broker: &Broker,
+        audit: &crate::audit::BatchCounters,
         log_drops_source: Option<crate::logging::LogDrops>,
     ) -> Self {
         let mut registry = Registry::with_prefix("fastmcp");
@@ -84,6 +85,12 @@ impl Metrics {
             "Token fetches from providers' OAuth endpoints (cache misses)",
             broker.fetches().clone(),
         );
+        registry.register(
+            "audit_batches",
+            "Audit batches made durable (one fsync each)",
+            audit.batches.clone(),
+        );
+        registry.register("audit_batched_records", "Audit records in those batches", audit.records.clone());
         let log_drops = Counter::default();
         registry.register(
             "log_lines_dropped",

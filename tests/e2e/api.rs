@@ -116,6 +116,12 @@ async fn metrics_count_calls_by_outcome() {
     assert!(text.contains("fastmcp_instantiate_duration_seconds_count 1"), "{text}");
     assert!(text.contains("fastmcp_sandbox_slots 128"));
     assert!(text.contains("fastmcp_compile_cache_misses_total 3"), "{text}");
+    let counter = |name: &str| -> u64 {
+        text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap()
+    };
+    let (batches, records) =
+        (counter("fastmcp_audit_batches_total"), counter("fastmcp_audit_batched_records_total"));
+    assert!(batches >= 1 && records >= 4 && records >= batches, "{batches} batches of {records} records");
     server.stop().await;
 }
 

@@ -113,6 +113,17 @@ pub struct AuditLog {
     status: Arc<Mutex<AuditStatus>>,
     max_event_bytes: usize,
     witness: witness::Witness,
+    batches: BatchCounters,
+}
+
+/// How group commit is going: batches written and records in them (their
+/// ratio is the mean batch size).
+#[derive(Clone, Default)]
+pub struct BatchCounters {
+    /// Batches made durable (one fsync each).
+    pub batches: prometheus_client::metrics::counter::Counter,
+    /// Records in them.
+    pub records: prometheus_client::metrics::counter::Counter,
 }
 
 /// Bytes a record adds to its event (`seq`, `ts`, `prev_hash`, `hash`).
@@ -141,9 +152,10 @@ impl AuditLog {
         let witness = witness::Witness::new(config.witness_dir.clone(), config.witness_url.clone())?;
         let (commands, receiver) = mpsc::channel(config.queue.max(1));
         let writer = Writer::new(&config, resume, key, witness.clone());
-        tokio::spawn(run(writer, receiver, status.clone(), config.checkpoints.every));
+        let batches = BatchCounters::default();
+        tokio::spawn(run(writer, receiver, status.clone(), config.checkpoints.every, batches.clone()));
         let max_event_bytes = config.max_record_bytes.saturating_sub(RECORD_OVERHEAD).max(1024);
-        let log = Self { commands, status, max_event_bytes, witness };
+        let log = Self { commands, status, max_event_bytes, witness, batches };
         for detail in tail.recovered {
             log.append(AuditEvent::host("audit.recovered", "torn_tail_moved_aside", detail)).await?;
         }
@@ -172,6 +184,11 @@ impl AuditLog {
         }
     }
 
+    /// Group-commit counters, for the metrics.
+    pub fn batch_counters(&self) -> &BatchCounters {
+        &self.batches
+    }
+
     /// Head and health.
     pub fn status(&self) -> AuditStatus {
         let mut status = self.status.lock().expect("audit status lock").clone();
@@ -186,6 +203,7 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
     status: Arc<Mutex<AuditStatus>>,
     tick: Duration,
+    counters: BatchCounters,
 ) {
     let mut failed: Option<String> = None;
     loop {
@@ -249,6 +267,8 @@ async fn run(
             writer = returned;
             match receipts {
                 Some(receipts) => {
+                    counters.batches.inc();
+                    counters.records.inc_by(receipts.len() as u64);
                     for (reply, receipt) in replies.into_iter().zip(receipts) {
                         let _ = reply.send(Ok(receipt));
                     }

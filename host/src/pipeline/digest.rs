@@ -7,25 +7,60 @@ use sha2::{Digest, Sha256};
 /// SHA-256 of the canonical arguments: keys sorted (serde_json's default
 /// `Map`), no whitespace, and numbers with an integral value written as
 /// integers (`1200.0` and `1200` are the same argument, as in RFC 8785).
+/// Written straight into the hash: nothing is copied or rebuilt.
 pub fn args_digest(args: &Map<String, Value>) -> String {
-    let canonical: Map<String, Value> = args.iter().map(|(k, v)| (k.clone(), canonical_numbers(v))).collect();
-    let canonical = serde_json::to_vec(&canonical).expect("a JSON map always serialises");
-    hex::encode(Sha256::digest(&canonical))
+    let mut hasher = HashWriter(Sha256::new());
+    write_object(&mut hasher, args);
+    hex::encode(hasher.0.finalize())
 }
 
-/// Integral floats (within the exactly representable range) as integers.
-fn canonical_numbers(value: &Value) -> Value {
+/// An `io::Write` that feeds a hash.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn write_object(out: &mut HashWriter, fields: &Map<String, Value>) {
+    out.0.update(b"{");
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.0.update(b",");
+        }
+        serde_json::to_writer(&mut *out, key).expect("a hash takes every byte");
+        out.0.update(b":");
+        write_value(out, value);
+    }
+    out.0.update(b"}");
+}
+
+fn write_value(out: &mut HashWriter, value: &Value) {
     const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
     match value {
-        Value::Number(n) if n.is_f64() => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < EXACT => Value::from(f as i64),
-            _ => value.clone(),
-        },
-        Value::Array(items) => Value::Array(items.iter().map(canonical_numbers).collect()),
-        Value::Object(fields) => {
-            Value::Object(fields.iter().map(|(k, v)| (k.clone(), canonical_numbers(v))).collect())
+        Value::Object(fields) => write_object(out, fields),
+        Value::Array(items) => {
+            out.0.update(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.0.update(b",");
+                }
+                write_value(out, item);
+            }
+            out.0.update(b"]");
         }
-        other => other.clone(),
+        // Integral floats (within the exactly representable range) as integers.
+        Value::Number(n) if n.as_f64().is_some_and(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < EXACT) => {
+            let integral = n.as_f64().expect("checked") as i64;
+            serde_json::to_writer(&mut *out, &integral).expect("a hash takes every byte");
+        }
+        other => serde_json::to_writer(&mut *out, other).expect("a hash takes every byte"),
     }
 }
 
@@ -46,6 +81,14 @@ mod tests {
 
     fn digest(text: &str) -> String {
         args_digest(&serde_json::from_str::<Map<String, Value>>(text).unwrap())
+    }
+
+    #[test]
+    fn the_digest_is_the_hash_of_the_canonical_serialisation() {
+        let text = r#"{"b":[1,2.5,"x\u0001"],"a":{"z":null,"y":true},"c":-3.0}"#;
+        let canonical = r#"{"a":{"y":true,"z":null},"b":[1,2.5,"x\u0001"],"c":-3}"#;
+        use sha2::{Digest, Sha256};
+        assert_eq!(digest(text), hex::encode(Sha256::digest(canonical.as_bytes())));
     }
 
     #[test]

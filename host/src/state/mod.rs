@@ -161,7 +161,7 @@ impl AppState {
             compile_cache_misses = runtime.cache_stats().misses.get(),
             "registry loaded"
         );
-        let metrics = Metrics::new(&runtime, &broker, config.log_drops.clone());
+        let metrics = Metrics::new(&runtime, &broker, audit.batch_counters(), config.log_drops.clone());
         let outbound = Arc::new(config.outbound.clone());
         let auth_failures = AuthFailures::new(config.server.auth_failures_per_minute);
         Ok(Self {
