@@ -54,3 +54,37 @@ async fn an_over_long_tool_id_is_not_found_and_recorded_cut() {
     assert!(record.to_string().len() < 1024);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trail_that_cannot_be_written_fails_calls_closed_and_recovers_by_itself() {
+    let root = TestRoot::new();
+    let config = root.config();
+    let clock = config.clock.clone();
+    let server = TestServer::start_with(config).await;
+    assert_eq!(server.invoke("util:echo", json!({})).await.status(), 200);
+
+    // Tomorrow's trail file cannot be created (a directory is in its way),
+    // as a full or failing disk would refuse it.
+    clock.advance(std::time::Duration::from_secs(86_400));
+    let tomorrow = chrono::DateTime::from_timestamp_millis(clock.now_unix_ms()).unwrap().format("%Y%m%d");
+    let blocker = root.path().join(format!(".audit/audit-{tomorrow}.jsonl"));
+    std::fs::create_dir_all(&blocker).unwrap();
+    problem(server.invoke("util:echo", json!({})).await, 503, "audit_unavailable").await;
+    let (_, health) = crate::harness::json(server.get("/health").await).await;
+    assert_eq!(health["status"], "degraded");
+    assert!(health["audit"]["failed"].is_string(), "{health}");
+
+    // The disk is back: calls are acknowledged again without a restart.
+    std::fs::remove_dir(&blocker).unwrap();
+    crate::harness::eventually("the trail to recover", std::time::Duration::from_secs(10), || async {
+        (server.invoke("util:echo", json!({})).await.status() == 200).then_some(())
+    })
+    .await;
+    let (_, health) = crate::harness::json(server.get("/health").await).await;
+    assert!(health["audit"]["failed"].is_null(), "{health}");
+    server.stop().await;
+    let key =
+        fastmcp_host::audit::checkpoint::read_public_key(&root.path().join(".runtime/audit-checkpoint.pub"))
+            .unwrap();
+    fastmcp_host::audit::verify::verify(&root.path().join(".audit"), Some(&key)).expect("one intact chain");
+}
