@@ -12,7 +12,7 @@ use fastmcp_dev_upstream::{DEV_CLIENT_ID, DevUpstream, DevUpstreamConfig};
 use fastmcp_host::broker::providers::{Credential, Provider, Secret};
 use fastmcp_host::broker::{Broker, BrokerConfig, Grant};
 use fastmcp_host::clock::Clock;
-use fastmcp_host::outbound::origin::{Origin, OriginPattern};
+use fastmcp_host::internals::{Origin, OriginPattern};
 use std::collections::BTreeMap;
 use std::time::Duration;
 

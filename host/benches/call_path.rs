@@ -14,9 +14,9 @@ use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
-use fastmcp_host::outbound::log::EgressLog;
-use fastmcp_host::runtime::bindings::PluginPre;
-use fastmcp_host::runtime::call_data::{CallData, CallIdentity, call_context};
+use fastmcp_host::internals::EgressLog;
+use fastmcp_host::internals::PluginPre;
+use fastmcp_host::internals::{CallData, CallIdentity, call_context};
 use fastmcp_host::{AppState, HostConfig};
 use serde_json::{Map, Value, json};
 use std::path::Path;
@@ -66,9 +66,9 @@ fn bench(c: &mut Criterion) {
     let config = HostConfig::for_root(root.path());
 
     // Raw wasmtime with the host's engine settings.
-    let engine = fastmcp_host::runtime::engine::build(&config.runtime).unwrap().engine;
+    let engine = fastmcp_host::internals::engine::build(&config.runtime).unwrap().engine;
     let mut linker = Linker::<CallData>::new(&engine);
-    fastmcp_host::runtime::link_imports(&mut linker).unwrap();
+    fastmcp_host::internals::link_imports(&mut linker).unwrap();
     let component = Component::new(&engine, util_wasm()).unwrap();
     let pre = PluginPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
     let context = call_context(&identity());

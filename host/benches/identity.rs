@@ -7,12 +7,12 @@
 
 use axum::http::HeaderValue;
 use criterion::{Criterion, criterion_group, criterion_main};
+use fastmcp_host::Principal;
 use fastmcp_host::auth::Authenticator;
 use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
 use fastmcp_host::config::AuthConfig;
-use fastmcp_host::manifest::{Manifest, ManifestBounds};
-use fastmcp_host::policy::PolicySet;
-use fastmcp_host::principal::Principal;
+use fastmcp_host::internals::PolicySet;
+use fastmcp_host::internals::{Manifest, ManifestBounds};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;

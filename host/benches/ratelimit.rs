@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fastmcp_host::clock::Clock;
-use fastmcp_host::ratelimit::{Limit, Limiter, RateLimits, RedisBuckets, caller_key};
+use fastmcp_host::internals::{Limit, Limiter, RateLimits, RedisBuckets, caller_key};
 use std::time::Duration;
 
 fn bench(c: &mut Criterion) {

@@ -35,6 +35,16 @@
 //!
 //! The `fastmcp` binary only parses its command line, binds, and calls
 //! [`serve`]; tests call the same function on `127.0.0.1:0`.
+//!
+//! The public surface is what the binary and the tests need: [`AppState`],
+//! [`HostConfig`] and [`config`], [`serve`] and [`serve_metrics`],
+//! [`api::router`], [`audit`] (the verifier and checkpoints), [`auth`]
+//! (development keys), [`broker`] (secrets and fingerprints), [`clock`] and
+//! [`logging`]. Every other module is crate-private; the benchmarks reach
+//! the few internals they measure through the hidden `internals` module.
+
+// The layout above names every module, crate-private ones included.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod api;
 pub mod audit;
@@ -48,23 +58,38 @@ pub(crate) mod error;
 pub(crate) mod files;
 pub(crate) mod idempotency;
 pub mod logging;
-pub mod manifest;
+pub(crate) mod manifest;
 pub(crate) mod metrics;
-pub mod outbound;
+pub(crate) mod outbound;
 pub(crate) mod pipeline;
-pub mod policy;
-pub mod principal;
-pub mod ratelimit;
-pub mod registry;
-pub mod runtime;
+pub(crate) mod policy;
+pub(crate) mod principal;
+pub(crate) mod ratelimit;
+pub(crate) mod registry;
+pub(crate) mod runtime;
 pub(crate) mod server;
-pub mod state;
+pub(crate) mod state;
 pub(crate) mod store;
 pub(crate) mod text;
 pub(crate) mod watch;
 
 pub use config::HostConfig;
+pub use principal::Principal;
 pub use state::AppState;
+
+/// Internals the criterion benchmarks (`host/benches/`) measure directly.
+/// Not part of the host's API: nothing here is stable.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::manifest::{Manifest, ManifestBounds};
+    pub use crate::outbound::log::EgressLog;
+    pub use crate::outbound::origin::{Origin, OriginPattern};
+    pub use crate::policy::PolicySet;
+    pub use crate::ratelimit::{Limit, Limiter, RateLimits, RedisBuckets, caller_key};
+    pub use crate::runtime::bindings::PluginPre;
+    pub use crate::runtime::call_data::{CallData, CallIdentity, call_context};
+    pub use crate::runtime::{engine, link_imports};
+}
 
 use std::future::Future;
 use tokio::net::TcpListener;

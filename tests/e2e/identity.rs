@@ -318,7 +318,7 @@ async fn policy_reload_swaps_whole_and_keeps_the_last_good_policy() {
 
     root.write("policies/policies.yml", "version: 1\nroles:\n  analyst: { tools: [\"util:*\"] }\n");
     assert_eq!(state.reload_policies().await.unwrap(), 2);
-    let analyst = fastmcp_host::principal::Principal {
+    let analyst = fastmcp_host::Principal {
         sub: "a".into(),
         tenant: "public".into(),
         roles: vec!["analyst".into()],
