@@ -47,7 +47,9 @@ pub(super) struct Writer {
     dir: PathBuf,
     sync: SyncMode,
     clock: Clock,
-    open: Option<(String, File)>,
+    /// The open day file: its day, the file, and its length (what has been
+    /// written to it, so no batch needs a `stat`).
+    open: Option<(String, File, u64)>,
     seq: u64,
     head: String,
     key: SigningKey,
@@ -118,16 +120,15 @@ impl Writer {
     /// acknowledged and the caller must stop using this writer.
     pub(super) fn append(&mut self, events: Vec<AuditEvent>) -> std::io::Result<Vec<Receipt>> {
         self.restore.clear();
-        if let Some((day, file)) = &self.open {
-            let len = file.metadata()?.len();
-            self.restore.push((self.day_file(day), len));
+        if let Some((day, _, len)) = &self.open {
+            self.restore.push((self.day_file(day), *len));
         }
         let (mut seq, mut head) = (self.seq, self.head.clone());
         let mut receipts = Vec::with_capacity(events.len());
         let mut pending: Vec<u8> = Vec::new();
         for event in events {
             let (ts, day) = timestamp(&self.clock);
-            if self.open.as_ref().is_none_or(|(open_day, _)| *open_day != day) {
+            if self.open.as_ref().is_none_or(|(open_day, _, _)| *open_day != day) {
                 self.flush(&mut pending)?;
                 self.open_day(day)?;
             }
@@ -196,12 +197,13 @@ impl Writer {
         let path = self.day_file(&day);
         let created = !path.exists();
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        self.restore.push((path, file.metadata()?.len()));
+        let len = file.metadata()?.len();
+        self.restore.push((path, len));
         if created {
             // Make the new directory entry durable too.
             File::open(&self.dir)?.sync_all()?;
         }
-        self.open = Some((day, file));
+        self.open = Some((day, file, len));
         Ok(())
     }
 
@@ -209,8 +211,9 @@ impl Writer {
         if pending.is_empty() {
             return Ok(());
         }
-        let (_, file) = self.open.as_mut().expect("a file is open when records are pending");
+        let (_, file, len) = self.open.as_mut().expect("a file is open when records are pending");
         file.write_all(pending)?;
+        *len += pending.len() as u64;
         if self.sync != SyncMode::Never {
             file.sync_data()?;
         }
