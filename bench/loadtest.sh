@@ -27,7 +27,14 @@ while [ $# -gt 0 ]; do
     *) echo "usage: ./dev loadtest [--duration S] [--write]" >&2; exit 2 ;;
   esac
 done
-command -v wrk >/dev/null || { echo "loadtest: wrk is missing (apt-get install -y wrk)" >&2; exit 1; }
+if ! command -v wrk >/dev/null 2>&1; then
+  # The load generator, from Debian, as .ci/run installs redis-server.
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "loadtest: installing wrk (apt-get install -y wrk)" >&2
+  $sudo apt-get install -y wrk >/dev/null || { $sudo apt-get update >/dev/null && $sudo apt-get install -y wrk >/dev/null; } \
+    || { echo "loadtest: cannot install wrk; install it and run again" >&2; exit 1; }
+fi
 
 BIN=target/release
 HOST=127.0.0.1:18000
