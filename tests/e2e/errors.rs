@@ -114,3 +114,22 @@ async fn authentication_is_decided_before_anything_the_request_carries() {
     problem(authenticated.send().await.unwrap(), 400, "bad_request").await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_result_outside_the_declared_output_schema_is_a_tool_failure() {
+    let root = TestRoot::new();
+    let manifest = std::fs::read_to_string(root.path().join("manifests/util.yaml")).unwrap();
+    let declared = manifest.replacen(
+        "    input_schema: { type: object }\n",
+        "    input_schema: { type: object }\n    output_schema: { type: object, required: [ok] }\n",
+        1,
+    );
+    assert_ne!(declared, manifest);
+    root.write("manifests/util.yaml", declared);
+    let server = TestServer::start(&root).await;
+    let (status, body) = json(server.invoke("util:echo", json!({"ok": true})).await).await;
+    assert_eq!((status, &body["result"]), (200, &json!({"ok": true})));
+    let body = problem(server.invoke("util:echo", json!({"other": 1})).await, 502, "tool_failed").await;
+    assert!(body["detail"].as_str().unwrap().contains("output schema"), "{body}");
+    server.stop().await;
+}

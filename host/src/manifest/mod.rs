@@ -91,8 +91,10 @@ pub struct ToolDef {
     pub input_schema: Value,
     /// The compiled input schema.
     pub validator: jsonschema::Validator,
-    /// The output schema, informational.
+    /// The output schema as written, when declared.
     pub output_schema: Option<Value>,
+    /// The compiled output schema: every result is checked against it.
+    pub output_validator: Option<jsonschema::Validator>,
     /// MCP-style hints.
     pub annotations: AnnotationsSpec,
     /// Tool-level scopes.
@@ -118,6 +120,15 @@ pub struct Confirmation {
 }
 
 impl ToolDef {
+    /// Check a result against the declared output schema (if any); the
+    /// violations, for the log.
+    pub fn check_result(&self, result: &Value) -> Result<(), Vec<String>> {
+        let Some(validator) = &self.output_validator else { return Ok(()) };
+        let errors: Vec<String> =
+            validator.iter_errors(result).take(8).map(|e| format!("{}: {e}", e.instance_path())).collect();
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
     /// Check arguments against the input schema; every violation is reported.
     pub fn validate(&self, args: &Value) -> Result<(), Vec<FieldError>> {
         let errors: Vec<FieldError> = self
@@ -212,10 +223,13 @@ fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (Stri
     }
     let validator = jsonschema::validator_for(&spec.input_schema)
         .map_err(|e| (field("input_schema"), format!("invalid JSON Schema: {e}")))?;
-    if let Some(output) = &spec.output_schema {
-        jsonschema::validator_for(output)
-            .map_err(|e| (field("output_schema"), format!("invalid JSON Schema: {e}")))?;
-    }
+    let output_validator = match &spec.output_schema {
+        None => None,
+        Some(output) => Some(
+            jsonschema::validator_for(output)
+                .map_err(|e| (field("output_schema"), format!("invalid JSON Schema: {e}")))?,
+        ),
+    };
     let confirmation = match spec.confirmation {
         Some(c) if c.required => {
             let ttl_s = c.ttl_s.unwrap_or(DEFAULT_CONFIRMATION_TTL_S);
@@ -247,6 +261,7 @@ fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (Stri
         input_schema: spec.input_schema,
         validator,
         output_schema: spec.output_schema,
+        output_validator,
         annotations: spec.annotations,
         scopes: spec.scopes,
         confirmation,

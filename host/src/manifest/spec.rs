@@ -90,7 +90,7 @@ pub struct ToolSpec {
     pub description: String,
     /// JSON Schema of the arguments (an object schema).
     pub input_schema: Value,
-    /// JSON Schema of the result, informational.
+    /// JSON Schema of the result: every result is checked against it.
     pub output_schema: Option<Value>,
     /// MCP-style hints.
     #[serde(default)]

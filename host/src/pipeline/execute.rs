@@ -27,6 +27,15 @@ pub(super) async fn execute(state: &AppState, call: &CallRecord) -> Result<Value
         .await
         .map_err(|e| call_error(&tool.def.id, e))?;
     state.metrics().record_instantiate(output.instantiate);
+    // A result must be what the manifest promises callers (and MCP clients,
+    // which check `structuredContent` against `outputSchema`).
+    if let Err(violations) = tool.def.check_result(&output.result) {
+        tracing::warn!(tool = %tool.def.id, ?violations, "result does not match the output schema");
+        return Err(ApiError::ToolFailed(format!(
+            "tool `{}` returned a result that does not match its output schema",
+            tool.def.id
+        )));
+    }
     Ok(output.result)
 }
 
