@@ -220,7 +220,7 @@ impl CallRecord {
             decision,
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
-            peer = self.peer.map(|p| p.to_string()).as_deref().unwrap_or("-"),
+            peer = self.peer.map(tracing::field::display),
             "tool call"
         );
     }
