@@ -51,6 +51,38 @@ pub struct HostConfig {
     pub compile_cache: Option<PathBuf>,
     /// The log writer's drop count, for the metrics (the binary's writer).
     pub log_drops: Option<crate::logging::LogDrops>,
+    /// The MCP endpoint.
+    pub mcp: McpConfig,
+}
+
+/// The MCP endpoint (`/mcp`).
+#[derive(Debug, Clone)]
+pub struct McpConfig {
+    /// Browser origins allowed to call `/mcp` (`scheme://host[:port]`); a
+    /// request carrying any other `Origin` is refused (403).
+    pub allowed_origins: Vec<String>,
+    /// The host's public base URL (`https://tools.example.com`), for the
+    /// protected-resource metadata; default: `http://` and the `Host` header.
+    pub public_url: Option<String>,
+    /// Authorization servers named in the metadata (default: the token
+    /// issuer, when it is a URL).
+    pub authorization_servers: Vec<String>,
+    /// Legacy (2025-11-25) sessions open at once; beyond, 503.
+    pub max_sessions: usize,
+    /// A legacy session idle this long is closed.
+    pub session_idle: Duration,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            public_url: None,
+            authorization_servers: Vec::new(),
+            max_sessions: 256,
+            session_idle: Duration::from_secs(300),
+        }
+    }
 }
 
 /// Limits of the inbound HTTP server and of unauthenticated traffic.
@@ -259,6 +291,7 @@ impl HostConfig {
             audit: AuditOptions::default(),
             compile_cache: None,
             log_drops: None,
+            mcp: McpConfig::default(),
         }
     }
 

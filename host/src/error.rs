@@ -147,6 +147,15 @@ pub enum ApiError {
         /// The correlation id of the request that ran.
         first_correlation_id: String,
     },
+    /// The human declined (or cancelled) a call at the confirmation gate;
+    /// the action token is spent and the tool did not run.
+    #[error("the call was {reason} at the confirmation gate; the tool did not run")]
+    ConfirmationDeclined {
+        /// `declined` or `cancelled`.
+        reason: String,
+        /// The spent action token's id.
+        action_id: String,
+    },
     /// A host fault; details are in the log only.
     #[error("internal error")]
     Internal,
@@ -292,6 +301,9 @@ impl ApiError {
                 Denied,
                 true,
             ),
+            ConfirmationDeclined { .. } => {
+                c(StatusCode::CONFLICT, "confirmation_declined", "Confirmation declined", Denied, false)
+            }
             Internal => c(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", Failed, false),
         }
     }
@@ -299,6 +311,20 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         let class = self.class();
         (class.status, class.code, class.title)
+    }
+
+    /// Seconds after which a retry may succeed: the bucket's wait when rate
+    /// limited, one second when the host or a dependency is momentarily
+    /// unable (REST sends it as `Retry-After`, MCP in `_meta`).
+    pub fn retry_after_s(&self) -> Option<u64> {
+        use ApiError::*;
+        match self {
+            RateLimited { retry_after_s, .. } => Some(*retry_after_s),
+            Overloaded | StateUnavailable | AuditUnavailable | RateLimitUnavailable | RequestTimeout { .. } => {
+                Some(1)
+            }
+            _ => None,
+        }
     }
 
     /// The stable machine-readable code.
@@ -386,7 +412,6 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (ProblemBody, Ext
         retry_after_s: None,
     };
     let mut extra_headers = Vec::new();
-    let retry_soon = (header::RETRY_AFTER, HeaderValue::from_static("1"));
     use ApiError::*;
     match error {
         InvalidArguments(errors) => body.errors = Some(errors.clone()),
@@ -421,7 +446,7 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (ProblemBody, Ext
             }
         }
         Overloaded | StateUnavailable | AuditUnavailable | RateLimitUnavailable | RequestTimeout { .. } => {
-            extra_headers.push(retry_soon)
+            extra_headers.push((header::RETRY_AFTER, HeaderValue::from(error.retry_after_s().unwrap_or(1))))
         }
         BadRequest(_)
         | InvalidActionToken(_)
@@ -441,6 +466,7 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (ProblemBody, Ext
         | BodyTimeout { .. }
         | IdempotencyQuotaExceeded { .. }
         | IdempotencyReplyTooLarge { .. }
+        | ConfirmationDeclined { .. }
         | Internal => {}
     }
     (body, extra_headers)
@@ -496,6 +522,7 @@ pub fn every_variant() -> Vec<ApiError> {
         RequestTimeout { timeout_ms: 0 },
         IdempotencyQuotaExceeded { limit: 0 },
         IdempotencyReplyTooLarge { limit: 0, first_correlation_id: String::new() },
+        ConfirmationDeclined { reason: String::new(), action_id: String::new() },
         Internal,
     ];
     for error in &all {
@@ -504,6 +531,7 @@ pub fn every_variant() -> Vec<ApiError> {
             InvalidActionToken(_) | ActionTokenExpired | ActionTokenUsed => {}
             IdempotencyInProgress | IdempotencyKeyReused | IdempotencyQuotaExceeded { .. } => {}
             IdempotencyReplyTooLarge { .. } => {}
+            ConfirmationDeclined { .. } => {}
             RateLimitUnavailable | AuditUnavailable | StateUnavailable | Overloaded | Internal => {}
             ToolNotFound(_) | RouteNotFound(_) | MethodNotAllowed => {}
             PayloadTooLarge { .. } | UnsupportedMediaType | BodyTimeout { .. } | RequestTimeout { .. } => {}

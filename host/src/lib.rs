@@ -59,6 +59,7 @@ pub(crate) mod files;
 pub(crate) mod idempotency;
 pub mod logging;
 pub(crate) mod manifest;
+pub(crate) mod mcp;
 pub(crate) mod metrics;
 pub(crate) mod outbound;
 pub(crate) mod pipeline;

@@ -228,6 +228,24 @@ struct ServeArgs {
     /// Require this JWT `typ` header (e.g. `at+jwt`, RFC 9068).
     #[arg(long, env = "FASTMCP_REQUIRE_TOKEN_TYPE")]
     require_token_type: Option<String>,
+    /// Browser origins allowed to call `/mcp` (comma-separated
+    /// `scheme://host[:port]`); any other `Origin` is refused with 403.
+    #[arg(long, env = "FASTMCP_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    mcp_allowed_origins: Vec<String>,
+    /// The host's public base URL (e.g. `https://tools.example.com`), named
+    /// in the OAuth protected-resource metadata.
+    #[arg(long, env = "FASTMCP_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Authorization servers named in the protected-resource metadata
+    /// (comma-separated; default: the token issuer when it is a URL).
+    #[arg(long, env = "FASTMCP_AUTHORIZATION_SERVERS", value_delimiter = ',')]
+    authorization_servers: Vec<String>,
+    /// Legacy (2025-11-25) MCP sessions open at once.
+    #[arg(long, env = "FASTMCP_MCP_MAX_SESSIONS", default_value_t = 256)]
+    mcp_max_sessions: usize,
+    /// Close a legacy MCP session idle this long, in seconds.
+    #[arg(long, env = "FASTMCP_MCP_SESSION_IDLE_S", default_value_t = 300)]
+    mcp_session_idle_s: u64,
     #[command(flatten)]
     identity: IdentityArgs,
 }
@@ -288,6 +306,11 @@ impl ServeArgs {
         config.auth.jwks_refresh_interval = Duration::from_secs(self.jwks_refresh_s.max(1));
         config.auth.required_typ = self.require_token_type;
         config.compile_cache = self.compile_cache_dir;
+        config.mcp.allowed_origins = self.mcp_allowed_origins;
+        config.mcp.public_url = self.public_url;
+        config.mcp.authorization_servers = self.authorization_servers;
+        config.mcp.max_sessions = self.mcp_max_sessions.max(1);
+        config.mcp.session_idle = Duration::from_secs(self.mcp_session_idle_s.max(1));
         Ok(config)
     }
 }

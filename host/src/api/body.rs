@@ -16,6 +16,21 @@ pub async fn read_json_object(
     if !is_json(request.headers().get(header::CONTENT_TYPE)) {
         return Err(ApiError::UnsupportedMediaType);
     }
+    let bytes = read_bytes(request, limit, timeout).await?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::BadRequest("the body must be a JSON object".into())),
+        Err(e) => Err(ApiError::BadRequest(format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+/// Read a body of at most `limit` bytes (413 `payload_too_large`) arriving
+/// in full within `timeout` (408 `body_timeout`).
+pub async fn read_bytes(
+    request: Request,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<axum::body::Bytes, ApiError> {
     let too_large = ApiError::PayloadTooLarge { limit };
     let declared = request
         .headers()
@@ -34,11 +49,7 @@ pub async fn read_json_object(
         Err(e) if is_length_limit(&e) => return Err(too_large),
         Err(e) => return Err(ApiError::BadRequest(format!("cannot read body: {e}"))),
     };
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::BadRequest("the body must be a JSON object".into())),
-        Err(e) => Err(ApiError::BadRequest(format!("the body is not valid JSON: {e}"))),
-    }
+    Ok(bytes)
 }
 
 /// `application/json` or `application/<something>+json`, any parameters.

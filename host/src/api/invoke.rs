@@ -128,7 +128,7 @@ async fn adapt(
             let mut args = read_json_object(request, limit, timeout).await?;
             let action_token = match endpoint {
                 Endpoint::Invoke => None,
-                Endpoint::Confirm => Some(take_action_token(&mut args)?),
+                Endpoint::Confirm | Endpoint::Decline(_) => Some(take_action_token(&mut args)?),
             };
             Ok(CallArgs { args, action_token, idempotency_key })
         }),

@@ -1,6 +1,6 @@
 //! The confirmation gate: an invoke that needs a human stops here with an
 //! action token; a confirm proves the token, spends it once, and only then
-//! executes.
+//! executes; a decline proves and spends it, and nothing runs.
 
 use super::execute::execute;
 use super::{CallRecord, Reply};
@@ -48,6 +48,27 @@ pub(super) async fn invoke(state: &AppState, call: &CallRecord) -> Result<Reply,
 
 /// Confirm: verify the token against this call, spend it, execute.
 pub(super) async fn confirm(state: &AppState, call: &CallRecord, token: &str) -> Result<Reply, ApiError> {
+    let claims = spend(state, call, token).await?;
+    let result = execute(state, call).await?;
+    let mut reply = Reply::completed(&call.tool_def().id, result, call.correlation_id.as_str(), "confirmed");
+    reply.action_id = Some(claims.jti);
+    Ok(reply)
+}
+
+/// Decline: verify the token against this call and spend it; nothing runs.
+pub(super) async fn decline(
+    state: &AppState,
+    call: &CallRecord,
+    token: &str,
+    reason: &'static str,
+) -> Result<Reply, ApiError> {
+    let claims = spend(state, call, token).await?;
+    Err(ApiError::ConfirmationDeclined { reason: reason.to_owned(), action_id: claims.jti })
+}
+
+/// Verify the action token against this call (tool, arguments, caller,
+/// expiry) and spend it: a token is good for one confirm or decline.
+async fn spend(state: &AppState, call: &CallRecord, token: &str) -> Result<ActionClaims, ApiError> {
     let (tool, principal) = (call.tool_def(), call.principal());
     let now = state.clock().now_unix_s();
     let claims = state.action_tokens().verify(token).map_err(token_error)?;
@@ -71,10 +92,7 @@ pub(super) async fn confirm(state: &AppState, call: &CallRecord, token: &str) ->
     if !first_use {
         return Err(ApiError::ActionTokenUsed);
     }
-    let result = execute(state, call).await?;
-    let mut reply = Reply::completed(&tool.id, result, call.correlation_id.as_str(), "confirmed");
-    reply.action_id = Some(claims.jti);
-    Ok(reply)
+    Ok(claims)
 }
 
 fn token_error(error: ActionTokenError) -> ApiError {

@@ -70,6 +70,9 @@ pub enum Endpoint {
     Invoke,
     /// Run a tool a human approved, presenting its action token.
     Confirm,
+    /// A human declined (or cancelled): spend the action token, run nothing.
+    /// The reason (`declined`, `cancelled`) is recorded.
+    Decline(&'static str),
 }
 
 impl Endpoint {
@@ -78,6 +81,7 @@ impl Endpoint {
         match self {
             Endpoint::Invoke => "invoke",
             Endpoint::Confirm => "confirm",
+            Endpoint::Decline(_) => "decline",
         }
     }
 }
@@ -87,13 +91,16 @@ impl Endpoint {
 pub enum Transport {
     /// `POST /tools/{id}/invoke|confirm`.
     Rest,
+    /// `POST /mcp` (`tools/call`).
+    Mcp,
 }
 
 impl Transport {
-    /// `rest`.
+    /// `rest` or `mcp`.
     pub fn name(self) -> &'static str {
         match self {
             Transport::Rest => "rest",
+            Transport::Mcp => "mcp",
         }
     }
 }
@@ -161,9 +168,13 @@ async fn run(
         replay::Begun::Replay(reply) => return Ok(reply),
         replay::Begun::Proceed(reservation) => reservation,
     };
-    let outcome = match call.action_token.clone() {
-        None => gate::invoke(state, call).await,
-        Some(token) => gate::confirm(state, call, &token).await,
+    let outcome = match (call.endpoint, call.action_token.clone()) {
+        (Endpoint::Invoke, _) => gate::invoke(state, call).await,
+        (Endpoint::Confirm, Some(token)) => gate::confirm(state, call, &token).await,
+        (Endpoint::Decline(reason), Some(token)) => gate::decline(state, call, &token, reason).await,
+        (Endpoint::Confirm | Endpoint::Decline(_), None) => {
+            Err(ApiError::BadRequest("an action token is required".into()))
+        }
     };
     replay::settle(state, call, reservation, &outcome).await;
     outcome

@@ -131,11 +131,11 @@ impl CallRecord {
             Ok(reply) => {
                 let event = match self.endpoint {
                     Endpoint::Invoke => "tools.invoke",
-                    Endpoint::Confirm => "tools.confirm",
+                    Endpoint::Confirm | Endpoint::Decline(_) => "tools.confirm",
                 };
                 let detail = match (&reply.action_id, self.endpoint) {
                     (Some(id), Endpoint::Invoke) => Some(json!({ "action_id": id })),
-                    (Some(id), Endpoint::Confirm) => {
+                    (Some(id), Endpoint::Confirm | Endpoint::Decline(_)) => {
                         let invoke = match state.store().get(&keys::audit_link(id)).await {
                             Ok(Some(bytes)) => serde_json::from_slice::<Value>(&bytes).ok(),
                             _ => None,
@@ -151,6 +151,9 @@ impl CallRecord {
                 let mut detail = json!({ "error": e.to_string() });
                 if let ApiError::PolicyDenied { rule, .. } = e {
                     detail["rule"] = json!(rule);
+                }
+                if let ApiError::ConfirmationDeclined { action_id, .. } = e {
+                    detail["action_id"] = json!(action_id);
                 }
                 (class.audit.event(), class.code, class.status.as_u16(), Some(detail))
             }

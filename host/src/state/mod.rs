@@ -60,6 +60,8 @@ struct Inner {
     /// Serialises registry rebuilds (a watcher event and a SIGHUP at once).
     registry_reload: tokio::sync::Mutex<()>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Bumped whenever a reload may change which tools a caller sees.
+    tools_changed: tokio::sync::watch::Sender<u64>,
     metrics: Metrics,
     started_at: SystemTime,
 }
@@ -184,6 +186,7 @@ impl AppState {
                 redis,
                 redis_health,
                 auth_failures,
+                tools_changed: tokio::sync::watch::Sender::new(0),
                 metrics,
                 started_at: SystemTime::now(),
             }),
@@ -310,6 +313,17 @@ impl AppState {
     /// When the host started.
     pub fn started_at(&self) -> SystemTime {
         self.inner.started_at
+    }
+
+    /// Changes whenever a registry or policy reload took effect (the MCP
+    /// endpoint tells listening clients their tool list changed).
+    pub fn tools_changed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.tools_changed.subscribe()
+    }
+
+    /// Tell listeners the tool set may have changed.
+    fn announce_tools_changed(&self) {
+        self.inner.tools_changed.send_modify(|generation| *generation += 1);
     }
 
     /// Resolves when the host begins to shut down.

@@ -62,6 +62,7 @@ impl AppState {
                     "registry reloaded"
                 );
                 self.inner.registry.store(Arc::new(snapshot));
+                self.announce_tools_changed();
                 Ok(next)
             }
             Err(e) => {
@@ -159,6 +160,7 @@ impl AppState {
                     let version = self.inner.policy.load().version + 1;
                     log_policy(&policy, version);
                     self.inner.policy.store(Arc::new(PolicySnapshot { version, policy }));
+                    self.announce_tools_changed();
                     *last = Some(ReloadOutcome {
                         ok: true,
                         at: SystemTime::now(),

@@ -1,0 +1,88 @@
+//! A call's outcome as an MCP `tools/call` result. The JSON result of a tool
+//! is `structuredContent` plus the same JSON as a text block; every refusal
+//! or failure is an `isError` result whose text names the stable `code` and
+//! whose `_meta["io.fastmcp/problem"]` carries the problem details REST
+//! would answer — except an unknown tool, which MCP makes a protocol error.
+
+use super::handler::protocol_error;
+use crate::correlation::CorrelationId;
+use crate::error::{ApiError, ProblemBody};
+use crate::pipeline::{CompletedBody, PendingBody, Reply, ReplyBody};
+use rmcp::ErrorData as McpError;
+use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, MetaObject};
+use serde_json::{Value, json};
+
+/// `_meta` key: the request's correlation id (as in the audit trail).
+pub const CORRELATION_META_KEY: &str = "io.fastmcp/correlation-id";
+/// `_meta` key: the problem details of an `isError` result.
+pub const PROBLEM_META_KEY: &str = "io.fastmcp/problem";
+/// `_meta` key: seconds after which a retry may succeed.
+pub const RETRY_AFTER_META_KEY: &str = "io.fastmcp/retry-after-s";
+/// `_meta` key: `true` on an idempotent replay.
+pub const REPLAYED_META_KEY: &str = "io.fastmcp/replayed";
+
+/// What a finished call answers over MCP: a result, a pending confirmation
+/// (the gate's, handled by the caller), or a protocol error.
+pub(super) enum Rendered {
+    /// A `tools/call` result (success or `isError`).
+    Result(CallToolResult),
+    /// The call stopped at the confirmation gate.
+    Pending(PendingBody),
+}
+
+/// Render a reply or an error.
+pub(super) fn render(result: Result<Reply, ApiError>, correlation_id: &CorrelationId) -> Result<Rendered, McpError> {
+    match result {
+        Ok(Reply { body: ReplyBody::Completed(body), .. }) => Ok(Rendered::Result(completed(body, false))),
+        Ok(Reply { body: ReplyBody::Pending(body), .. }) => Ok(Rendered::Pending(body)),
+        Ok(Reply { body: ReplyBody::Replayed(stored), .. }) => {
+            let parsed = if stored.problem {
+                serde_json::from_value::<ProblemBody>(stored.body).map(|p| Rendered::Result(problem(p, None)))
+            } else if stored.status == 202 {
+                serde_json::from_value::<PendingBody>(stored.body).map(Rendered::Pending)
+            } else {
+                serde_json::from_value::<CompletedBody>(stored.body).map(|b| Rendered::Result(completed(b, true)))
+            };
+            parsed.map_err(|e| {
+                tracing::error!(error = %e, "a stored idempotent reply does not parse");
+                protocol_error(ErrorCode::INTERNAL_ERROR, &ApiError::Internal, correlation_id)
+            })
+        }
+        Err(error @ ApiError::ToolNotFound(_)) => {
+            Err(protocol_error(ErrorCode::INVALID_PARAMS, &error, correlation_id))
+        }
+        Err(error) => Ok(Rendered::Result(failure(&error, correlation_id))),
+    }
+}
+
+/// A completed call: the result as structured content and as text.
+fn completed(body: CompletedBody, replayed: bool) -> CallToolResult {
+    let text = serde_json::to_string(&body.result).expect("JSON values serialise");
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(body.result);
+    let mut meta = MetaObject::new();
+    meta.insert(CORRELATION_META_KEY.into(), Value::String(body.correlation_id));
+    if replayed {
+        meta.insert(REPLAYED_META_KEY.into(), Value::Bool(true));
+    }
+    result.meta = Some(meta);
+    result
+}
+
+/// An error as an `isError` result.
+pub(super) fn failure(error: &ApiError, correlation_id: &CorrelationId) -> CallToolResult {
+    problem(error.problem_body(correlation_id), error.retry_after_s())
+}
+
+fn problem(body: ProblemBody, retry_after_s: Option<u64>) -> CallToolResult {
+    let text = format!("{}: {}", body.code, body.detail);
+    let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
+    let mut meta = MetaObject::new();
+    meta.insert(CORRELATION_META_KEY.into(), Value::String(body.correlation_id.clone()));
+    if let Some(seconds) = retry_after_s.or(body.retry_after_s) {
+        meta.insert(RETRY_AFTER_META_KEY.into(), json!(seconds));
+    }
+    meta.insert(PROBLEM_META_KEY.into(), serde_json::to_value(body).expect("problems serialise"));
+    result.meta = Some(meta);
+    result
+}
