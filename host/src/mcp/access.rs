@@ -86,6 +86,9 @@ pub async fn guard(
         }
         (Some(id), _) if method == Method::DELETE && response.status().is_success() => {
             access.owners.lock().expect("owners lock").remove(id);
+            // rmcp answers 202; clients expect 200 or 204 for a terminated
+            // session (the Python SDK logs a failure otherwise).
+            *response.status_mut() = StatusCode::NO_CONTENT;
         }
         _ => {}
     }
