@@ -320,9 +320,11 @@ impl ApiError {
         use ApiError::*;
         match self {
             RateLimited { retry_after_s, .. } => Some(*retry_after_s),
-            Overloaded | StateUnavailable | AuditUnavailable | RateLimitUnavailable | RequestTimeout { .. } => {
-                Some(1)
-            }
+            Overloaded
+            | StateUnavailable
+            | AuditUnavailable
+            | RateLimitUnavailable
+            | RequestTimeout { .. } => Some(1),
             _ => None,
         }
     }

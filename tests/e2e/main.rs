@@ -12,6 +12,7 @@ mod crash;
 mod errors;
 mod hardening;
 mod identity;
+mod mcp;
 mod ratelimit;
 mod reload;
 mod sandbox;

@@ -24,8 +24,8 @@ use crate::pipeline::{CallOutcome, Endpoint, PendingBody};
 use crate::text::clip;
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
-    CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams, ErrorCode,
-    InputRequest, InputRequests, InputRequiredResult, InputResponses, MetaObject, ProtocolVersion,
+    CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams, ErrorCode, InputRequest,
+    InputRequests, InputRequiredResult, InputResponses, MetaObject, ProtocolVersion,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
@@ -94,9 +94,8 @@ async fn ask(
     context: &RequestContext<RoleServer>,
 ) -> Result<CallToolResponse, McpError> {
     let message = message(run, &pending);
-    let stateless = context
-        .protocol_version()
-        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+    let stateless =
+        context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
     if stateless {
         if !can_elicit_form(context) {
             return Ok(confirmation_required(pending).into());
@@ -105,7 +104,8 @@ async fn ask(
             "method": "elicitation/create",
             "params": {"mode": "form", "message": message, "requestedSchema": approval_form(&pending.tool)},
         });
-        let request: InputRequest = serde_json::from_value(request).expect("the approval request is well-formed");
+        let request: InputRequest =
+            serde_json::from_value(request).expect("the approval request is well-formed");
         let requests = InputRequests::from([(CONFIRM_INPUT_KEY.to_owned(), request)]);
         return Ok(InputRequiredResult::new(Some(requests), Some(pending.action_token)).into());
     }
@@ -115,7 +115,8 @@ async fn ask(
     let params = ElicitRequestParams::FormElicitationParams {
         meta: None,
         message,
-        requested_schema: serde_json::from_value(approval_form(&pending.tool)).expect("the form is well-formed"),
+        requested_schema: serde_json::from_value(approval_form(&pending.tool))
+            .expect("the form is well-formed"),
     };
     let wait = seconds_until(&pending.expires_at);
     match context.peer.create_elicitation_with_timeout(params, Some(wait)).await {
@@ -133,7 +134,11 @@ async fn ask(
 }
 
 /// Run the pipeline's confirm (approved) or decline (anything else).
-async fn decide(run: &Runner<'_>, action_token: String, verdict: Verdict) -> Result<CallToolResponse, McpError> {
+async fn decide(
+    run: &Runner<'_>,
+    action_token: String,
+    verdict: Verdict,
+) -> Result<CallToolResponse, McpError> {
     let endpoint = match verdict {
         Verdict::Approved => Endpoint::Confirm,
         Verdict::Declined | Verdict::Cancelled => Endpoint::Decline(verdict.name()),
@@ -152,7 +157,9 @@ async fn decide(run: &Runner<'_>, action_token: String, verdict: Verdict) -> Res
 /// accepted form with `approve: true` approves.
 fn verdict_of(answer: &Value) -> Verdict {
     match answer.get("action").and_then(Value::as_str) {
-        Some("accept") if answer.pointer(&format!("/content/{APPROVE_FIELD}")) == Some(&Value::Bool(true)) => {
+        Some("accept")
+            if answer.pointer(&format!("/content/{APPROVE_FIELD}")) == Some(&Value::Bool(true)) =>
+        {
             Verdict::Approved
         }
         Some("cancel") => Verdict::Cancelled,
@@ -162,7 +169,10 @@ fn verdict_of(answer: &Value) -> Verdict {
 
 /// Whether a 2026-07-28 request declared form elicitation.
 fn can_elicit_form(context: &RequestContext<RoleServer>) -> bool {
-    context.client_capabilities().and_then(|c| c.elicitation).is_some_and(|e| e.form.is_some() || e.url.is_none())
+    context
+        .client_capabilities()
+        .and_then(|c| c.elicitation)
+        .is_some_and(|e| e.form.is_some() || e.url.is_none())
 }
 
 /// The form: one boolean. It never asks for anything else (no secrets).
@@ -239,7 +249,8 @@ mod tests {
 
     #[test]
     fn the_form_deserialises_as_an_elicitation_schema() {
-        let schema: Result<rmcp::model::ElicitationSchema, _> = serde_json::from_value(approval_form("ads:x"));
+        let schema: Result<rmcp::model::ElicitationSchema, _> =
+            serde_json::from_value(approval_form("ads:x"));
         assert!(schema.is_ok(), "{schema:?}");
     }
 }

@@ -13,14 +13,13 @@ use crate::error::ApiError;
 use crate::pipeline::{self, CallArgs, CallOutcome, CallRequest, Endpoint, Transport};
 use crate::principal::Principal;
 use crate::state::AppState;
+use rmcp::ErrorData as McpError;
 use rmcp::ServerHandler;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, InitializeResult,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, SubscriptionFilter, Tool,
-    ToolAnnotations,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, SubscriptionFilter, Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
-use rmcp::ErrorData as McpError;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -240,7 +239,9 @@ impl Runner<'_> {
                     None => None,
                     Some(Value::String(key)) => Some(key),
                     Some(_) => {
-                        return Err(ApiError::BadRequest(format!("`_meta.{IDEMPOTENCY_META_KEY}` must be a string")));
+                        return Err(ApiError::BadRequest(format!(
+                            "`_meta.{IDEMPOTENCY_META_KEY}` must be a string"
+                        )));
                     }
                 };
                 Ok(CallArgs { args, action_token, idempotency_key })

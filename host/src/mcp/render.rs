@@ -31,7 +31,10 @@ pub(super) enum Rendered {
 }
 
 /// Render a reply or an error.
-pub(super) fn render(result: Result<Reply, ApiError>, correlation_id: &CorrelationId) -> Result<Rendered, McpError> {
+pub(super) fn render(
+    result: Result<Reply, ApiError>,
+    correlation_id: &CorrelationId,
+) -> Result<Rendered, McpError> {
     match result {
         Ok(Reply { body: ReplyBody::Completed(body), .. }) => Ok(Rendered::Result(completed(body, false))),
         Ok(Reply { body: ReplyBody::Pending(body), .. }) => Ok(Rendered::Pending(body)),
@@ -41,7 +44,8 @@ pub(super) fn render(result: Result<Reply, ApiError>, correlation_id: &Correlati
             } else if stored.status == 202 {
                 serde_json::from_value::<PendingBody>(stored.body).map(Rendered::Pending)
             } else {
-                serde_json::from_value::<CompletedBody>(stored.body).map(|b| Rendered::Result(completed(b, true)))
+                serde_json::from_value::<CompletedBody>(stored.body)
+                    .map(|b| Rendered::Result(completed(b, true)))
             };
             parsed.map_err(|e| {
                 tracing::error!(error = %e, "a stored idempotent reply does not parse");
