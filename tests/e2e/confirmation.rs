@@ -283,3 +283,23 @@ async fn idempotent_outcomes_survive_a_restart() {
     assert_eq!(json(replay).await, (200, first));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_declined_action_never_runs() {
+    let root = TestRoot::new();
+    let server = TestServer::start(&root).await;
+    let token = pending(&server, campaign()).await;
+    let mut body = campaign();
+    body["action_token"] = token.clone();
+    let decline =
+        server.client().post(server.url("/tools/ads:createCampaign/decline")).bearer_auth(&server.token);
+    let response = decline.json(&body).send().await.unwrap();
+    problem(response, 409, "confirmation_declined").await;
+    // The token is spent: it can no longer confirm.
+    problem(server.confirm(&token, campaign()).await, 409, "action_token_used").await;
+    let decisions: Vec<Value> =
+        crate::harness::audit_records(root.path()).into_iter().map(|r| r["decision"].clone()).collect();
+    assert!(decisions.contains(&json!("confirmation_declined")), "{decisions:?}");
+    assert!(!decisions.contains(&json!("confirmed")), "{decisions:?}");
+    server.stop().await;
+}

@@ -95,6 +95,31 @@ pub async fn confirm(
     adapt(state, correlation_id, Endpoint::Confirm, id, caller, request).await
 }
 
+/// Decline a pending action: the original arguments plus `action_token`.
+/// The token is spent and the tool does not run (the record says so).
+#[utoipa::path(
+    post, path = "/tools/{id}/decline", tag = "tools",
+    params(("id" = String, Path, description = "Tool id, `plugin:name`")),
+    security(("bearer" = [])),
+    request_body(content = Object, description = "The original arguments plus `action_token`", content_type = "application/json"),
+    responses(
+        (status = 400, description = "`bad_request` (e.g. no action token)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`invalid_action_token`, `insufficient_scope` or `policy_denied`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`confirmation_declined`: declined, the token is spent and the tool did not run; or `action_token_used`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "`action_token_expired`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn decline(
+    State(state): State<AppState>,
+    correlation_id: CorrelationId,
+    Path(id): Path<String>,
+    caller: Result<Authenticated, Problem>,
+    request: Request,
+) -> Response {
+    adapt(state, correlation_id, Endpoint::Decline("declined"), id, caller, request).await
+}
+
 /// The REST side of a call: the request becomes a [`CallRequest`] (the body
 /// is read only when the pipeline asks for the arguments, after
 /// authorization), and the [`CallOutcome`] becomes the response. The call

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tool-catalog", get(catalog::catalog))
         .route("/tools/{id}/invoke", post(invoke::invoke))
         .route("/tools/{id}/confirm", post(invoke::confirm))
+        .route("/tools/{id}/decline", post(invoke::decline))
         .merge(crate::mcp::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

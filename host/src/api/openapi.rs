@@ -14,7 +14,7 @@ use utoipa::OpenApi;
         title = "FastMCP",
         description = "A host for agent tools running as sandboxed WebAssembly components."
     ),
-    paths(health::health, health::metrics, catalog::catalog, invoke::invoke, invoke::confirm),
+    paths(health::health, health::metrics, catalog::catalog, invoke::invoke, invoke::confirm, invoke::decline),
     components(schemas(
         ProblemBody,
         FieldError,
