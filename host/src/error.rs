@@ -156,10 +156,26 @@ pub enum ApiError {
         /// The spent action token's id.
         action_id: String,
     },
+    /// The client gave up while the tool ran (MCP: it closed the request's
+    /// stream); the sandbox was torn down. Never on REST.
+    #[error("the client closed the request while the tool ran; the tool was stopped")]
+    Cancelled,
     /// A host fault; details are in the log only.
     #[error("internal error")]
     Internal,
 }
+
+/// Codes only MCP can produce (REST runs every started call to its end); the
+/// OpenAPI document of the REST API does not name them.
+#[cfg(test)]
+pub const MCP_ONLY_CODES: &[&str] = &["cancelled"];
+
+/// 499 Client Closed Request (the status proxies record for a client that
+/// went away; no HTTP client ever reads it).
+const CLIENT_CLOSED_REQUEST: StatusCode = match StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => panic!("499 is a valid status"),
+};
 
 /// The audit event an error is recorded under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,6 +320,7 @@ impl ApiError {
             ConfirmationDeclined { .. } => {
                 c(StatusCode::CONFLICT, "confirmation_declined", "Confirmation declined", Denied, false)
             }
+            Cancelled => c(CLIENT_CLOSED_REQUEST, "cancelled", "Cancelled by the client", Failed, true),
             Internal => c(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", Failed, false),
         }
     }
@@ -469,6 +486,7 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (ProblemBody, Ext
         | IdempotencyQuotaExceeded { .. }
         | IdempotencyReplyTooLarge { .. }
         | ConfirmationDeclined { .. }
+        | Cancelled
         | Internal => {}
     }
     (body, extra_headers)
@@ -525,6 +543,7 @@ pub fn every_variant() -> Vec<ApiError> {
         IdempotencyQuotaExceeded { limit: 0 },
         IdempotencyReplyTooLarge { limit: 0, first_correlation_id: String::new() },
         ConfirmationDeclined { reason: String::new(), action_id: String::new() },
+        Cancelled,
         Internal,
     ];
     for error in &all {
@@ -533,7 +552,7 @@ pub fn every_variant() -> Vec<ApiError> {
             InvalidActionToken(_) | ActionTokenExpired | ActionTokenUsed => {}
             IdempotencyInProgress | IdempotencyKeyReused | IdempotencyQuotaExceeded { .. } => {}
             IdempotencyReplyTooLarge { .. } => {}
-            ConfirmationDeclined { .. } => {}
+            ConfirmationDeclined { .. } | Cancelled => {}
             RateLimitUnavailable | AuditUnavailable | StateUnavailable | Overloaded | Internal => {}
             ToolNotFound(_) | RouteNotFound(_) | MethodNotAllowed => {}
             PayloadTooLarge { .. } | UnsupportedMediaType | BodyTimeout { .. } | RequestTimeout { .. } => {}

@@ -157,6 +157,7 @@ async fn adapt(
             };
             Ok(CallArgs { args, action_token, idempotency_key })
         }),
+        cancel: None,
     };
     let span = tracing::Span::current();
     let task = tokio::spawn(async move { pipeline::call(&state, call).await }.instrument(span));

@@ -146,6 +146,7 @@ async fn unauthenticated(
             peer: peer_of(&request).map(|peer| peer.ip()),
             tool: tool.unwrap_or_default(),
             args: Box::pin(async { Ok(CallArgs::default()) }),
+            cancel: None,
         };
         pipeline::call(state, call).await.result.err().unwrap_or(ApiError::Internal)
     } else {

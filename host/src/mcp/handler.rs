@@ -130,7 +130,14 @@ impl ServerHandler for ToolServer {
         let tool = names::to_tool_id(&request.name);
         let key = idempotency_key(&request, &context);
         let args = request.arguments.clone().unwrap_or_default();
-        let run = Runner { state: &self.state, caller: &caller, tool: &tool, args: &args, key: &key };
+        let run = Runner {
+            state: &self.state,
+            caller: &caller,
+            tool: &tool,
+            args: &args,
+            key: &key,
+            cancel: &context.ct,
+        };
         if let Some(action_token) = &request.request_state {
             return confirm::resume(&run, action_token, request.input_responses.as_ref()).await;
         }
@@ -219,6 +226,8 @@ pub(super) struct Runner<'a> {
     pub tool: &'a str,
     pub args: &'a Map<String, Value>,
     pub key: &'a Option<Value>,
+    /// Cancelled when the client closes the request's stream.
+    pub cancel: &'a CancellationToken,
 }
 
 impl Runner<'_> {
@@ -246,6 +255,7 @@ impl Runner<'_> {
                 };
                 Ok(CallArgs { args, action_token, idempotency_key })
             }),
+            cancel: Some(self.cancel.clone()),
         };
         let state = self.state.clone();
         let task = tokio::spawn(async move { pipeline::call(&state, request).await });

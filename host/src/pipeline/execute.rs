@@ -21,11 +21,23 @@ pub(super) async fn execute(state: &AppState, call: &CallRecord) -> Result<Value
     };
     let plugin = &tool.plugin;
     let grants = state.call_grants(plugin, call.egress.clone());
-    let output = state
-        .runtime()
-        .call(&plugin.component, plugin.limits, identity, grants, &tool.def.name, call.arguments.to_string())
-        .await
-        .map_err(|e| call_error(&tool.def.id, e))?;
+    let running = state.runtime().call(
+        &plugin.component,
+        plugin.limits,
+        identity,
+        grants,
+        &tool.def.name,
+        call.arguments.to_string(),
+    );
+    let output = match &call.cancel {
+        None => running.await,
+        // Dropping the call drops its store: the sandbox is torn down.
+        Some(cancel) => tokio::select! {
+            output = running => output,
+            _ = cancel.cancelled() => return Err(ApiError::Cancelled),
+        },
+    };
+    let output = output.map_err(|e| call_error(&tool.def.id, e))?;
     state.metrics().record_instantiate(output.instantiate);
     // A result must be what the manifest promises callers (and MCP clients,
     // which check `structuredContent` against `outputSchema`).

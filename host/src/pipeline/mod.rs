@@ -136,14 +136,18 @@ pub struct CallRequest {
     pub tool: String,
     /// What: the arguments, asked for after authorization.
     pub args: ArgsSource,
+    /// Fires if the client gives up: a running tool is stopped (its sandbox
+    /// torn down) and the call recorded `cancelled`. `None`: run to the end.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// Run a call through every step, record it durably, and return what the
 /// transport must answer.
 pub async fn call(state: &AppState, request: CallRequest) -> CallOutcome {
-    let CallRequest { correlation_id, transport, endpoint, caller, peer, tool, args } = request;
+    let CallRequest { correlation_id, transport, endpoint, caller, peer, tool, args, cancel } = request;
     let mut record = CallRecord::new(&correlation_id, transport, endpoint, &tool);
     record.peer = peer;
+    record.cancel = cancel;
     let result = run(state, &mut record, caller, args).await;
     let rate_limit = record.rate;
     let result = record.commit(state, result).await;

@@ -46,6 +46,10 @@ pub struct CallRecord {
     pub egress: EgressLog,
     /// The client's address, when served over TCP.
     pub peer: Option<std::net::IpAddr>,
+    /// Fires when the client gave up on the call (MCP: it closed the
+    /// request's stream); the sandbox is torn down and the call recorded
+    /// `cancelled`. REST never cancels: a call that started finishes.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
     /// The policy snapshot the whole call is decided by (once authorized).
     pub policy: Option<Arc<PolicySnapshot>>,
     /// The tool (once resolved).
@@ -77,6 +81,7 @@ impl CallRecord {
             args: None,
             egress: EgressLog::default(),
             peer: None,
+            cancel: None,
             policy: None,
             resolved: None,
             arguments: Value::Null,

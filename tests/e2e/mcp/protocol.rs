@@ -273,3 +273,34 @@ async fn the_inspector_cli_lists_and_calls() {
     .await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_the_stream_stops_the_tool_and_records_cancelled() {
+    let root = TestRoot::new();
+    // The looping tool runs until its deadline: 10 s here.
+    let manifest = std::fs::read_to_string(root.path().join("manifests/misbehave.yaml")).unwrap();
+    root.write("manifests/misbehave.yaml", manifest.replace("timeout_ms: 500", "timeout_ms: 10000"));
+    let server = TestServer::start(&root).await;
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "misbehave.loop", "arguments": {}, "_meta": modern_meta()}});
+    let started = std::time::Instant::now();
+    let request = server
+        .client()
+        .post(mcp_url(&server))
+        .bearer_auth(&server.token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "misbehave.loop")
+        .header("x-correlation-id", "mcp-cancel")
+        .json(&call)
+        .send();
+    // The client gives up after 300 ms: the connection closes.
+    assert!(tokio::time::timeout(Duration::from_millis(300), request).await.is_err());
+    let record = eventually("the cancelled call's record", Duration::from_secs(5), || async {
+        audit_records(root.path()).into_iter().find(|r| r["correlation_id"] == "mcp-cancel")
+    })
+    .await;
+    assert_eq!((&record["decision"], &record["status"]), (&json!("cancelled"), &json!(499)), "{record}");
+    assert!(started.elapsed() < Duration::from_secs(9), "stopped, not run to its deadline");
+    server.stop().await;
+}
