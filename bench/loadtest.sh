@@ -9,12 +9,14 @@
 # Then runs wrk against the floor and the host alternately, at 1, 16 and 64
 # connections, for each scenario:
 #   - echo:     util:echo with a ~100-byte argument;
+#   - mcp:      the same call as an MCP 2026-07-28 `tools/call` of util.echo
+#               at POST /mcp (the floor echoes a JSON-RPC result);
 #   - brokered: ads:listCampaigns, one outbound request to the upstream with a
 #               brokered, host-injected token.
 # Prints req/s, p50, p99, non-2xx, the host/floor ratio, the host's RSS, and
 # verifies the audit trail the host wrote. With --write, the table replaces the
-# generated section of BENCHMARKS.md. (The MCP scenario comes with the MCP
-# endpoint.)
+# generated section of BENCHMARKS.md, with the MCP/REST ratio at 64
+# connections (same run, same load generator).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -74,15 +76,19 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $TOKEN"
 wrk.body = os.getenv("BODY")
+for header in string.gmatch(os.getenv("HEADERS") or "", "[^|]+") do
+  local name, value = header:match("^([^:]+):%s*(.*)$")
+  wrk.headers[name] = value
+end
 LUA
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$HOST_PID/status"; }
 
-# run URL CONNECTIONS BODY -> "req/s p50 p99 non2xx"
+# run URL CONNECTIONS BODY [HEADERS] -> "req/s p50 p99 non2xx"
 run() {
   local threads=$(( $2 < 2 ? 1 : 2 ))
   local out
-  out=$(BODY="$3" wrk -t"$threads" -c"$2" -d"${DURATION}s" --latency -s "$ROOT/post.lua" "$1")
+  out=$(BODY="$3" HEADERS="${4:-}" wrk -t"$threads" -c"$2" -d"${DURATION}s" --latency -s "$ROOT/post.lua" "$1")
   local rps p50 p99 non2xx
   rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")
   p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
@@ -93,19 +99,25 @@ run() {
 
 ECHO_BODY='{"message":"the quick brown fox jumps over the lazy dog","n":42,"tags":["a","b","c"],"ok":true}'
 LIST_BODY='{"limit":10}'
+MCP_BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"util.echo","arguments":{"message":"the quick brown fox jumps over the lazy dog","n":42,"tags":["a","b","c"],"ok":true},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"wrk","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}'
+MCP_HEADERS='Accept: application/json, text/event-stream|MCP-Protocol-Version: 2026-07-28|Mcp-Method: tools/call|Mcp-Name: util.echo'
 rss_start=$(rss_kib)
 TABLE="| scenario | conns | floor req/s | host req/s | host/floor | floor p50 / p99 | host p50 / p99 | host non-2xx |
 |---|---|---|---|---|---|---|---|"
-for scenario in echo brokered; do
+for scenario in echo mcp brokered; do
+  headers=""
   case $scenario in
-    echo) tool=util:echo; body=$ECHO_BODY ;;
-    brokered) tool=ads:listCampaigns; body=$LIST_BODY ;;
+    echo) tool=util:echo; body=$ECHO_BODY; path="/tools/$tool/invoke"; label="\`$tool\`" ;;
+    mcp) tool=util:echo; body=$MCP_BODY; path="/mcp"; headers=$MCP_HEADERS; label="\`tools/call util.echo\`" ;;
+    brokered) tool=ads:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; label="\`$tool\`" ;;
   esac
   for conns in 1 16 64; do
-    read -r f_rps f_p50 f_p99 _ <<<"$(run "http://$FLOOR/tools/$tool/invoke" "$conns" "$body")"
-    read -r h_rps h_p50 h_p99 h_non <<<"$(run "http://$HOST/tools/$tool/invoke" "$conns" "$body")"
+    read -r f_rps f_p50 f_p99 _ <<<"$(run "http://$FLOOR$path" "$conns" "$body" "$headers")"
+    read -r h_rps h_p50 h_p99 h_non <<<"$(run "http://$HOST$path" "$conns" "$body" "$headers")"
+    [ "$conns" = 64 ] && [ "$scenario" = echo ] && rest64=$h_rps
+    [ "$conns" = 64 ] && [ "$scenario" = mcp ] && mcp64=$h_rps
     ratio=$(awk -v h="$h_rps" -v f="$f_rps" 'BEGIN { r = f > 0 ? 100 * h / f : 0; printf "%.1f%%", r }')
-    row="| $scenario (\`$tool\`) | $conns | $f_rps | $h_rps | **$ratio** | $f_p50 / $f_p99 | $h_p50 / $h_p99 | $h_non |"
+    row="| $scenario ($label) | $conns | $f_rps | $h_rps | **$ratio** | $f_p50 / $f_p99 | $h_p50 / $h_p99 | $h_non |"
     echo "$row"
     TABLE+=$'\n'"$row"
   done
@@ -120,7 +132,9 @@ kill -TERM "$HOST_PID"
 wait "$HOST_PID" || true
 VERIFY=$("$BIN/fastmcp" audit verify --root "$ROOT" 2>/dev/null) || { echo "loadtest: audit verify FAILED" >&2; exit 1; }
 LOG_BYTES=$(wc -c < "$ROOT/host.log")
-SUMMARY="wrk ${DURATION} s per cell, floor and host alternately; host RSS ${rss_start} KiB at the start, ${rss_end} KiB at the end; ${BATCH}; ${LOG_BYTES} bytes of host log, ${DROPPED:-0} lines dropped; audit verify: ${VERIFY}"
+MCP_VS_REST=$(awk -v m="${mcp64:-0}" -v r="${rest64:-0}" 'BEGIN { printf "MCP tools/call at 64 connections: %.1f%% of REST invoke (%d vs %d req/s, same run)", r > 0 ? 100 * m / r : 0, m, r }')
+echo "$MCP_VS_REST"
+SUMMARY="${MCP_VS_REST}; wrk ${DURATION} s per cell, floor and host alternately; host RSS ${rss_start} KiB at the start, ${rss_end} KiB at the end; ${BATCH}; ${LOG_BYTES} bytes of host log, ${DROPPED:-0} lines dropped; audit verify: ${VERIFY}"
 echo
 echo "$SUMMARY"
 

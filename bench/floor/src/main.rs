@@ -1,8 +1,10 @@
 //! `fastmcp-floor`: what the load test measures the host against — a bare
 //! axum server answering `POST /tools/{id}/invoke` with the host's response
 //! shape (`{"status", "tool", "result", "correlation_id"}`, the arguments
-//! echoed as the result), and nothing else: no token, no schema, no policy,
-//! no sandbox, no audit, no log.
+//! echoed as the result), and `POST /mcp` with a JSON-RPC `tools/call`
+//! result echoing the arguments (`structuredContent` and a text block) —
+//! and nothing else: no token, no schema, no policy, no sandbox, no audit,
+//! no log, no protocol checks.
 //!
 //! ```text
 //! fastmcp-floor [--listen 127.0.0.1:18002]
@@ -16,6 +18,16 @@ use serde_json::{Value, json};
 async fn invoke(Path(tool): Path<String>, Json(args): Json<Value>) -> Json<Value> {
     let correlation_id = uuid::Uuid::now_v7().to_string();
     Json(json!({ "status": "completed", "tool": tool, "result": args, "correlation_id": correlation_id }))
+}
+
+async fn mcp(Json(request): Json<Value>) -> Json<Value> {
+    let args = request["params"]["arguments"].clone();
+    let text = args.to_string();
+    Json(json!({
+        "jsonrpc": "2.0",
+        "id": request["id"],
+        "result": {"resultType": "complete", "content": [{"type": "text", "text": text}], "structuredContent": args, "isError": false},
+    }))
 }
 
 #[tokio::main]
@@ -33,7 +45,7 @@ async fn main() -> std::io::Result<()> {
             }
         }
     }
-    let app = axum::Router::new().route("/tools/{id}/invoke", post(invoke));
+    let app = axum::Router::new().route("/tools/{id}/invoke", post(invoke)).route("/mcp", post(mcp));
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     axum::serve(listener, app).await
 }
