@@ -90,3 +90,39 @@ fn problem(body: ProblemBody, retry_after_s: Option<u64>) -> CallToolResult {
     result.meta = Some(meta);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(result: &CallToolResult) -> &MetaObject {
+        result.meta.as_ref().expect("results carry _meta")
+    }
+
+    #[test]
+    fn refusals_name_the_code_and_say_when_to_retry() {
+        let correlation_id = CorrelationId::generate();
+        let limited = ApiError::RateLimited { retry_after_s: 7, policy: "p".into(), state: "s".into() };
+        let result = failure(&limited, &correlation_id);
+        assert_eq!(result.is_error, Some(true));
+        assert_eq!(meta(&result).get(RETRY_AFTER_META_KEY), Some(&json!(7)));
+        assert_eq!(meta(&result)[PROBLEM_META_KEY]["code"], "rate_limited");
+        let text = serde_json::to_value(&result.content[0]).unwrap();
+        assert!(text["text"].as_str().unwrap().starts_with("rate_limited: "), "{text}");
+
+        let overloaded = failure(&ApiError::Overloaded, &correlation_id);
+        assert_eq!(meta(&overloaded).get(RETRY_AFTER_META_KEY), Some(&json!(1)));
+        let denied = failure(&ApiError::ToolDenied("no".into()), &correlation_id);
+        assert_eq!(meta(&denied).get(RETRY_AFTER_META_KEY), None);
+    }
+
+    #[test]
+    fn an_unknown_tool_is_a_protocol_error() {
+        let correlation_id = CorrelationId::generate();
+        let Err(error) = render(Err(ApiError::ToolNotFound("a:b".into())), &correlation_id) else {
+            panic!("an unknown tool renders as a protocol error");
+        };
+        assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
+        assert_eq!(error.data.unwrap()["code"], "tool_not_found");
+    }
+}

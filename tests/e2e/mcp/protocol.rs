@@ -304,3 +304,46 @@ async fn closing_the_stream_stops_the_tool_and_records_cancelled() {
     assert!(started.elapsed() < Duration::from_secs(9), "stopped, not run to its deadline");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tools_list_pages_in_order() {
+    let root = TestRoot::new();
+    let mut manifest =
+        String::from("plugin: many\nversion: 1.0.0\ncomponent: plugins/util/util.wasm\ntools:\n");
+    for n in 0..150 {
+        manifest.push_str(&format!(
+            "  - {{ name: t{n:03}, description: tool {n}, input_schema: {{ type: object }} }}\n"
+        ));
+    }
+    root.write("manifests/many.yaml", manifest);
+    let server = TestServer::start(&root).await;
+    let mut names: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut params = json!({"_meta": modern_meta()});
+        if let Some(cursor) = &cursor {
+            params["cursor"] = json!(cursor);
+        }
+        let list = json!({"jsonrpc": "2.0", "id": pages, "method": "tools/list", "params": params});
+        let (status, reply) =
+            json(modern_post(&server, &server.token, "tools/list", None, &list).await).await;
+        assert_eq!(status, 200, "{reply}");
+        let page = reply["result"]["tools"].as_array().unwrap();
+        assert!(page.len() <= 100);
+        names.extend(page.iter().map(|t| t["name"].as_str().unwrap().to_owned()));
+        pages += 1;
+        match reply["result"]["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let (_, catalog) = json(server.get("/tool-catalog").await).await;
+    assert_eq!(names.len(), catalog["tools"].as_array().unwrap().len(), "every tool once");
+    assert!(names.len() > 150);
+    assert!(pages >= 2);
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "ordered by name across pages");
+    server.stop().await;
+}
