@@ -132,7 +132,7 @@ kill -TERM "$HOST_PID"
 wait "$HOST_PID" || true
 VERIFY=$("$BIN/fastmcp" audit verify --root "$ROOT" 2>/dev/null) || { echo "loadtest: audit verify FAILED" >&2; exit 1; }
 LOG_BYTES=$(wc -c < "$ROOT/host.log")
-MCP_VS_REST=$(awk -v m="${mcp64:-0}" -v r="${rest64:-0}" 'BEGIN { printf "MCP tools/call at 64 connections: %.1f%% of REST invoke (%d vs %d req/s, same run)", r > 0 ? 100 * m / r : 0, m, r }')
+MCP_VS_REST=$(awk -v m="${mcp64:-0}" -v r="${rest64:-0}" 'BEGIN { printf "MCP tools/call at 64 connections: %.1f%% of REST invoke (%d vs %d req/s, same run)", (r > 0 ? 100 * m / r : 0), m, r }')
 echo "$MCP_VS_REST"
 SUMMARY="${MCP_VS_REST}; wrk ${DURATION} s per cell, floor and host alternately; host RSS ${rss_start} KiB at the start, ${rss_end} KiB at the end; ${BATCH}; ${LOG_BYTES} bytes of host log, ${DROPPED:-0} lines dropped; audit verify: ${VERIFY}"
 echo

@@ -21,6 +21,22 @@ impl LogDrops {
     }
 }
 
+/// Levels for dependencies that say too much at `info`: rmcp writes three
+/// lines (and opens spans) for every stateless MCP request. Applied unless
+/// `RUST_LOG` names the dependency itself.
+const QUIET_DEPENDENCIES: &[(&str, &str)] = &[("rmcp", "rmcp=warn")];
+
+/// `RUST_LOG` (default `info`) with [`QUIET_DEPENDENCIES`] added.
+fn filter() -> EnvFilter {
+    let mut spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    for (name, directive) in QUIET_DEPENDENCIES {
+        if !spec.contains(name) {
+            spec = format!("{spec},{directive}");
+        }
+    }
+    EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"))
+}
+
 /// Install the JSON subscriber on a non-blocking stdout writer (`RUST_LOG`
 /// sets levels, `info` by default). Keep the guard until the process ends:
 /// dropping it flushes what is buffered.
@@ -33,7 +49,7 @@ pub fn init() -> (WorkerGuard, LogDrops) {
     tracing_subscriber::fmt()
         .json()
         .with_writer(writer)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(filter())
         .with_current_span(false)
         // Lines name their correlation id themselves; rendering every
         // line's span list was a large part of each line's cost.

@@ -16,7 +16,8 @@ pub async fn read_json_object(
     if !is_json(request.headers().get(header::CONTENT_TYPE)) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let bytes = read_bytes(request, limit, timeout).await?;
+    let (parts, body) = request.into_parts();
+    let bytes = read_bytes(&parts.headers, body, limit, timeout).await?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::BadRequest("the body must be a JSON object".into())),
@@ -27,20 +28,18 @@ pub async fn read_json_object(
 /// Read a body of at most `limit` bytes (413 `payload_too_large`) arriving
 /// in full within `timeout` (408 `body_timeout`).
 pub async fn read_bytes(
-    request: Request,
+    headers: &header::HeaderMap,
+    body: axum::body::Body,
     limit: usize,
     timeout: std::time::Duration,
 ) -> Result<axum::body::Bytes, ApiError> {
     let too_large = ApiError::PayloadTooLarge { limit };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large);
     }
-    let reading = tokio::time::timeout(timeout, axum::body::to_bytes(request.into_body(), limit));
+    let reading = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit));
     let Ok(read) = reading.await else {
         return Err(ApiError::BodyTimeout { timeout_ms: timeout.as_millis() as u64 });
     };

@@ -27,9 +27,23 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Set by the handler when a request ran a call through the pipeline, whose
+/// record writes the request's log line (the access line is then skipped,
+/// as on REST).
+#[derive(Clone, Default)]
+pub struct CallLogged(Arc<AtomicBool>);
+
+impl CallLogged {
+    /// The call's record has written (or will write) the request's line.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
 
@@ -75,8 +89,14 @@ pub async fn guard(
         Err(error) => return error.at(&correlation_id).into_response(),
     };
     request.extensions_mut().insert(principal);
+    let logged = CallLogged::default();
+    request.extensions_mut().insert(logged.clone());
     let method = request.method().clone();
     let mut response = next.run(request).await;
+    if logged.0.load(Ordering::Relaxed) {
+        // The call's record wrote the request's one log line.
+        response.extensions_mut().insert(AlreadyLogged);
+    }
     match (&session, response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())) {
         (None, Some(opened)) => {
             let opened = opened.to_owned();
@@ -118,7 +138,8 @@ async fn read_body(state: &AppState, request: Request) -> Result<Request, ApiErr
     let config = state.config();
     let (parts, body) = request.into_parts();
     let bytes = crate::api::body::read_bytes(
-        Request::from_parts(parts.clone(), body),
+        &parts.headers,
+        body,
         config.max_body_bytes,
         config.server.body_read_timeout,
     )

@@ -56,6 +56,8 @@ pub(super) struct Caller {
     pub principal: Arc<Principal>,
     pub correlation_id: CorrelationId,
     pub peer: Option<IpAddr>,
+    /// Tells the HTTP layer the call's record wrote the request's log line.
+    pub logged: Option<super::access::CallLogged>,
 }
 
 /// The caller of an MCP request. [`super::access`] refuses every request
@@ -74,7 +76,8 @@ pub(super) fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, Mcp
     let peer = parts.and_then(|p| {
         p.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
     });
-    Ok(Caller { principal, correlation_id, peer })
+    let logged = parts.and_then(|p| p.extensions.get::<super::access::CallLogged>()).cloned();
+    Ok(Caller { principal, correlation_id, peer, logged })
 }
 
 /// A protocol error carrying the problem details of `error`.
@@ -123,13 +126,13 @@ impl ServerHandler for ToolServer {
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let caller = caller(&context)?;
         let tool = names::to_tool_id(&request.name);
         let key = idempotency_key(&request, &context);
-        let args = request.arguments.clone().unwrap_or_default();
+        let args = request.arguments.take().unwrap_or_default();
         let run = Runner {
             state: &self.state,
             caller: &caller,
@@ -232,8 +235,9 @@ pub(super) struct Runner<'a> {
 
 impl Runner<'_> {
     /// Run the call through the pipeline at `endpoint` (the action token for
-    /// confirm and decline). It runs in its own task: a client that goes
-    /// away does not stop a call that started, and its record is written.
+    /// confirm and decline). rmcp runs every request's handler in a task of
+    /// its own, which it never aborts: the call always reaches its record; a
+    /// client that goes away cancels `context.ct`, which stops the tool.
     pub async fn call(&self, endpoint: Endpoint, action_token: Option<String>) -> CallOutcome {
         let (args, key) = (self.args.clone(), self.key.clone());
         let request = CallRequest {
@@ -257,11 +261,9 @@ impl Runner<'_> {
             }),
             cancel: Some(self.cancel.clone()),
         };
-        let state = self.state.clone();
-        let task = tokio::spawn(async move { pipeline::call(&state, request).await });
-        task.await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "the call task failed");
-            CallOutcome { result: Err(ApiError::Internal), rate_limit: None }
-        })
+        if let Some(logged) = &self.caller.logged {
+            logged.mark();
+        }
+        pipeline::call(self.state, request).await
     }
 }
