@@ -158,6 +158,17 @@ pub async fn modern_post(
     name: Option<&str>,
     body: &Value,
 ) -> reqwest::Response {
+    modern_request(server, token, method, name, body).send().await.unwrap()
+}
+
+/// A 2026-07-28 request with its headers, to customise.
+pub fn modern_request(
+    server: &TestServer,
+    token: &str,
+    method: &str,
+    name: Option<&str>,
+    body: &Value,
+) -> reqwest::RequestBuilder {
     let mut request = server
         .client()
         .post(super::mcp_url(server))
@@ -169,7 +180,7 @@ pub async fn modern_post(
     if let Some(name) = name {
         request = request.header("mcp-name", name);
     }
-    request.send().await.unwrap()
+    request
 }
 
 /// A short unique suffix.

@@ -3,7 +3,7 @@
 //! Inspector CLI.
 
 use super::clients::{self, Sdk};
-use super::confirmation::{modern_meta, modern_post};
+use super::confirmation::{modern_meta, modern_post, modern_request};
 use super::mcp_url;
 use crate::harness::{TestRoot, TestServer, audit_records, eventually, json, problem};
 use serde_json::{Value, json};
@@ -99,16 +99,7 @@ async fn foreign_origins_are_refused() {
     let server = TestServer::start_with(config).await;
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}});
     let post = |origin: &'static str| {
-        server
-            .client()
-            .post(mcp_url(&server))
-            .bearer_auth(&server.token)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/list")
-            .header("origin", origin)
-            .json(&list)
-            .send()
+        modern_request(&server, &server.token, "tools/list", None, &list).header("origin", origin).send()
     };
     assert_eq!(post("https://evil.example").await.unwrap().status(), 403);
     let (status, reply) = json(post("https://app.example.com").await.unwrap()).await;
@@ -119,19 +110,17 @@ async fn foreign_origins_are_refused() {
     server.stop().await;
 }
 
-/// Open a legacy session as `token`; its id.
-async fn open_session(server: &TestServer, token: &str) -> String {
+/// A 2025-11-25 `initialize` as `token`.
+async fn initialize(server: &TestServer, token: &str) -> reqwest::Response {
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
-    let response = server
-        .client()
-        .post(mcp_url(server))
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize)
-        .send()
-        .await
-        .unwrap();
+    let request = server.client().post(mcp_url(server)).bearer_auth(token);
+    request.header("accept", "application/json, text/event-stream").json(&initialize).send().await.unwrap()
+}
+
+/// Open a legacy session as `token`; its id.
+async fn open_session(server: &TestServer, token: &str) -> String {
+    let response = initialize(server, token).await;
     assert_eq!(response.status(), 200);
     response.headers()["mcp-session-id"].to_str().unwrap().to_owned()
 }
@@ -169,17 +158,7 @@ async fn sessions_belong_to_who_opened_them_and_are_bounded() {
     // At most three sessions at once: the fourth is refused.
     open_session(&server, &server.token).await;
     open_session(&server, &server.token).await;
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
-    let response = server
-        .client()
-        .post(mcp_url(&server))
-        .bearer_auth(&server.token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize)
-        .send()
-        .await
-        .unwrap();
+    let response = initialize(&server, &server.token).await;
     assert!(response.headers().contains_key("retry-after"));
     problem(response, 503, "overloaded").await;
     // Ending one (DELETE) makes room.
@@ -283,16 +262,8 @@ async fn closing_the_stream_stops_the_tool_and_records_cancelled() {
     let server = TestServer::start(&root).await;
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "misbehave.loop", "arguments": {}, "_meta": modern_meta()}});
     let started = std::time::Instant::now();
-    let request = server
-        .client()
-        .post(mcp_url(&server))
-        .bearer_auth(&server.token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "misbehave.loop")
+    let request = modern_request(&server, &server.token, "tools/call", Some("misbehave.loop"), &call)
         .header("x-correlation-id", "mcp-cancel")
-        .json(&call)
         .send();
     // The client gives up after 300 ms: the connection closes.
     assert!(tokio::time::timeout(Duration::from_millis(300), request).await.is_err());
