@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 const SESSION_HEADER: &str = "mcp-session-id";
+const METHOD_HEADER: &str = "mcp-method";
+const NAME_HEADER: &str = "mcp-name";
 
 /// Set by the handler when a request ran a call through the pipeline, whose
 /// record writes the request's log line (the access line is then skipped,
@@ -44,8 +46,6 @@ impl CallLogged {
         self.0.store(true, Ordering::Relaxed);
     }
 }
-const METHOD_HEADER: &str = "mcp-method";
-const NAME_HEADER: &str = "mcp-name";
 
 /// The state of the layer.
 pub struct Access {
@@ -197,14 +197,14 @@ async fn admit_session(access: &Access, id: String, owner: (String, String)) -> 
         tracing::warn!(open, limit = access.max_sessions, "MCP session limit reached");
         return Err(ApiError::Overloaded);
     }
-    let mut owners = access.owners.lock().expect("owners lock");
-    if owners.len() >= access.max_sessions {
-        // Forget the owners of sessions that ended (idle timeout, DELETE).
-        if let Ok(live) = access.sessions.sessions.try_read() {
-            owners.retain(|id, _| live.contains_key(id.as_str()));
-        }
+    // Forget the owners of sessions that ended (idle timeout, DELETE) once
+    // the map is as large as the session limit: it never holds more than
+    // the live sessions plus this one.
+    if access.owners.lock().expect("owners lock").len() >= access.max_sessions {
+        let live = access.sessions.sessions.read().await;
+        access.owners.lock().expect("owners lock").retain(|id, _| live.contains_key(id.as_str()));
     }
-    owners.insert(id, owner);
+    access.owners.lock().expect("owners lock").insert(id, owner);
     Ok(())
 }
 

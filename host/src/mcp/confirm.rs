@@ -118,7 +118,7 @@ async fn ask(
         requested_schema: serde_json::from_value(approval_form(&pending.tool))
             .expect("the form is well-formed"),
     };
-    let wait = seconds_until(&pending.expires_at);
+    let wait = time_left(&pending.expires_at, run.state.clock().now_unix_s());
     match context.peer.create_elicitation_with_timeout(params, Some(wait)).await {
         Ok(answer) => {
             let verdict = verdict_of(&serde_json::to_value(&answer).unwrap_or(Value::Null));
@@ -219,12 +219,11 @@ fn confirmation_required(pending: PendingBody) -> CallToolResult {
     result
 }
 
-/// Time left until an RFC 3339 instant (at least one second).
-fn seconds_until(rfc3339: &str) -> Duration {
-    let left = chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .map(|at| at.timestamp() - chrono::Utc::now().timestamp())
-        .unwrap_or(0);
-    Duration::from_secs(left.max(1) as u64)
+/// Time left from `now` (the host's clock, Unix seconds) until an RFC 3339
+/// instant, at least one second.
+fn time_left(rfc3339: &str, now: u64) -> Duration {
+    let at = chrono::DateTime::parse_from_rfc3339(rfc3339).map_or(0, |at| at.timestamp());
+    Duration::from_secs(at.saturating_sub(now as i64).max(1) as u64)
 }
 
 #[cfg(test)]
@@ -245,6 +244,14 @@ mod tests {
         for (answer, expected) in cases {
             assert_eq!(verdict_of(&answer), expected, "{answer}");
         }
+    }
+
+    #[test]
+    fn the_wait_is_what_is_left_of_the_token_on_the_host_clock() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T04:00:00Z").unwrap().timestamp() as u64;
+        assert_eq!(time_left("2026-11-25T04:05:00Z", now), Duration::from_secs(300));
+        assert_eq!(time_left("2026-11-25T03:00:00Z", now), Duration::from_secs(1));
+        assert_eq!(time_left("not a time", now), Duration::from_secs(1));
     }
 
     #[test]

@@ -87,7 +87,8 @@ pub fn python_venv() -> &'static Path {
         let requirements = clients_dir().join("requirements.txt");
         let stamp = venv.join(".fastmcp-installed");
         let want = digest_of(&[&requirements]);
-        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+        let installed = venv.join("bin/python").exists();
+        if !installed || std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
             run_setup(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
             run_setup(
                 Command::new(venv.join("bin/pip"))
@@ -110,7 +111,9 @@ pub fn node_modules() -> &'static Path {
         let modules = dir.join("node_modules");
         let stamp = modules.join(".fastmcp-installed");
         let want = digest_of(&[&dir.join("package-lock.json")]);
-        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+        // `npm ci` writes `.package-lock.json`: without it the tree is gone.
+        let installed = modules.join(".package-lock.json").exists();
+        if !installed || std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
             run_setup(
                 Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir),
                 "npm ci in tests/mcp-clients",
