@@ -49,6 +49,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod authoring;
 pub mod broker;
 pub mod clock;
 pub mod config;

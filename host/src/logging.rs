@@ -37,6 +37,13 @@ fn filter() -> EnvFilter {
     EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"))
 }
 
+/// Logging for the tool authors' commands: human-readable lines on stderr,
+/// warnings and errors only unless `RUST_LOG` says otherwise.
+pub fn init_for_terminal() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).compact().init();
+}
+
 /// Install the JSON subscriber on a non-blocking stdout writer (`RUST_LOG`
 /// sets levels, `info` by default). Keep the guard until the process ends:
 /// dropping it flushes what is buffered.

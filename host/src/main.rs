@@ -29,6 +29,9 @@ enum Command {
     /// Audit trail tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Tool authors' commands: new, build, check, dev.
+    #[command(subcommand)]
+    Plugin(fastmcp_host::authoring::cli::PluginCommand),
 }
 
 #[derive(Subcommand)]
@@ -317,8 +320,13 @@ impl ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let command = Cli::parse().command;
+    if let Command::Plugin(command) = command {
+        fastmcp_host::logging::init_for_terminal();
+        return tokio::task::spawn_blocking(move || fastmcp_host::authoring::cli::run(command)).await?;
+    }
     let (_flush_on_exit, log_drops) = fastmcp_host::logging::init();
-    match Cli::parse().command {
+    match command {
         Command::Serve(args) => {
             let mut config = args.into_config()?;
             config.log_drops = Some(log_drops);
@@ -326,6 +334,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(args) => token(args),
         Command::Audit(AuditCommand::Verify(args)) => verify_audit(args),
+        Command::Plugin(_) => unreachable!("run above"),
     }
 }
 

@@ -8,7 +8,10 @@
 use crate::broker::Broker;
 use crate::config::HostConfig;
 use crate::manifest::{Manifest, ManifestBounds, ManifestError, ToolDef};
-use crate::outbound::PluginNetwork;
+use crate::outbound::log::EgressLog;
+use crate::outbound::{Egress, PluginNetwork};
+use crate::runtime::call_data::{CallGrants, CallIdentity};
+use crate::runtime::declared;
 use crate::runtime::{CallLimits, LoadError, LoadedComponent, Runtime};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -62,6 +65,17 @@ pub enum RegistryError {
         /// The provider named.
         provider: String,
         /// What the providers file does not allow (naming the plugin or origin).
+        reason: String,
+    },
+    /// The manifest's tools and the tools the component declares differ, or
+    /// the component could not say which tools it implements.
+    #[error("{file}: {field}: {reason}")]
+    Tools {
+        /// The manifest.
+        file: PathBuf,
+        /// The manifest field concerned (`tools[1].name`, `tools`, `component`).
+        field: String,
+        /// What differs, naming the tool.
         reason: String,
     },
     /// Two manifests declare the same plugin.
@@ -160,6 +174,32 @@ impl RegistrySnapshot {
         Ok(snapshot)
     }
 
+    /// Load one manifest and its component exactly as a (re)load would,
+    /// without serving it: what `fastmcp plugin check` reports. With
+    /// `component`, that file stands in for the one the manifest names (a
+    /// build not yet moved into place). Blocking.
+    pub fn check_file(
+        config: &HostConfig,
+        runtime: &Runtime,
+        broker: &Broker,
+        file: &std::path::Path,
+        component: Option<&std::path::Path>,
+    ) -> Result<(Arc<LoadedPlugin>, Vec<String>), RegistryError> {
+        let bounds = ManifestBounds {
+            max_memory_mb: runtime.config().max_memory_mb,
+            max_timeout_ms: runtime.config().max_timeout_ms,
+        };
+        let mut manifest = Manifest::load(file, bounds)?;
+        if let Some(component) = component {
+            manifest.component = component.to_path_buf();
+        }
+        check_providers(&manifest, broker)?;
+        let mut snapshot = Self::empty();
+        snapshot.add(config, runtime, manifest, &HashMap::new())?;
+        let tools = snapshot.tools.values().map(|t| t.def.name.clone()).collect();
+        Ok((snapshot.plugins.into_values().next().expect("one plugin was added"), tools))
+    }
+
     fn add(
         &mut self,
         config: &HostConfig,
@@ -183,16 +223,18 @@ impl RegistrySnapshot {
             Some(&loaded) => loaded.clone(),
             None => Arc::new(runtime.load_component_bytes(&component_path, &bytes).map_err(component_error)?),
         };
+        let limits = CallLimits {
+            memory_bytes: manifest.memory_bytes,
+            timeout: Duration::from_millis(manifest.timeout_ms),
+        };
+        check_declared_tools(config, runtime, &manifest, &component, limits)?;
         let plugin = Arc::new(LoadedPlugin {
             name: manifest.plugin.clone(),
             version: manifest.version,
             manifest_file: manifest.file,
             component,
             component_path,
-            limits: CallLimits {
-                memory_bytes: manifest.memory_bytes,
-                timeout: Duration::from_millis(manifest.timeout_ms),
-            },
+            limits,
             network: Arc::new(PluginNetwork::new(manifest.allow, manifest.grants)),
             config: Arc::new(manifest.config),
         });
@@ -217,6 +259,64 @@ impl RegistrySnapshot {
     /// Every plugin, ordered by name.
     pub fn plugins(&self) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
         self.plugins.values()
+    }
+}
+
+/// A 0.2.0 component must implement exactly the manifest's tools (and the
+/// schemas it declares must be the manifest's). It is asked in a sandbox
+/// under the manifest's limits, with its `config:` values and no grants.
+/// 0.1.0 components cannot say; they load as before, with a warning.
+fn check_declared_tools(
+    config: &HostConfig,
+    runtime: &Runtime,
+    manifest: &Manifest,
+    component: &LoadedComponent,
+    limits: CallLimits,
+) -> Result<(), RegistryError> {
+    let mismatch = |field: &str, reason: String| RegistryError::Tools {
+        file: manifest.file.clone(),
+        field: field.into(),
+        reason,
+    };
+    let identity = CallIdentity {
+        correlation_id: "load".into(),
+        tenant: String::new(),
+        subject: String::new(),
+        tool_id: format!("{}:declare", manifest.plugin),
+    };
+    let grants = CallGrants {
+        config: Arc::new(manifest.config.clone()),
+        egress: Egress {
+            network: Arc::new(PluginNetwork::new(Vec::new(), Vec::new())),
+            broker: Arc::new(Broker::new(BTreeMap::new(), config.broker.clone(), config.clock.clone())),
+            config: Arc::new(config.outbound.clone()),
+            log: EgressLog::default(),
+        },
+    };
+    let declared = block_on(runtime.declare(component, limits, identity, grants))
+        .map_err(|e| mismatch("component", format!("`declare` failed: {e}")))?;
+    let Some(declared) = declared else {
+        tracing::warn!(
+            manifest = %manifest.file.display(),
+            "the component implements fastmcp:plugin@0.1.0, which cannot declare its tools: \
+             the manifest's tools are not checked against it (docs/plugins.md, migrating to 0.2.0)"
+        );
+        return Ok(());
+    };
+    declared::compare(&manifest.tools, &declared).map_err(|m| mismatch(&m.field, m.reason))
+}
+
+/// Run `future` to completion from a blocking thread: on the current tokio
+/// runtime when there is one (the registry is built in `spawn_blocking`),
+/// else on a small runtime of its own.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(future),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("building a runtime for a load-time call")
+            .block_on(future),
     }
 }
 

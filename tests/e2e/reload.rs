@@ -31,7 +31,7 @@ async fn health(server: &TestServer) -> Value {
     json(server.get("/health").await).await.1
 }
 
-const EXTRA: &str = "plugin: extra\nversion: 1.0.0\ncomponent: plugins/util/util.wasm\ntools:\n  - name: echo\n    input_schema: { type: object }\n";
+const EXTRA: &str = "plugin: extra\nversion: 1.0.0\ncomponent: plugins/util/util.wasm\ntools:\n  - name: echo\n    input_schema: { type: object }\n  - name: sha256\n    input_schema: { type: object }\n";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn manifests_are_added_broken_fixed_and_removed() {
@@ -75,8 +75,9 @@ async fn manifests_are_added_broken_fixed_and_removed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn components_are_replaced_in_place() {
     let root = TestRoot::new();
-    // A plugin whose component starts as `util` (which has no `readEnv`).
-    root.write("plugins/swap/swap.wasm", plugin_bytes("util"));
+    // A plugin whose component starts as `netprobe` (which has no `readEnv`;
+    // a 0.1.0 component, so its tools are not checked at load).
+    root.write("plugins/swap/swap.wasm", plugin_bytes("netprobe"));
     root.write(
         "manifests/swap.yaml",
         "plugin: swap\nversion: 1.0.0\ncomponent: plugins/swap/swap.wasm\ntools:\n  - name: readEnv\n    input_schema: { type: object }\n",

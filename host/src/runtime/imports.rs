@@ -7,6 +7,7 @@
 
 use super::bindings::fastmcp::plugin::{broker, log};
 use super::call_data::{CallData, MAX_LOG_MESSAGE};
+use super::contract::SUPPORTED_VERSIONS;
 use crate::text;
 use wasmtime::component::{Linker, WasmList, WasmStr};
 use wasmtime::{AsContextMut, StoreContextMut};
@@ -20,13 +21,18 @@ pub const MAX_SCOPE: usize = 256;
 /// Longest `config` key (manifest keys are at most 64).
 pub const MAX_CONFIG_KEY: usize = 64;
 
-const BROKER: &str = "fastmcp:plugin/broker@0.1.0";
-const CONFIG: &str = "fastmcp:plugin/config@0.1.0";
-const LOG: &str = "fastmcp:plugin/log@0.1.0";
-
-/// Link the three imports into `linker`.
+/// Link the three imports into `linker`, once per supported contract
+/// version: the interfaces are the same in every version, so one
+/// implementation serves each (wasmtime checks the types structurally).
 pub fn add_to_linker(linker: &mut Linker<CallData>) -> wasmtime::Result<()> {
-    linker.instance(BROKER)?.func_wrap_async(
+    for version in SUPPORTED_VERSIONS {
+        add_version(linker, version)?;
+    }
+    Ok(())
+}
+
+fn add_version(linker: &mut Linker<CallData>, version: &str) -> wasmtime::Result<()> {
+    linker.instance(&format!("fastmcp:plugin/broker@{version}"))?.func_wrap_async(
         "get-token",
         |mut store: StoreContextMut<'_, CallData>, (provider, scopes): (WasmStr, WasmList<WasmStr>)| {
             Box::new(async move {
@@ -41,7 +47,7 @@ pub fn add_to_linker(linker: &mut Linker<CallData>) -> wasmtime::Result<()> {
             })
         },
     )?;
-    linker.instance(CONFIG)?.func_wrap_async(
+    linker.instance(&format!("fastmcp:plugin/config@{version}"))?.func_wrap_async(
         "get",
         |store: StoreContextMut<'_, CallData>, (key,): (WasmStr,)| {
             Box::new(async move {
@@ -53,7 +59,7 @@ pub fn add_to_linker(linker: &mut Linker<CallData>) -> wasmtime::Result<()> {
             })
         },
     )?;
-    linker.instance(LOG)?.func_wrap_async(
+    linker.instance(&format!("fastmcp:plugin/log@{version}"))?.func_wrap_async(
         "log",
         |mut store: StoreContextMut<'_, CallData>, (level, message): (log::Level, WasmStr)| {
             Box::new(async move {

@@ -4,7 +4,10 @@
 //! - [`engine`] builds the engine (pooling allocator when possible);
 //! - [`cache`] keeps precompiled components on disk;
 //! - [`state`] is the per-call store data and the host imports;
-//! - [`bindings`] is the generated `fastmcp:plugin` world.
+//! - [`bindings`] is the generated `fastmcp:plugin` world;
+//! - [`contract`] tells which contract version a component implements, or
+//!   what differs;
+//! - [`declared`] reads and checks the tools a 0.2.0 component declares.
 //!
 //! Deadlines are enforced twice: an epoch callback traps the guest once its
 //! deadline passes (and yields to tokio every tick, so a long call never
@@ -14,21 +17,24 @@
 pub mod bindings;
 pub mod cache;
 pub mod call_data;
+pub mod contract;
+pub mod declared;
 pub mod engine;
 mod imports;
 
 use crate::config::RuntimeConfig;
-use bindings::PluginPre;
-use bindings::fastmcp::plugin::types::CallContext;
+use bindings::fastmcp::plugin::types::{CallContext, ToolDeclaration};
 use cache::CompileCache;
 use call_data::{CallData, CallGrants, CallIdentity, call_context};
+use contract::Contract;
+use declared::DeclaredTool;
 use sha2::Digest as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use wasmtime::component::{ComponentExportIndex, ComponentType, Lift, Linker, WasmStr};
+use wasmtime::component::{ComponentExportIndex, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 pub use bindings::fastmcp::plugin::types::ToolError;
@@ -48,12 +54,20 @@ pub enum LoadError {
         /// Why.
         cause: std::io::Error,
     },
-    /// The file is not a valid component, or does not implement the world.
-    #[error("{path} is not a valid `fastmcp:plugin/plugin` component: {reason}")]
+    /// The file is not a valid component.
+    #[error("{path} is not a valid WebAssembly component: {reason}")]
     Invalid {
         /// The component path.
         path: PathBuf,
         /// Why (wasmtime's message).
+        reason: String,
+    },
+    /// The component does not implement a supported `fastmcp:plugin` world.
+    #[error("{path} does not implement the `fastmcp:plugin` world: {reason}")]
+    Contract {
+        /// The component path.
+        path: PathBuf,
+        /// What differs.
         reason: String,
     },
 }
@@ -84,34 +98,30 @@ pub enum CallError {
     BadResult(String),
 }
 
-/// Longest message of a plugin's `tool-error` taken from guest memory.
+/// Longest message of a plugin's `tool-error` kept (the rest is cut).
 pub const MAX_TOOL_ERROR_MESSAGE: usize = 1024;
-
-/// The `tools` interface every plugin exports.
-const TOOLS_INTERFACE: &str = "fastmcp:plugin/tools@0.1.0";
-
-/// `tool-error` as it lies in guest memory: the messages are measured and
-/// cut before they are copied out.
-#[derive(ComponentType, Lift)]
-#[component(variant)]
-enum RawToolError {
-    #[component(name = "invalid-input")]
-    InvalidInput(WasmStr),
-    #[component(name = "denied")]
-    Denied(WasmStr),
-    #[component(name = "upstream")]
-    Upstream(WasmStr),
-    #[component(name = "internal")]
-    Internal(WasmStr),
-}
 
 /// A loaded component, ready to instantiate.
 pub struct LoadedComponent {
-    pre: PluginPre<CallData>,
+    pre: InstancePre<CallData>,
+    /// The contract version it implements.
+    pub contract: Contract,
     /// The export `tools.invoke`.
     invoke: ComponentExportIndex,
+    /// The export `tools.declare` (0.2.0 and later).
+    declare: Option<ComponentExportIndex>,
+    /// What `declare` returned, once asked (a component is asked once, not
+    /// at every reload that reuses it).
+    declared: std::sync::OnceLock<Vec<DeclaredTool>>,
     /// SHA-256 of the component file, hex.
     pub sha256: String,
+}
+
+impl LoadedComponent {
+    /// The tools the component declared, if it was asked already.
+    pub fn declared(&self) -> Option<&[DeclaredTool]> {
+        self.declared.get().map(Vec::as_slice)
+    }
 }
 
 /// Per-call limits, from the manifest.
@@ -183,19 +193,88 @@ impl Runtime {
     }
 
     /// Load a component from the bytes of the file at `path`: compile (or
-    /// take from the cache), link, and check that it implements the world.
-    /// Blocking.
+    /// take from the cache), check which contract version it implements and
+    /// link it. Blocking.
     pub fn load_component_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
         let invalid =
             |e: wasmtime::Error| LoadError::Invalid { path: path.to_path_buf(), reason: format!("{e:#}") };
+        let mismatch = |reason: String| LoadError::Contract { path: path.to_path_buf(), reason };
         let component = self.cache.load_or_compile(&self.engine, bytes).map_err(invalid)?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
-        let pre = PluginPre::new(instance_pre).map_err(invalid)?;
-        let invoke = component
-            .get_export_index(None, TOOLS_INTERFACE)
-            .and_then(|tools| component.get_export_index(Some(&tools), "invoke"))
-            .ok_or_else(|| invalid(wasmtime::format_err!("no export `{TOOLS_INTERFACE}#invoke`")))?;
-        Ok(LoadedComponent { pre, invoke, sha256: hex::encode(sha2::Sha256::digest(bytes)) })
+        let contract = contract::inspect(&self.engine, &component).map_err(mismatch)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            mismatch(format!("one of its imports does not match what the host provides: {e:#}"))
+        })?;
+        let tools = component.get_export_index(None, &contract.tools_interface());
+        let function = |name: &str| component.get_export_index(tools.as_ref(), name);
+        let invoke = function("invoke").ok_or_else(|| mismatch("no `invoke` export".into()))?;
+        let declare = match contract {
+            Contract::V0_1 => None,
+            Contract::V0_2 => {
+                Some(function("declare").ok_or_else(|| mismatch("no `declare` export".into()))?)
+            }
+        };
+        Ok(LoadedComponent {
+            pre,
+            contract,
+            invoke,
+            declare,
+            declared: Default::default(),
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+        })
+    }
+
+    /// A fresh store for one call, with its memory cap and deadline.
+    fn store(&self, identity: CallIdentity, grants: CallGrants, limits: CallLimits) -> Store<CallData> {
+        let mut store = Store::new(
+            &self.engine,
+            CallData::new(identity, grants, limits.memory_bytes, self.config.max_log_lines_per_call),
+        );
+        store.limiter(|data| &mut data.memory);
+        let deadline = Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        });
+        store
+    }
+
+    /// Ask a 0.2.0 component which tools it implements (once per loaded
+    /// component; later asks return the first answer), in a fresh instance
+    /// under `limits`, and check that `invoke` has the contract's type.
+    /// `None` for 0.1.0 components, which cannot say.
+    pub async fn declare(
+        &self,
+        component: &LoadedComponent,
+        limits: CallLimits,
+        identity: CallIdentity,
+        grants: CallGrants,
+    ) -> Result<Option<Vec<DeclaredTool>>, CallError> {
+        let Some(declare) = &component.declare else { return Ok(None) };
+        if let Some(declared) = component.declared.get() {
+            return Ok(Some(declared.clone()));
+        }
+        let _slot = tokio::time::timeout(self.config.queue_timeout, self.slots.acquire())
+            .await
+            .map_err(|_| CallError::Overloaded)?
+            .expect("the call semaphore is never closed");
+        let mut store = self.store(identity, grants, limits);
+        let timeout_ms = limits.timeout.as_millis() as u64;
+        let run = async {
+            let instance = component.pre.instantiate_async(&mut store).await?;
+            instance.get_typed_func::<(CallContext, &str, &str), (Result<String, ToolError>,)>(
+                &mut store,
+                &component.invoke,
+            )?;
+            let declare = instance.get_typed_func::<(), (Vec<ToolDeclaration>,)>(&mut store, declare)?;
+            let (list,) = declare.call_async(&mut store, ()).await?;
+            wasmtime::Result::Ok(declared::read(list))
+        };
+        let declared = match tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, run).await {
+            Err(_elapsed) => return Err(CallError::Timeout(timeout_ms)),
+            Ok(Err(trap)) => return Err(classify_trap(&trap, &store, timeout_ms)),
+            Ok(Ok(declared)) => declared.map_err(CallError::BadResult)?,
+        };
+        Ok(Some(component.declared.get_or_init(|| declared).clone()))
     }
 
     /// Call `tool` in a fresh instance of `component`.
@@ -214,31 +293,21 @@ impl Runtime {
             .expect("the call semaphore is never closed");
 
         let context = call_context(&identity);
-        let mut store = Store::new(
-            &self.engine,
-            CallData::new(identity, grants, limits.memory_bytes, self.config.max_log_lines_per_call),
-        );
-        store.limiter(|data| &mut data.memory);
-        let deadline = Instant::now() + limits.timeout;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
-        });
+        let mut store = self.store(identity, grants, limits);
 
         let timeout_ms = limits.timeout.as_millis() as u64;
         let mut instantiate = Duration::ZERO;
         let max_result = self.config.max_result_bytes;
         let run = async {
             let started = Instant::now();
-            let instance = component.pre.instance_pre().instantiate_async(&mut store).await?;
+            let instance = component.pre.instantiate_async(&mut store).await?;
             instantiate = started.elapsed();
-            let invoke = instance
-                .get_typed_func::<(CallContext, &str, &str), (Result<WasmStr, RawToolError>,)>(
-                    &mut store,
-                    &component.invoke,
-                )?;
+            let invoke = instance.get_typed_func::<(CallContext, &str, &str), (Result<String, ToolError>,)>(
+                &mut store,
+                &component.invoke,
+            )?;
             let (returned,) = invoke.call_async(&mut store, (context, tool, &args_json)).await?;
-            wasmtime::Result::Ok(copy_out(&store, returned, max_result))
+            wasmtime::Result::Ok(bound_answer(returned, max_result))
         };
         let outcome = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, run).await;
         let returned = match outcome {
@@ -256,31 +325,36 @@ impl Runtime {
     }
 }
 
-/// Copy a plugin's answer out of its memory: a result only if it is within
-/// `max_result` bytes (measured in place), error messages cut to
-/// [`MAX_TOOL_ERROR_MESSAGE`].
-fn copy_out(
-    store: &Store<CallData>,
-    returned: Result<WasmStr, RawToolError>,
+/// A plugin's answer within bounds: a result only if it is within
+/// `max_result` bytes, error messages cut to [`MAX_TOOL_ERROR_MESSAGE`].
+///
+/// The answer is copied out of guest memory whole (so at most the plugin's
+/// memory cap) before the bounds apply: wasmtime's typed calls run the
+/// guest's `post-return` (which frees the answer) before they return, so a
+/// result cannot be measured in place, only afterwards.
+fn bound_answer(
+    returned: Result<String, ToolError>,
     max_result: usize,
 ) -> Result<Result<String, ToolError>, CallError> {
-    let read = |s: &WasmStr| s.to_str(store).map_err(|e| CallError::BadResult(format!("{e:#}")));
-    let message = |s: &WasmStr| read(s).map(|m| crate::text::clip(&m, MAX_TOOL_ERROR_MESSAGE).into_owned());
-    Ok(match returned {
-        Ok(json) => {
-            let json = read(&json)?;
-            if json.len() > max_result {
-                return Err(CallError::BadResult(format!(
-                    "result of {} bytes is over the {max_result}-byte limit",
-                    json.len()
-                )));
-            }
-            Ok(json.into_owned())
+    let clip = |m: String| {
+        if m.len() <= MAX_TOOL_ERROR_MESSAGE {
+            m
+        } else {
+            crate::text::clip(&m, MAX_TOOL_ERROR_MESSAGE).into_owned()
         }
-        Err(RawToolError::InvalidInput(m)) => Err(ToolError::InvalidInput(message(&m)?)),
-        Err(RawToolError::Denied(m)) => Err(ToolError::Denied(message(&m)?)),
-        Err(RawToolError::Upstream(m)) => Err(ToolError::Upstream(message(&m)?)),
-        Err(RawToolError::Internal(m)) => Err(ToolError::Internal(message(&m)?)),
+    };
+    Ok(match returned {
+        Ok(json) if json.len() > max_result => {
+            return Err(CallError::BadResult(format!(
+                "result of {} bytes is over the {max_result}-byte limit",
+                json.len()
+            )));
+        }
+        Ok(json) => Ok(json),
+        Err(ToolError::InvalidInput(m)) => Err(ToolError::InvalidInput(clip(m))),
+        Err(ToolError::Denied(m)) => Err(ToolError::Denied(clip(m))),
+        Err(ToolError::Upstream(m)) => Err(ToolError::Upstream(clip(m))),
+        Err(ToolError::Internal(m)) => Err(ToolError::Internal(clip(m))),
     })
 }
 

@@ -4,7 +4,7 @@
 //! checks, refreshes, reports) in [`background`].
 
 mod background;
-mod providers;
+pub(crate) mod providers;
 mod reload;
 
 use crate::audit::record::AuditEvent;

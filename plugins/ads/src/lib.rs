@@ -15,13 +15,21 @@ wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 use exports::fastmcp::plugin::tools::Guest;
 use fastmcp::plugin::config;
 use fastmcp::plugin::log::{Level, log};
-use fastmcp::plugin::types::{CallContext, ToolError};
+use fastmcp::plugin::types::{CallContext, ToolDeclaration, ToolError};
 use guest_http::{FetchError, Request, fetch};
 use serde_json::{Value, json};
 
 struct Ads;
 
 impl Guest for Ads {
+    /// The tools this component implements (the host checks them against the manifest).
+    fn declare() -> Vec<ToolDeclaration> {
+        ["createCampaign", "listCampaigns"]
+            .into_iter()
+            .map(|name| ToolDeclaration { name: name.into(), input_schema: None })
+            .collect()
+    }
+
     fn invoke(ctx: CallContext, tool: String, args_json: String) -> Result<String, ToolError> {
         let args: Value =
             serde_json::from_str(&args_json).map_err(|e| ToolError::InvalidInput(e.to_string()))?;

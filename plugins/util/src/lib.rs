@@ -6,13 +6,21 @@
 wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 
 use exports::fastmcp::plugin::tools::Guest;
-use fastmcp::plugin::types::{CallContext, ToolError};
+use fastmcp::plugin::types::{CallContext, ToolDeclaration, ToolError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 struct Util;
 
 impl Guest for Util {
+    /// The tools this component implements (the host checks them against the manifest).
+    fn declare() -> Vec<ToolDeclaration> {
+        ["echo", "sha256"]
+            .into_iter()
+            .map(|name| ToolDeclaration { name: name.into(), input_schema: None })
+            .collect()
+    }
+
     fn invoke(_ctx: CallContext, tool: String, args_json: String) -> Result<String, ToolError> {
         match tool.as_str() {
             // The host has validated the arguments; echo them back byte for byte.

@@ -279,8 +279,10 @@ async fn closing_the_stream_stops_the_tool_and_records_cancelled() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tools_list_pages_in_order() {
     let root = TestRoot::new();
+    // `misbehave` implements fastmcp:plugin@0.1.0, whose tools are not
+    // checked against the manifest: 150 made-up names load.
     let mut manifest =
-        String::from("plugin: many\nversion: 1.0.0\ncomponent: plugins/util/util.wasm\ntools:\n");
+        String::from("plugin: many\nversion: 1.0.0\ncomponent: plugins/misbehave/misbehave.wasm\ntools:\n");
     for n in 0..150 {
         manifest.push_str(&format!(
             "  - {{ name: t{n:03}, description: tool {n}, input_schema: {{ type: object }} }}\n"

@@ -1,0 +1,96 @@
+//! `fastmcp plugin check`: load manifests and their components with the
+//! host's own loader ([`RegistrySnapshot::check_file`]) and report, per
+//! manifest, what a (re)load would say: loaded, with the contract version
+//! and tools, or rejected naming the file, the field and the mismatch.
+//!
+//! The compile cache is the project's (`.runtime/cache`), so a component
+//! checked here is already compiled when the host serving the same root
+//! reloads it.
+
+use crate::broker::Broker;
+use crate::config::HostConfig;
+use crate::registry::RegistrySnapshot;
+use crate::runtime::Runtime;
+use std::path::{Path, PathBuf};
+
+/// What a load would say about one manifest.
+#[derive(Debug)]
+pub struct Verdict {
+    /// The manifest.
+    pub manifest: PathBuf,
+    /// Loaded (what it serves) or rejected (why).
+    pub outcome: Result<Loaded, String>,
+}
+
+/// A manifest that loads.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The contract version the component implements.
+    pub contract: &'static str,
+    /// The manifest's tools, in id order.
+    pub tools: Vec<String>,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.outcome {
+            Ok(loaded) => {
+                let checked = if loaded.contract == "0.1.0" {
+                    " (a 0.1.0 component cannot declare its tools: not checked; see docs/plugins.md)"
+                } else {
+                    ", each implemented by the component"
+                };
+                write!(
+                    f,
+                    "loaded: {}: plugin `{}` (fastmcp:plugin@{}), tools [{}]{checked}",
+                    self.manifest.display(),
+                    loaded.plugin,
+                    loaded.contract,
+                    loaded.tools.join(", ")
+                )
+            }
+            Err(reason) => write!(f, "rejected: {reason}"),
+        }
+    }
+}
+
+/// The host's loader, set up once for a project.
+pub struct Checker {
+    config: HostConfig,
+    runtime: Runtime,
+    broker: Broker,
+}
+
+impl Checker {
+    /// A loader for the project at `root`, granting against `providers` (the
+    /// providers file the host is served with; none: no grants can load).
+    pub fn new(root: &Path, providers: Option<PathBuf>) -> anyhow::Result<Self> {
+        let mut config = HostConfig::for_root(root.to_path_buf());
+        config.providers_file = providers;
+        let runtime = Runtime::new(config.runtime.clone(), config.compile_cache_dir())?;
+        let providers = crate::state::providers::load(&config)?;
+        let broker = Broker::new(providers, config.broker.clone(), config.clock.clone());
+        Ok(Self { config, runtime, broker })
+    }
+
+    /// Load `manifest` as the host would. Blocking.
+    pub fn check(&self, manifest: &Path) -> Verdict {
+        self.check_with(manifest, None)
+    }
+
+    /// Load `manifest` as the host would, with `component` in place of the
+    /// one it names. Blocking.
+    pub fn check_with(&self, manifest: &Path, component: Option<&Path>) -> Verdict {
+        let outcome =
+            RegistrySnapshot::check_file(&self.config, &self.runtime, &self.broker, manifest, component)
+                .map(|(plugin, tools)| Loaded {
+                    plugin: plugin.name.clone(),
+                    contract: plugin.component.contract.version(),
+                    tools,
+                })
+                .map_err(|e| e.to_string());
+        Verdict { manifest: manifest.to_path_buf(), outcome }
+    }
+}
