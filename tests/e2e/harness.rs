@@ -19,6 +19,10 @@ use tokio::task::JoinHandle;
 /// Plugins copied into every test root.
 pub const PLUGINS: &[&str] = &["ads", "util", "misbehave", "netprobe"];
 
+/// The example plugins in Python and JavaScript: built by `./dev` with
+/// `fastmcp plugin build`, added to a root only by tests that ask.
+pub const LANGUAGE_EXAMPLES: &[&str] = &["report", "digest"];
+
 /// The address the repository's `ads` manifest names (the development upstream).
 pub const DEV_UPSTREAM_ADDR: &str = "127.0.0.1:8001";
 
@@ -82,6 +86,9 @@ impl TestRoot {
         let root = Self::empty();
         for entry in std::fs::read_dir(workspace().join("manifests")).unwrap() {
             let path = entry.unwrap().path();
+            if LANGUAGE_EXAMPLES.iter().any(|e| path.ends_with(format!("{e}.yaml"))) {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).unwrap().replace(DEV_UPSTREAM_ADDR, &addr.to_string());
             root.write(&format!("manifests/{}", path.file_name().unwrap().to_str().unwrap()), text);
         }
@@ -89,7 +96,7 @@ impl TestRoot {
         root.write(
             ".runtime/providers.yml",
             format!(
-                "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: http://{addr}/oauth/token\n    client_id: {}\n    client_secret: {{ file: ads-client-secret }}\n    plugins: [ads, netprobe, offline]\n    origins: [\"http://{addr}\"]\n    allow_http: true\n",
+                "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: http://{addr}/oauth/token\n    client_id: {}\n    client_secret: {{ file: ads-client-secret }}\n    plugins: [ads, netprobe, offline, report, digest]\n    origins: [\"http://{addr}\"]\n    allow_http: true\n",
                 fastmcp_dev_upstream::DEV_CLIENT_ID
             ),
         );
@@ -107,6 +114,22 @@ impl TestRoot {
             root.write(&format!("plugins/{p}/{p}.wasm"), plugin_bytes(p));
         }
         root
+    }
+
+    /// Add the Python and JavaScript example plugins (built by `./dev test`
+    /// into `plugins/NAME/NAME.wasm`), pointed at `upstream`.
+    pub fn add_language_examples(&self, upstream: SocketAddr) {
+        for name in LANGUAGE_EXAMPLES {
+            let manifest = workspace().join(format!("manifests/{name}.yaml"));
+            let text =
+                std::fs::read_to_string(manifest).unwrap().replace(DEV_UPSTREAM_ADDR, &upstream.to_string());
+            self.write(&format!("manifests/{name}.yaml"), text);
+            let component = workspace().join(format!("plugins/{name}/{name}.wasm"));
+            let bytes = std::fs::read(&component).unwrap_or_else(|e| {
+                panic!("{}: {e}; `./dev test` builds it (fastmcp plugin build {name})", component.display())
+            });
+            self.write(&format!("plugins/{name}/{name}.wasm"), bytes);
+        }
     }
 
     /// Let the operator's `ads-api` provider also be injected into

@@ -5,6 +5,7 @@ mod harness;
 
 mod api;
 mod audit;
+mod authoring;
 mod binary;
 mod brokering;
 mod confirmation;

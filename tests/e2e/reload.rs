@@ -55,10 +55,14 @@ async fn manifests_are_added_broken_fixed_and_removed() {
     assert_eq!(report["files"], json!(["manifests/extra.yaml"]));
     assert_eq!(json(server.invoke("extra:echo", json!({})).await).await.0, 200, "still serving");
 
-    // Fixed, with a second tool.
-    let fixed = format!("{EXTRA}  - name: hash\n    input_schema: {{ type: object }}\n");
+    // Fixed, with a tool described anew.
+    let fixed = EXTRA.replace("  - name: sha256\n", "  - name: sha256\n    description: digest of a text\n");
     root.write("manifests/extra.yaml", fixed);
-    eventually("extra:hash appears", has("extra:hash")).await;
+    eventually("the new description serves", || async {
+        let (_, catalog) = json(server.get("/tool-catalog").await).await;
+        catalog["tools"].as_array().unwrap().iter().any(|t| t["description"] == "digest of a text")
+    })
+    .await;
     assert_eq!(health(&server).await["reload"]["ok"], true);
 
     std::fs::remove_file(root.path().join("manifests/extra.yaml")).unwrap();

@@ -56,7 +56,7 @@ async fn startup_error(root: &TestRoot) -> String {
     }
 }
 
-const UTIL_MANIFEST: &str = "plugin: util\nversion: 1.0.0\ncomponent: plugins/util/util.wasm\ntools:\n  - name: echo\n    input_schema: { type: object }\n";
+const UTIL_MANIFEST: &str = "plugin: util\nversion: 1.0.0\ncomponent: plugins/util/util.wasm\ntools:\n  - name: echo\n    input_schema: { type: object }\n  - name: sha256\n    input_schema: { type: object }\n";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_manifests_are_rejected_with_file_and_field() {
@@ -106,10 +106,13 @@ async fn components_must_be_valid_and_implement_the_world() {
         wat::parse_str(r#"(component (import "acme:secret/vault@1.0.0" (instance (export "get" (func)))))"#)
             .unwrap();
     for (bytes, reason) in [
-        (not_wasm, "not a valid `fastmcp:plugin/plugin` component"),
-        (core_module, "not a valid `fastmcp:plugin/plugin` component"),
-        (other_world, "fastmcp:plugin/tools"),
-        (wrong_import, "acme:secret/vault"),
+        (not_wasm, "not a valid WebAssembly component"),
+        (core_module, "not a valid WebAssembly component"),
+        (
+            other_world,
+            "does not implement the `fastmcp:plugin` world: it does not export `fastmcp:plugin/tools`",
+        ),
+        (wrong_import, "it imports `acme:secret/vault@1.0.0`, which the host does not provide"),
     ] {
         let root = TestRoot::empty();
         root.write("plugins/util/util.wasm", bytes);

@@ -71,12 +71,28 @@ pub struct BuildArgs {
 pub struct CheckArgs {
     /// Manifests to check (default: every one in ROOT/manifests).
     manifests: Vec<PathBuf>,
-    /// The providers file the host is served with (default:
-    /// ROOT/.runtime/providers.yml when it exists).
-    #[arg(long, env = "FASTMCP_PROVIDERS")]
-    providers: Option<PathBuf>,
+    #[command(flatten)]
+    host: HostArgs,
     #[command(flatten)]
     project: ProjectArgs,
+}
+
+/// What the host that will load the plugin is served with.
+#[derive(clap::Args)]
+pub struct HostArgs {
+    /// The providers file (default: ROOT/.runtime/providers.yml when it exists).
+    #[arg(long, env = "FASTMCP_PROVIDERS")]
+    providers: Option<PathBuf>,
+    /// The compile cache (default ROOT/.runtime/cache): components checked
+    /// here are then already compiled for the host.
+    #[arg(long, env = "FASTMCP_COMPILE_CACHE_DIR")]
+    compile_cache_dir: Option<PathBuf>,
+}
+
+impl HostArgs {
+    fn checker(self, project: &Project) -> anyhow::Result<Checker> {
+        Checker::new(&project.root, self.providers, self.compile_cache_dir)
+    }
 }
 
 /// `fastmcp plugin dev`
@@ -84,9 +100,8 @@ pub struct CheckArgs {
 pub struct DevArgs {
     /// The plugin, by name or source directory.
     plugin: String,
-    /// The providers file the host is served with.
-    #[arg(long, env = "FASTMCP_PROVIDERS")]
-    providers: Option<PathBuf>,
+    #[command(flatten)]
+    host: HostArgs,
     /// Stop after this many rounds (the first build counts); for scripts.
     #[arg(long)]
     rounds: Option<usize>,
@@ -135,7 +150,7 @@ pub fn run(command: PluginCommand) -> anyhow::Result<()> {
             } else {
                 args.manifests.iter().map(|m| project.resolve(m)).collect()
             };
-            let checker = Checker::new(&project.root, args.providers)?;
+            let checker = args.host.checker(&project)?;
             let mut rejected = 0;
             for manifest in &manifests {
                 let verdict = checker.check(manifest);
@@ -150,7 +165,7 @@ pub fn run(command: PluginCommand) -> anyhow::Result<()> {
         PluginCommand::Dev(args) => {
             let project = args.project.project();
             let plugin = PluginSource::locate(&project, &args.plugin)?;
-            let checker = Checker::new(&project.root, args.providers)?;
+            let checker = args.host.checker(&project)?;
             dev::run(&project, &plugin, &checker, args.rounds)
         }
     }

@@ -107,3 +107,64 @@ pub fn compare(manifest: &[ToolDef], declared: &[DeclaredTool]) -> Result<(), Mi
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Manifest, ManifestBounds};
+    use serde_json::json;
+
+    fn manifest_tools() -> Vec<ToolDef> {
+        let text = "plugin: p\nversion: 1.0.0\ncomponent: p.wasm\ntools:\n  - name: a\n    input_schema: { type: object }\n  - name: b\n    input_schema: { type: object, required: [x] }\n";
+        let bounds = ManifestBounds { max_memory_mb: 64, max_timeout_ms: 5000 };
+        Manifest::parse(std::path::Path::new("p.yaml"), text, bounds).unwrap().tools
+    }
+
+    fn declared(names: &[&str]) -> Vec<DeclaredTool> {
+        names.iter().map(|n| DeclaredTool { name: (*n).into(), input_schema: None }).collect()
+    }
+
+    #[test]
+    fn the_declared_tools_must_be_the_manifests() {
+        let tools = manifest_tools();
+        assert_eq!(compare(&tools, &declared(&["b", "a"])), Ok(()));
+        let missing = compare(&tools, &declared(&["a"])).unwrap_err();
+        assert_eq!(missing.field, "tools[1].name");
+        assert!(missing.reason.contains("does not implement `b` (it declares: [`a`])"), "{missing:?}");
+        let extra = compare(&tools, &declared(&["a", "b", "c"])).unwrap_err();
+        assert_eq!(extra.field, "tools");
+        assert!(extra.reason.contains("implements `c`, which the manifest does not describe"), "{extra:?}");
+    }
+
+    #[test]
+    fn a_declared_schema_must_equal_the_manifests() {
+        let tools = manifest_tools();
+        let mut same = declared(&["a", "b"]);
+        same[1].input_schema = Some(json!({"required": ["x"], "type": "object"}));
+        assert_eq!(compare(&tools, &same), Ok(()), "key order does not matter");
+        let mut different = declared(&["a", "b"]);
+        different[1].input_schema = Some(json!({"type": "object"}));
+        let mismatch = compare(&tools, &different).unwrap_err();
+        assert_eq!(mismatch.field, "tools[1].input_schema");
+        assert!(mismatch.reason.contains("for `b`"), "{mismatch:?}");
+    }
+
+    #[test]
+    fn declarations_are_bounded_and_unique() {
+        let decl = |name: &str, schema: Option<&str>| ToolDeclaration {
+            name: name.into(),
+            input_schema: schema.map(str::to_owned),
+        };
+        assert!(read(vec![decl("a", None), decl("a", None)]).unwrap_err().contains("twice"));
+        assert!(read(vec![decl(&"n".repeat(MAX_DECLARED_NAME + 1), None)]).unwrap_err().contains("at most"));
+        assert!(read(vec![decl("a", Some("{not json"))]).unwrap_err().contains("not JSON"));
+        let many: Vec<_> = (0..=MAX_DECLARED_TOOLS).map(|i| decl(&format!("t{i}"), None)).collect();
+        assert!(read(many).unwrap_err().contains("at most"));
+        let big = format!("\"{}\"", "s".repeat(MAX_DECLARED_SCHEMA));
+        assert!(read(vec![decl("a", Some(&big))]).unwrap_err().contains("at most"));
+        assert_eq!(
+            read(vec![decl("a", Some("{\"type\":\"object\"}"))]).unwrap()[0].input_schema,
+            Some(json!({"type": "object"}))
+        );
+    }
+}

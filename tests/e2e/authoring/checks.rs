@@ -1,0 +1,101 @@
+//! What is wrong with a plugin is named before any call, with file and
+//! field, by `fastmcp plugin check` and identically by the host at load and
+//! reload: a manifest tool the component does not implement, a component
+//! tool the manifest does not describe, a component built against another
+//! contract version, one that lacks a function, or imports the host does
+//! not provide.
+
+use super::{fastmcp, text};
+use crate::harness::{TestRoot, TestServer, eventually, json, plugin_bytes};
+use std::time::Duration;
+
+const UTIL: &str = "plugin: util\nversion: 1.0.0\ncomponent: plugins/util/util.wasm\ntools:\n";
+
+fn tool(name: &str) -> String {
+    format!("  - name: {name}\n    input_schema: {{ type: object }}\n")
+}
+
+/// `fastmcp plugin check` on the root's `manifests/util.yaml`: must be
+/// rejected with `expected` in the message.
+fn rejected_by_check(root: &TestRoot, expected: &str) {
+    let output = fastmcp(root.path(), &["plugin", "check", "manifests/util.yaml"]);
+    let printed = text(&output);
+    assert!(!output.status.success(), "{printed}");
+    assert!(
+        printed.contains("rejected: ") && printed.contains(expected),
+        "expected `{expected}` in {printed}"
+    );
+}
+
+fn util_root(manifest: String, component: Vec<u8>) -> TestRoot {
+    let root = TestRoot::empty();
+    root.write("plugins/util/util.wasm", component);
+    root.write("manifests/util.yaml", manifest);
+    root
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tools_the_component_does_not_implement_or_the_manifest_does_not_describe_are_named() {
+    let cases = [
+        (
+            format!("{UTIL}{}{}{}", tool("echo"), tool("sha256"), tool("shout")),
+            "util.yaml: tools[2].name: the component does not implement `shout` (it declares: [`echo`, `sha256`])",
+        ),
+        (
+            format!("{UTIL}{}", tool("echo")),
+            "util.yaml: tools: the component implements `sha256`, which the manifest does not describe",
+        ),
+    ];
+    for (manifest, expected) in cases {
+        let root = util_root(manifest, plugin_bytes("util"));
+        rejected_by_check(&root, expected);
+        let error = fastmcp_host::AppState::start(root.config()).await.err().expect("refused").to_string();
+        assert!(error.contains(expected), "the host says the same at load: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn components_for_another_contract_are_named_by_what_differs() {
+    let component = |wat: &str| wat::parse_str(wat).unwrap();
+    let cases = [
+        (
+            component(r#"(component (instance $t) (export "fastmcp:plugin/tools@0.3.0" (instance $t)))"#),
+            "it exports `fastmcp:plugin/tools@0.3.0`: it was built against `fastmcp:plugin@0.3.0`, and this host implements 0.1.0 and 0.2.0",
+        ),
+        (
+            component(r#"(component (instance $t) (export "fastmcp:plugin/tools@0.2.0" (instance $t)))"#),
+            "its export `fastmcp:plugin/tools@0.2.0` lacks the function `declare` (it has: [])",
+        ),
+        (
+            component(r#"(component (instance $t) (export "acme:tools/run@1.0.0" (instance $t)))"#),
+            "it does not export `fastmcp:plugin/tools` (its exports: [acme:tools/run@1.0.0])",
+        ),
+        (
+            component(r#"(component (import "acme:secret/vault@1.0.0" (instance (export "get" (func)))))"#),
+            "it imports `acme:secret/vault@1.0.0`, which the host does not provide",
+        ),
+    ];
+    for (bytes, expected) in cases {
+        let root = util_root(format!("{UTIL}{}", tool("echo")), bytes);
+        rejected_by_check(&root, "util.yaml: component: ");
+        rejected_by_check(&root, "does not implement the `fastmcp:plugin` world: ");
+        rejected_by_check(&root, expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_reports_the_mismatch_and_keeps_serving() {
+    let root = util_root(format!("{UTIL}{}{}", tool("echo"), tool("sha256")), plugin_bytes("util"));
+    root.write("policies/policies.yml", "version: 1\nroles:\n  tester: { tools: [\"*\"] }\n");
+    let server = TestServer::start(&root).await;
+    root.write("manifests/util.yaml", format!("{UTIL}{}{}{}", tool("echo"), tool("sha256"), tool("shout")));
+    let error = eventually("the reload is rejected", Duration::from_secs(30), || async {
+        let (_, health) = json(server.get("/health").await).await;
+        health["reload"]["error"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(error.contains("tools[2].name: the component does not implement `shout`"), "{error}");
+    let (status, body) = json(server.invoke("util:echo", serde_json::json!({"a": 1})).await).await;
+    assert_eq!(status, 200, "the previous registry keeps serving: {body}");
+    server.stop().await;
+}
