@@ -204,7 +204,7 @@ impl Runtime {
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             mismatch(format!("one of its imports does not match what the host provides: {e:#}"))
         })?;
-        let tools = component.get_export_index(None, &contract.tools_interface());
+        let tools = component.get_export_index(None, contract.tools_interface());
         let function = |name: &str| component.get_export_index(tools.as_ref(), name);
         let invoke = function("invoke").ok_or_else(|| mismatch("no `invoke` export".into()))?;
         let declare = match contract {
