@@ -251,6 +251,11 @@ pub struct RuntimeConfig {
     pub memory_keep_resident_bytes: usize,
     /// The same for tables.
     pub table_keep_resident_bytes: usize,
+    /// Bytes of compiled functions kept in memory (Cranelift's incremental
+    /// cache), so a rebuilt component whose code is mostly unchanged (a
+    /// Python or JavaScript plugin is an interpreter plus the author's code)
+    /// compiles only what changed. 0 turns it off.
+    pub function_cache_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -265,6 +270,7 @@ impl Default for RuntimeConfig {
             max_result_bytes: 4 << 20,
             max_log_lines_per_call: 256,
             memory_keep_resident_bytes: 4 << 20,
+            function_cache_bytes: 256 << 20,
             table_keep_resident_bytes: 64 << 10,
         }
     }

@@ -142,6 +142,10 @@ struct ServeArgs {
     /// returned to the kernel when a call ends (pooling allocator).
     #[arg(long, env = "FASTMCP_MEMORY_KEEP_RESIDENT_BYTES", default_value_t = 4 << 20)]
     memory_keep_resident_bytes: usize,
+    /// Bytes of compiled functions kept in memory, so a changed component
+    /// recompiles only its changed functions (0: off).
+    #[arg(long, env = "FASTMCP_FUNCTION_CACHE_BYTES", default_value_t = 256 << 20)]
+    function_cache_bytes: usize,
     /// Do not use the pooling allocator even if the machine allows it.
     #[arg(long, env = "FASTMCP_NO_POOLING")]
     no_pooling: bool,
@@ -272,6 +276,7 @@ impl ServeArgs {
         config.runtime.max_memory_mb = self.max_memory_mb.max(1);
         config.runtime.pooling = !self.no_pooling;
         config.runtime.memory_keep_resident_bytes = self.memory_keep_resident_bytes;
+        config.runtime.function_cache_bytes = self.function_cache_bytes;
         config.auth.issuer = self.identity.issuer;
         config.auth.audience = self.identity.audience;
         config.auth.jwks_file = self.jwks_file;

@@ -1,4 +1,6 @@
-//! On-disk cache of precompiled components, so a restart does not recompile.
+//! On-disk cache of precompiled components, so a restart does not recompile;
+//! and an in-memory cache of compiled functions ([`FunctionCache`]), so a
+//! changed component recompiles only its changed functions.
 //!
 //! Entries live in `.runtime/cache/<sha256 of the component>-<engine hash>.cwasm`.
 //! The engine hash covers wasmtime's version and every setting that affects
@@ -101,4 +103,46 @@ fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // output, and entries are keyed by the engine's compatibility hash;
     // wasmtime also checks the header and version before loading.
     unsafe { Component::deserialize_file(engine, path) }
+}
+
+/// Cranelift's incremental compilation cache: compiled functions by the hash
+/// of their IR, in memory, up to a byte budget (then new functions are simply
+/// not kept). A rebuilt Python or JavaScript plugin differs from the last
+/// build in a few functions and its data; the interpreter's thousands of
+/// functions come from here.
+#[derive(Debug)]
+pub struct FunctionCache {
+    entries: std::sync::Mutex<FunctionEntries>,
+    max_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct FunctionEntries {
+    by_key: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    bytes: usize,
+}
+
+impl FunctionCache {
+    /// An empty cache holding at most `max_bytes` of keys and values.
+    pub fn new(max_bytes: usize) -> Self {
+        Self { entries: Default::default(), max_bytes }
+    }
+}
+
+impl wasmtime::CacheStore for FunctionCache {
+    fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let entries = self.entries.lock().expect("the function cache lock is never poisoned");
+        entries.by_key.get(key).map(|value| std::borrow::Cow::Owned(value.clone()))
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        let mut entries = self.entries.lock().expect("the function cache lock is never poisoned");
+        let size = key.len() + value.len();
+        if entries.bytes + size > self.max_bytes || entries.by_key.contains_key(key) {
+            return false;
+        }
+        entries.bytes += size;
+        entries.by_key.insert(key.to_vec(), value);
+        true
+    }
 }

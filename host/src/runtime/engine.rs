@@ -1,8 +1,11 @@
 //! The one wasmtime `Engine`: component model, epoch interruption, stack
-//! limits, and the pooling allocator when this machine can reserve its
-//! address space (probed once, with a fallback to on-demand allocation).
+//! limits, Cranelift's incremental cache, and the pooling allocator when this
+//! machine can reserve its address space (probed once, with a fallback to
+//! on-demand allocation).
 
+use super::cache::FunctionCache;
 use crate::config::RuntimeConfig;
+use std::sync::Arc;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Stack available to wasm: below the async fiber stack, so a runaway
@@ -27,7 +30,7 @@ pub struct BuiltEngine {
 /// Build the engine, preferring the pooling allocator.
 pub fn build(config: &RuntimeConfig) -> wasmtime::Result<BuiltEngine> {
     if config.pooling {
-        match Engine::new(base_config().allocation_strategy(pooling(config))) {
+        match Engine::new(base_config(config)?.allocation_strategy(pooling(config))) {
             Ok(engine) => {
                 return Ok(BuiltEngine { engine, pooling: true });
             }
@@ -37,11 +40,11 @@ pub fn build(config: &RuntimeConfig) -> wasmtime::Result<BuiltEngine> {
             ),
         }
     }
-    let engine = Engine::new(&base_config())?;
+    let engine = Engine::new(&base_config(config)?)?;
     Ok(BuiltEngine { engine, pooling: false })
 }
 
-fn base_config() -> Config {
+fn base_config(runtime: &RuntimeConfig) -> wasmtime::Result<Config> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -49,7 +52,10 @@ fn base_config() -> Config {
         .max_wasm_stack(MAX_WASM_STACK)
         .async_stack_size(ASYNC_STACK)
         .cranelift_opt_level(wasmtime::OptLevel::Speed);
-    config
+    if runtime.function_cache_bytes > 0 {
+        config.enable_incremental_compilation(Arc::new(FunctionCache::new(runtime.function_cache_bytes)))?;
+    }
+    Ok(config)
 }
 
 fn pooling(config: &RuntimeConfig) -> InstanceAllocationStrategy {
