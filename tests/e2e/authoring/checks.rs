@@ -16,15 +16,15 @@ fn tool(name: &str) -> String {
 }
 
 /// `fastmcp plugin check` on the root's `manifests/util.yaml`: must be
-/// rejected with `expected` in the message.
-fn rejected_by_check(root: &TestRoot, expected: &str) {
+/// rejected with each of `expected` in the message.
+fn rejected_by_check(root: &TestRoot, expected: &[&str]) {
     let output = fastmcp(root.path(), &["plugin", "check", "manifests/util.yaml"]);
     let printed = text(&output);
     assert!(!output.status.success(), "{printed}");
-    assert!(
-        printed.contains("rejected: ") && printed.contains(expected),
-        "expected `{expected}` in {printed}"
-    );
+    assert!(printed.contains("rejected: "), "{printed}");
+    for part in expected {
+        assert!(printed.contains(part), "expected `{part}` in {printed}");
+    }
 }
 
 fn util_root(manifest: String, component: Vec<u8>) -> TestRoot {
@@ -48,7 +48,7 @@ async fn tools_the_component_does_not_implement_or_the_manifest_does_not_describ
     ];
     for (manifest, expected) in cases {
         let root = util_root(manifest, plugin_bytes("util"));
-        rejected_by_check(&root, expected);
+        rejected_by_check(&root, &[expected]);
         let error = fastmcp_host::AppState::start(root.config()).await.err().expect("refused").to_string();
         assert!(error.contains(expected), "the host says the same at load: {error}");
     }
@@ -77,9 +77,10 @@ async fn components_for_another_contract_are_named_by_what_differs() {
     ];
     for (bytes, expected) in cases {
         let root = util_root(format!("{UTIL}{}", tool("echo")), bytes);
-        rejected_by_check(&root, "util.yaml: component: ");
-        rejected_by_check(&root, "does not implement the `fastmcp:plugin` world: ");
-        rejected_by_check(&root, expected);
+        rejected_by_check(
+            &root,
+            &["util.yaml: component: ", "does not implement the `fastmcp:plugin` world: ", expected],
+        );
     }
 }
 
@@ -98,4 +99,29 @@ async fn a_reload_reports_the_mismatch_and_keeps_serving() {
     let (status, body) = json(server.invoke("util:echo", serde_json::json!({"a": 1})).await).await;
     assert_eq!(status, 200, "the previous registry keeps serving: {body}");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_declare_that_never_returns_is_stopped_at_the_manifests_deadline() {
+    let root = TestRoot::empty();
+    let new = fastmcp(root.path(), &["plugin", "new", "stuck", "--lang", "python"]);
+    assert!(new.status.success(), "{}", text(&new));
+    let app = root.path().join("plugins/stuck/app.py");
+    let source = std::fs::read_to_string(&app).unwrap();
+    let looping =
+        source.replace("return [ToolDeclaration(\"hello\", None)]", "while True:\n            pass");
+    assert_ne!(looping, source, "the template's declare was found");
+    std::fs::write(&app, looping).unwrap();
+    let manifest = root.path().join("manifests/stuck.yaml");
+    let text_of = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text_of.replace("timeout_ms: 5000", "timeout_ms: 300")).unwrap();
+    assert!(fastmcp(root.path(), &["plugin", "build", "stuck"]).status.success());
+
+    let output = fastmcp(root.path(), &["plugin", "check", "manifests/stuck.yaml"]);
+    let printed = text(&output);
+    assert!(!output.status.success(), "{printed}");
+    assert!(
+        printed.contains("stuck.yaml: component: `declare` failed: deadline of 300 ms exceeded"),
+        "{printed}"
+    );
 }

@@ -1,6 +1,7 @@
 //! The inner loop: `fastmcp plugin dev` rebuilds on every save, shows the
 //! build's errors and the host's verdict, moves only a component that loads
-//! into place, and the running host serves the new version.
+//! into place, and the running host serves the new version (and keeps the
+//! last good one through a broken build and a rejected component).
 
 use super::{command, fastmcp, grant, text};
 use crate::harness::{TestRoot, TestServer, eventually, json};
@@ -37,7 +38,7 @@ async fn plugin_dev_rebuilds_reports_and_the_host_serves_each_good_version() {
         (status == 200).then(|| body["result"]["message"].as_str().unwrap_or_default().to_owned())
     };
 
-    let mut dev = command(root.path(), &["plugin", "dev", "loop", "--rounds", "3"])
+    let mut dev = command(root.path(), &["plugin", "dev", "loop", "--rounds", "4"])
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -74,6 +75,15 @@ async fn plugin_dev_rebuilds_reports_and_the_host_serves_each_good_version() {
     .await;
     assert_eq!(second, "Hello, Ada! (v2)");
     eprintln!("in place → serving: {} ms", placed.elapsed().as_millis());
+
+    // Round 4: a component the host would reject (it no longer implements
+    // the manifest's `hello`) is reported and never put in place.
+    let v2 = std::fs::read_to_string(&app).unwrap();
+    std::fs::write(&app, v2.replace("ToolDeclaration(\"hello\", None)", "ToolDeclaration(\"hola\", None)"))
+        .unwrap();
+    let rejected = wait_for(&lines, "rejected: ");
+    assert!(rejected.contains("tools[0].name: the component does not implement `hello`"), "{rejected}");
+    assert_eq!(answer().await.as_deref(), Some("Hello, Ada! (v2)"), "the last good version serves");
     assert!(dev.wait().unwrap().success(), "plugin dev stops after --rounds");
     server.stop().await;
 }
