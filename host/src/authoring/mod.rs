@@ -100,10 +100,10 @@ pub struct PluginSource {
 
 impl PluginSource {
     /// Find a plugin by name (its manifest's `plugin`) or by its source
-    /// directory.
+    /// directory (relative to the project root).
     pub fn locate(project: &Project, which: &str) -> anyhow::Result<Self> {
         let manifests = manifest_files(&project.root.join("manifests"))?;
-        let as_dir = std::fs::canonicalize(which).ok().filter(|p| p.is_dir());
+        let as_dir = std::fs::canonicalize(project.resolve(Path::new(which))).ok().filter(|p| p.is_dir());
         let mut known = Vec::new();
         for file in manifests {
             let Some((name, component)) = read_plugin_and_component(&file) else { continue };
