@@ -2,8 +2,10 @@
 //! component, and a fresh `Store` per call with a memory cap and a deadline.
 //!
 //! - [`engine`] builds the engine (pooling allocator when possible);
-//! - [`cache`] keeps precompiled components on disk;
-//! - [`state`] is the per-call store data and the host imports;
+//! - [`cache`] keeps precompiled components on disk, and compiled functions
+//!   in memory;
+//! - [`call_data`] is the per-call store data; `imports` the host side of
+//!   `broker`, `config` and `log`;
 //! - [`bindings`] is the generated `fastmcp:plugin` world;
 //! - [`contract`] tells which contract version a component implements, or
 //!   what differs;
