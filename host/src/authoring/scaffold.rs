@@ -34,7 +34,7 @@ pub fn new_plugin(
     lang: Lang,
     dir: Option<&Path>,
 ) -> anyhow::Result<Scaffolded> {
-    if !valid_name(name) {
+    if !crate::manifest::is_plugin_name(name) {
         bail!("`{name}` is not a plugin name: [a-z][a-z0-9_-]{{0,63}}");
     }
     let dir = project.resolve(dir.unwrap_or(&Path::new("plugins").join(name)));
@@ -63,29 +63,9 @@ pub fn new_plugin(
     Ok(Scaffolded { dir, manifest, grant: format!("{name}-user: {{ tools: [\"{name}:*\"] }}") })
 }
 
-/// The manifest's rule for plugin names.
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 64
-        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-}
-
 fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_the_manifest_rule() {
-        assert!(valid_name("hello") && valid_name("a1_b-c"));
-        assert!(!valid_name("Hello") && !valid_name("1a") && !valid_name("") && !valid_name(&"a".repeat(65)));
-        assert!(!valid_name("../x"));
-    }
 }

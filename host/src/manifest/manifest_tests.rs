@@ -87,6 +87,15 @@ fn rejects_bad_names_and_limits() {
 }
 
 #[test]
+fn plugin_names_are_safe_as_paths_and_namespaces() {
+    // `fastmcp plugin new` uses the same rule before making `plugins/NAME/`.
+    assert!(super::is_plugin_name("hello") && super::is_plugin_name("a1_b-c"));
+    for bad in ["Hello", "1a", "", "../x", "a/b", "a.b", &"a".repeat(65)] {
+        assert!(!super::is_plugin_name(bad), "{bad}");
+    }
+}
+
+#[test]
 fn rejects_duplicate_tools() {
     let dup = format!("{GOOD}  - name: greet\n    input_schema: {{ type: object }}\n");
     rejected(&dup, "tools[1].name", "duplicate");

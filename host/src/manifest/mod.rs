@@ -277,7 +277,8 @@ pub fn is_tool_id(id: &str) -> bool {
     id.split_once(':').is_some_and(|(plugin, name)| is_plugin_name(plugin) && is_tool_name(name))
 }
 
-fn is_plugin_name(s: &str) -> bool {
+/// The rule for plugin names (also the tool-id namespace): `[a-z][a-z0-9_-]{0,63}`.
+pub fn is_plugin_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     s.len() <= 64
         && bytes.next().is_some_and(|b| b.is_ascii_lowercase())
