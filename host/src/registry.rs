@@ -152,15 +152,7 @@ impl RegistrySnapshot {
             })
             .unwrap_or_default();
         let dir = config.manifests_dir();
-        let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_manifest_file(p))
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(cause) => return Err(RegistryError::ReadDir { path: dir, cause }),
-        };
-        files.sort();
+        let files = manifest_files(&dir).map_err(|cause| RegistryError::ReadDir { path: dir, cause })?;
         let bounds = ManifestBounds {
             max_memory_mb: runtime.config().max_memory_mb,
             max_timeout_ms: runtime.config().max_timeout_ms,
@@ -263,9 +255,10 @@ impl RegistrySnapshot {
 }
 
 /// A 0.2.0 component must implement exactly the manifest's tools (and the
-/// schemas it declares must be the manifest's). It is asked in a sandbox
-/// under the manifest's limits, with its `config:` values and no grants.
-/// 0.1.0 components cannot say; they load as before, with a warning.
+/// schemas it declares must be the manifest's). The first time a component
+/// is loaded it is asked in a sandbox under the manifest's limits, with its
+/// `config:` values and no grants; reloads reuse the answer. 0.1.0
+/// components cannot say; they load as before, with a warning.
 fn check_declared_tools(
     config: &HostConfig,
     runtime: &Runtime,
@@ -278,22 +271,29 @@ fn check_declared_tools(
         field: field.into(),
         reason,
     };
-    let identity = CallIdentity {
-        correlation_id: "load".into(),
-        tenant: String::new(),
-        subject: String::new(),
-        tool_id: format!("{}:declare", manifest.plugin),
+    let sandbox = || {
+        let identity = CallIdentity {
+            correlation_id: "load".into(),
+            tenant: String::new(),
+            subject: String::new(),
+            tool_id: format!("{}:declare", manifest.plugin),
+        };
+        // No network and no grants: the broker is never asked for anything.
+        let grants = CallGrants {
+            config: Arc::new(manifest.config.clone()),
+            egress: Egress {
+                network: Arc::new(PluginNetwork::new(Vec::new(), Vec::new())),
+                broker: Arc::new(Broker::new(BTreeMap::new(), config.broker.clone(), config.clock.clone())),
+                config: Arc::new(config.outbound.clone()),
+                log: EgressLog::default(),
+            },
+        };
+        (identity, grants)
     };
-    let grants = CallGrants {
-        config: Arc::new(manifest.config.clone()),
-        egress: Egress {
-            network: Arc::new(PluginNetwork::new(Vec::new(), Vec::new())),
-            broker: Arc::new(Broker::new(BTreeMap::new(), config.broker.clone(), config.clock.clone())),
-            config: Arc::new(config.outbound.clone()),
-            log: EgressLog::default(),
-        },
-    };
-    let declared = block_on(runtime.declare(component, limits, identity, grants))
+    // The registry is built on a blocking thread of the host's runtime
+    // (`spawn_blocking`), where waiting on the sandbox is allowed.
+    let declared = tokio::runtime::Handle::current()
+        .block_on(runtime.declare(component, limits, sandbox))
         .map_err(|e| mismatch("component", format!("`declare` failed: {e}")))?;
     let Some(declared) = declared else {
         tracing::warn!(
@@ -303,21 +303,7 @@ fn check_declared_tools(
         );
         return Ok(());
     };
-    declared::compare(&manifest.tools, &declared).map_err(|m| mismatch(&m.field, m.reason))
-}
-
-/// Run `future` to completion from a blocking thread: on the current tokio
-/// runtime when there is one (the registry is built in `spawn_blocking`),
-/// else on a small runtime of its own.
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle.block_on(future),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("building a runtime for a load-time call")
-            .block_on(future),
-    }
+    declared::compare(&manifest.tools, declared).map_err(|m| mismatch(&m.field, m.reason))
 }
 
 /// Every granted provider must be configured by the operator and bound by
@@ -364,6 +350,21 @@ fn check_providers(manifest: &Manifest, broker: &Broker) -> Result<(), RegistryE
         }
     }
     Ok(())
+}
+
+/// The `*.yaml`/`*.yml` files of a manifests directory, sorted; none if the
+/// directory does not exist.
+pub fn manifest_files(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_manifest_file(p))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    files.sort();
+    Ok(files)
 }
 
 fn is_manifest_file(path: &std::path::Path) -> bool {

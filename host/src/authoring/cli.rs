@@ -4,7 +4,7 @@
 
 use super::check::Checker;
 use super::{Lang, PluginSource, Project, build, dev, scaffold};
-use anyhow::bail;
+use anyhow::{Context, bail};
 use std::path::PathBuf;
 
 /// `fastmcp plugin …`
@@ -146,7 +146,8 @@ pub fn run(command: PluginCommand) -> anyhow::Result<()> {
         PluginCommand::Check(args) => {
             let project = args.project.project();
             let manifests = if args.manifests.is_empty() {
-                super::manifest_files(&project.root.join("manifests"))?
+                let dir = project.root.join("manifests");
+                crate::registry::manifest_files(&dir).with_context(|| format!("reading {}", dir.display()))?
             } else {
                 args.manifests.iter().map(|m| project.resolve(m)).collect()
             };

@@ -102,7 +102,9 @@ impl PluginSource {
     /// Find a plugin by name (its manifest's `plugin`) or by its source
     /// directory (relative to the project root).
     pub fn locate(project: &Project, which: &str) -> anyhow::Result<Self> {
-        let manifests = manifest_files(&project.root.join("manifests"))?;
+        let dir = project.root.join("manifests");
+        let manifests =
+            crate::registry::manifest_files(&dir).with_context(|| format!("reading {}", dir.display()))?;
         let as_dir = std::fs::canonicalize(project.resolve(Path::new(which))).ok().filter(|p| p.is_dir());
         let mut known = Vec::new();
         for file in manifests {
@@ -145,17 +147,6 @@ impl PluginSource {
         }
         bail!("no wit/plugin.wit in {} or above it up to the project root", self.dir.display())
     }
-}
-
-/// The `*.yaml`/`*.yml` files in `dir`, sorted.
-pub fn manifest_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 /// The `plugin` and `component` of a manifest, without validating the rest

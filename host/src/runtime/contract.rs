@@ -127,8 +127,11 @@ pub fn inspect(engine: &Engine, component: &Component) -> Result<Contract, Strin
             }
         }
     }
+    // Its own interfaces: at the version it exports.
     for (import, _) in ty.imports(engine) {
-        check_import(import, contract)?;
+        if plugin_interface(import).is_some() {
+            check_import(import, contract)?;
+        }
     }
     Ok(contract)
 }

@@ -119,13 +119,6 @@ pub struct LoadedComponent {
     pub sha256: String,
 }
 
-impl LoadedComponent {
-    /// The tools the component declared, if it was asked already.
-    pub fn declared(&self) -> Option<&[DeclaredTool]> {
-        self.declared.get().map(Vec::as_slice)
-    }
-}
-
 /// Per-call limits, from the manifest.
 #[derive(Debug, Clone, Copy)]
 pub struct CallLimits {
@@ -240,25 +233,26 @@ impl Runtime {
         store
     }
 
-    /// Ask a 0.2.0 component which tools it implements (once per loaded
-    /// component; later asks return the first answer), in a fresh instance
-    /// under `limits`, and check that `invoke` has the contract's type.
-    /// `None` for 0.1.0 components, which cannot say.
-    pub async fn declare(
+    /// Ask a 0.2.0 component which tools it implements, once per loaded
+    /// component (later asks return the first answer without running
+    /// anything), in a fresh instance under `limits` set up by `sandbox`, and
+    /// check that `invoke` has the contract's type. `None` for 0.1.0
+    /// components, which cannot say.
+    pub async fn declare<'c>(
         &self,
-        component: &LoadedComponent,
+        component: &'c LoadedComponent,
         limits: CallLimits,
-        identity: CallIdentity,
-        grants: CallGrants,
-    ) -> Result<Option<Vec<DeclaredTool>>, CallError> {
+        sandbox: impl FnOnce() -> (CallIdentity, CallGrants),
+    ) -> Result<Option<&'c [DeclaredTool]>, CallError> {
         let Some(declare) = &component.declare else { return Ok(None) };
         if let Some(declared) = component.declared.get() {
-            return Ok(Some(declared.clone()));
+            return Ok(Some(declared));
         }
         let _slot = tokio::time::timeout(self.config.queue_timeout, self.slots.acquire())
             .await
             .map_err(|_| CallError::Overloaded)?
             .expect("the call semaphore is never closed");
+        let (identity, grants) = sandbox();
         let mut store = self.store(identity, grants, limits);
         let timeout_ms = limits.timeout.as_millis() as u64;
         let run = async {
@@ -276,7 +270,7 @@ impl Runtime {
             Ok(Err(trap)) => return Err(classify_trap(&trap, &store, timeout_ms)),
             Ok(Ok(declared)) => declared.map_err(CallError::BadResult)?,
         };
-        Ok(Some(component.declared.get_or_init(|| declared).clone()))
+        Ok(Some(component.declared.get_or_init(|| declared)))
     }
 
     /// Call `tool` in a fresh instance of `component`.
