@@ -17,6 +17,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The tool that builds a language's sources (installed when needed).
+enum Tool {
+    Cargo,
+    ComponentizePy(PathBuf),
+    ComponentizeJs(PathBuf),
+}
+
 /// A finished build.
 #[derive(Debug)]
 pub struct Built {
@@ -43,50 +50,41 @@ pub fn build(project: &Project, plugin: &PluginSource) -> anyhow::Result<Built> 
 pub fn build_into(project: &Project, plugin: &PluginSource, out: &Path) -> anyhow::Result<Built> {
     // Installs first, so the timing is the build's alone.
     let tool = match plugin.lang {
-        Lang::Rust => {
-            toolchain::ensure_wasm_target()?;
-            None
-        }
-        Lang::Python => Some(toolchain::componentize_py(&project.tools_dir)?),
-        Lang::Js => Some(toolchain::componentize_js(&project.tools_dir)?),
+        Lang::Rust => toolchain::ensure_wasm_target().map(|()| Tool::Cargo)?,
+        Lang::Python => Tool::ComponentizePy(toolchain::componentize_py(&project.tools_dir)?),
+        Lang::Js => Tool::ComponentizeJs(toolchain::componentize_js(&project.tools_dir)?),
     };
     let started = Instant::now();
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
-    match (plugin.lang, tool) {
-        (Lang::Rust, _) => {
+    match tool {
+        Tool::Cargo => {
             let artifact = cargo_build(&plugin.dir)?;
-            let bytes =
-                std::fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
-            std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            std::fs::copy(&artifact, out)
+                .with_context(|| format!("copying {} to {}", artifact.display(), out.display()))?;
         }
-        (Lang::Python, Some(exe)) => {
-            toolchain::run(
-                Command::new(exe)
-                    .arg("--quiet")
-                    .arg("--wit-path")
-                    .arg(plugin.wit_dir(project)?)
-                    .args(["--world", "http-plugin", "componentize", "--python-path"])
-                    .arg(&plugin.dir)
-                    .args(["app", "--output"])
-                    .arg(out),
-                "componentize-py",
-            )?;
-        }
-        (Lang::Js, Some(exe)) => {
-            toolchain::run(
-                Command::new(exe)
-                    .arg("--wit")
-                    .arg(plugin.wit_dir(project)?)
-                    .args(["--world-name", "plugin", "--out"])
-                    .arg(out)
-                    .arg(plugin.dir.join("app.js"))
-                    .stdout(Stdio::null()),
-                "componentize-js",
-            )?;
-        }
-        (_, None) => unreachable!("Python and JavaScript always have a tool"),
+        Tool::ComponentizePy(exe) => toolchain::run(
+            Command::new(exe)
+                .arg("--quiet")
+                .arg("--wit-path")
+                .arg(plugin.wit_dir(project)?)
+                .args(["--world", "http-plugin", "componentize", "--python-path"])
+                .arg(&plugin.dir)
+                .args(["app", "--output"])
+                .arg(out),
+            "componentize-py",
+        )?,
+        Tool::ComponentizeJs(exe) => toolchain::run(
+            Command::new(exe)
+                .arg("--wit")
+                .arg(plugin.wit_dir(project)?)
+                .args(["--world-name", "plugin", "--out"])
+                .arg(out)
+                .arg(plugin.dir.join("app.js"))
+                .stdout(Stdio::null()),
+            "componentize-js",
+        )?,
     }
     let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     Ok(Built { bytes, took: started.elapsed() })
