@@ -17,6 +17,31 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::path::Path;
 
+/// Why a call stopped at the gate did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclineReason {
+    /// The human said no.
+    Declined,
+    /// The human dismissed the question (MCP elicitation `cancel`).
+    Cancelled,
+}
+
+impl DeclineReason {
+    /// `declined` or `cancelled`, as recorded and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeclineReason::Declined => "declined",
+            DeclineReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for DeclineReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 const PREFIX: &str = "at1";
 /// Longest action token accepted before any parsing.
 const MAX_TOKEN_BYTES: usize = 2048;

@@ -151,8 +151,8 @@ pub enum ApiError {
     /// the action token is spent and the tool did not run.
     #[error("the call was {reason} at the confirmation gate; the tool did not run")]
     ConfirmationDeclined {
-        /// `declined` or `cancelled`.
-        reason: String,
+        /// Declined or cancelled.
+        reason: crate::confirm::DeclineReason,
         /// The spent action token's id.
         action_id: String,
     },
@@ -542,7 +542,7 @@ pub fn every_variant() -> Vec<ApiError> {
         RequestTimeout { timeout_ms: 0 },
         IdempotencyQuotaExceeded { limit: 0 },
         IdempotencyReplyTooLarge { limit: 0, first_correlation_id: String::new() },
-        ConfirmationDeclined { reason: String::new(), action_id: String::new() },
+        ConfirmationDeclined { reason: crate::confirm::DeclineReason::Declined, action_id: String::new() },
         Cancelled,
         Internal,
     ];

@@ -19,8 +19,8 @@
 //! `Idempotency-Key` header, MCP from the request's `_meta`).
 
 use crate::store::{KeyValueStore, StoreError, keys};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::time::Duration;
 
 /// Longest key accepted.
@@ -54,21 +54,12 @@ pub fn check_key(key: &str) -> Result<(), IdempotencyError> {
     if good { Ok(()) } else { Err(IdempotencyError::Malformed) }
 }
 
-/// A stored outcome: status and JSON body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredReply {
-    /// HTTP status.
-    pub status: u16,
-    /// The JSON body.
-    pub body: Value,
-    /// Whether the body is problem details.
-    pub problem: bool,
-}
-
+/// What the store holds under a key; `R` is the caller's kept outcome
+/// (the pipeline's typed `StoredOutcome`).
 #[derive(Serialize, Deserialize)]
-enum Record {
+enum Record<R> {
     InProgress { fingerprint: String },
-    Done { fingerprint: String, reply: StoredReply },
+    Done { fingerprint: String, reply: R },
 }
 
 /// A reserved key, to be settled with [`finish`] or [`release`].
@@ -80,11 +71,11 @@ pub struct Reservation {
 }
 
 /// What to do with a request that carries a key.
-pub enum Begin {
+pub enum Begin<R> {
     /// First of its key: run it.
     Proceed(Reservation),
     /// Seen before with the same request: answer this.
-    Replay(StoredReply),
+    Replay(R),
 }
 
 /// Who holds a key, and what it is.
@@ -103,20 +94,20 @@ pub struct KeyOf<'a> {
 
 /// Reserve the key (within the caller's quota of `max_keys`), or say how to
 /// answer a duplicate. `fingerprint` identifies the request.
-pub async fn begin(
+pub async fn begin<R: DeserializeOwned>(
     store: &dyn KeyValueStore,
     key: KeyOf<'_>,
     max_keys: u64,
     fingerprint: String,
     in_progress_ttl: Duration,
-) -> Result<Begin, IdempotencyError> {
+) -> Result<Begin<R>, IdempotencyError> {
     let store_key = keys::idempotency(key.endpoint, key.tenant, key.sub, key.tool, key.key);
     let caller_set = keys::idempotency_keys_of(key.tenant, key.sub);
     // A key already held (a retry) is admitted whatever the count.
     if !store.admit(&caller_set, &store_key, RECORD_TTL, max_keys).await? {
         return Err(IdempotencyError::QuotaExceeded(max_keys));
     }
-    let reserving = serde_json::to_vec(&Record::InProgress { fingerprint: fingerprint.clone() })
+    let reserving = serde_json::to_vec(&Record::<()>::InProgress { fingerprint: fingerprint.clone() })
         .expect("records serialise");
     // Twice at most: a record can expire between our insert and our read.
     for _ in 0..2 {
@@ -124,7 +115,7 @@ pub async fn begin(
             return Ok(Begin::Proceed(Reservation { store_key, fingerprint, caller_set }));
         }
         let Some(bytes) = store.get(&store_key).await? else { continue };
-        let record: Record = serde_json::from_slice(&bytes)
+        let record: Record<R> = serde_json::from_slice(&bytes)
             .map_err(|e| StoreError(format!("unreadable idempotency record: {e}")))?;
         return match record {
             Record::InProgress { fingerprint: first } if first == fingerprint => {
@@ -139,14 +130,14 @@ pub async fn begin(
 
 /// Store the outcome for replays: `reply`, or `too_large()` in its place
 /// when the reply's JSON is over `max_reply_bytes`.
-pub async fn finish(
+pub async fn finish<R: Serialize>(
     store: &dyn KeyValueStore,
     reservation: Reservation,
-    reply: StoredReply,
+    reply: R,
     max_reply_bytes: usize,
-    too_large: impl FnOnce() -> StoredReply,
+    too_large: impl FnOnce() -> R,
 ) -> Result<(), StoreError> {
-    let size = serde_json::to_vec(&reply.body).map_or(usize::MAX, |b| b.len());
+    let size = serde_json::to_vec(&reply).map_or(usize::MAX, |b| b.len());
     let reply = if size > max_reply_bytes { too_large() } else { reply };
     let record = Record::Done { fingerprint: reservation.fingerprint, reply };
     let bytes = serde_json::to_vec(&record).expect("records serialise");

@@ -1,12 +1,20 @@
 //! # FastMCP host
 //!
-//! Runs agent tools as sandboxed WebAssembly components behind a REST API,
-//! with every call passing one ordered pipeline (see [`pipeline`]).
+//! Runs agent tools as sandboxed WebAssembly components behind a REST API
+//! and an MCP endpoint, with every call passing one ordered pipeline (see
+//! [`pipeline`]).
 //!
 //! # Layout
 //!
-//! - [`config`] — every limit, with safe defaults;
-//! - [`api`] — routes, body extraction, OpenAPI document;
+//! Every module of the crate, in one list (a test keeps it complete):
+//!
+//! - [`config`] — every setting stated once (default, bounds, docs, flag,
+//!   variable), read from the config file, the environment and flags;
+//! - [`api`] — the HTTP router: REST routes, body extraction, the OpenAPI
+//!   document; it mounts the MCP endpoint and serves metrics;
+//! - [`mcp`] — the MCP transport (`rmcp`): access layer, `tools/list`,
+//!   `tools/call`, elicitation, resource metadata;
+//! - [`authoring`] — `fastmcp plugin new/build/check/dev` for tool authors;
 //! - [`correlation`] — correlation ids and the access log;
 //! - [`error`] — the error contract (status + stable `code`, problem+json);
 //! - [`pipeline`] — the call pipeline, in order, and the `CallRecord`;
@@ -75,6 +83,9 @@ pub(crate) mod store;
 pub(crate) mod text;
 pub(crate) mod watch;
 
+#[cfg(test)]
+mod layout_tests;
+
 pub use config::HostConfig;
 pub use principal::Principal;
 pub use state::AppState;
@@ -104,7 +115,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if state.config().watch
+    if state.config().reload.watch
         && let Err(e) = watch::spawn(state.clone())
     {
         tracing::error!(error = %e, "cannot watch files: hot reload is off (SIGHUP still reloads)");

@@ -2,8 +2,9 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use fastmcp_host::config::Loaded;
+use fastmcp_host::config::flags::{ConfigLocation, SettingFlags};
 use fastmcp_host::{AppState, HostConfig};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the REST API.
+    /// Serve the REST API and the MCP endpoint.
     Serve(Box<ServeArgs>),
     /// Print a token signed with the development key (for local use).
     Token(TokenArgs),
@@ -32,6 +33,9 @@ enum Command {
     /// Tool authors' commands: new, build, check, dev.
     #[command(subcommand)]
     Plugin(fastmcp_host::authoring::cli::PluginCommand),
+    /// The host's configuration: check it, print it.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 #[derive(Subcommand)]
@@ -71,17 +75,6 @@ struct VerifyArgs {
     allow_unanchored_tail: bool,
 }
 
-/// Identity settings shared by `serve` and `token`.
-#[derive(clap::Args)]
-struct IdentityArgs {
-    /// Required token issuer (`iss`).
-    #[arg(long, env = "FASTMCP_ISSUER", default_value = "https://idp.local")]
-    issuer: String,
-    /// Required token audience (`aud`).
-    #[arg(long, env = "FASTMCP_AUDIENCE", default_value = "fastmcp")]
-    audience: String,
-}
-
 #[derive(clap::Args)]
 struct TokenArgs {
     /// Subject (`sub`).
@@ -99,228 +92,46 @@ struct TokenArgs {
     /// Lifetime: 90s, 15m, 1h, 2d.
     #[arg(long, default_value = "1h", value_parser = fastmcp_host::auth::devkeys::parse_ttl)]
     ttl: Duration,
-    /// Project root whose `.runtime/` holds the development key.
-    #[arg(long, env = "FASTMCP_ROOT", default_value = ".")]
-    root: PathBuf,
+    /// The token's issuer (default: the host's `auth.issuer`).
+    #[arg(long)]
+    issuer: Option<String>,
+    /// The token's audience (default: the host's `auth.audience`).
+    #[arg(long)]
+    audience: Option<String>,
+    /// The project whose `.runtime/` holds the development key, and its configuration.
     #[command(flatten)]
-    identity: IdentityArgs,
+    location: ConfigLocation,
 }
 
+/// `serve`, and the `config` commands that show what it would serve with.
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Project root (manifests/, policies/, plugins/, .runtime/).
-    #[arg(long, env = "FASTMCP_ROOT", default_value = ".")]
-    root: PathBuf,
-    /// Address to listen on.
-    #[arg(long, env = "FASTMCP_LISTEN", default_value = "127.0.0.1:8000")]
-    listen: SocketAddr,
-    /// Largest request body in bytes.
-    #[arg(long, env = "FASTMCP_MAX_BODY_BYTES", default_value_t = 1 << 20)]
-    max_body_bytes: usize,
-    /// Plugin calls that may run at once (the sandbox pool is sized to match).
-    #[arg(long, env = "FASTMCP_MAX_CONCURRENT_CALLS", default_value_t = 128)]
-    max_concurrent_calls: u32,
-    /// How long a call may wait for a free sandbox slot before 503, in ms.
-    #[arg(long, env = "FASTMCP_QUEUE_TIMEOUT_MS", default_value_t = 250)]
-    queue_timeout_ms: u64,
-    /// Upper bound for any manifest's `limits.memory_mb`.
-    #[arg(long, env = "FASTMCP_MAX_MEMORY_MB", default_value_t = 1024)]
-    max_memory_mb: u32,
-    /// Redis for shared rate limits, action tokens and idempotency (replicas).
-    #[arg(long, env = "REDIS_URL")]
-    redis_url: Option<String>,
-    /// Longest wait for one Redis operation, in ms.
-    #[arg(long, env = "FASTMCP_REDIS_TIMEOUT_MS", default_value_t = 250)]
-    redis_timeout_ms: u64,
-    /// When Redis is down, skip rate limiting instead of answering 503.
-    #[arg(long, env = "FASTMCP_REDIS_FAIL_OPEN")]
-    redis_fail_open: bool,
-    /// Do not reload manifests, components and policies on file changes.
-    #[arg(long, env = "FASTMCP_NO_WATCH")]
-    no_watch: bool,
-    /// Bytes of each plugin memory reset in place (memset) rather than
-    /// returned to the kernel when a call ends (pooling allocator).
-    #[arg(long, env = "FASTMCP_MEMORY_KEEP_RESIDENT_BYTES", default_value_t = 4 << 20)]
-    memory_keep_resident_bytes: usize,
-    /// Bytes of compiled functions kept in memory, so a changed component
-    /// recompiles only its changed functions (0: off).
-    #[arg(long, env = "FASTMCP_FUNCTION_CACHE_BYTES", default_value_t = 256 << 20)]
-    function_cache_bytes: usize,
-    /// Do not use the pooling allocator even if the machine allows it.
-    #[arg(long, env = "FASTMCP_NO_POOLING")]
-    no_pooling: bool,
-    /// JWKS file with the token verification keys.
-    #[arg(long, env = "FASTMCP_JWKS_FILE")]
-    jwks_file: Option<PathBuf>,
-    /// JWKS URL with the token verification keys.
-    #[arg(long, env = "FASTMCP_JWKS_URL")]
-    jwks_url: Option<String>,
-    /// Clock skew allowed for token times, in seconds.
-    #[arg(long, env = "FASTMCP_TOKEN_LEEWAY_S", default_value_t = 30)]
-    token_leeway_s: u64,
-    /// The providers file (credential sources; secrets by file or env name).
-    /// Default: ROOT/.runtime/providers.yml when it exists.
-    #[arg(long, env = "FASTMCP_PROVIDERS_FILE")]
-    providers: Option<PathBuf>,
-    /// Largest response body a plugin may receive over outbound HTTP.
-    #[arg(long, env = "FASTMCP_OUTBOUND_MAX_RESPONSE_BYTES", default_value_t = 4 << 20)]
-    outbound_max_response_bytes: u64,
-    /// Largest request body a plugin may send over outbound HTTP.
-    #[arg(long, env = "FASTMCP_OUTBOUND_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
-    outbound_max_request_bytes: u64,
-    /// Outbound requests one plugin call may make.
-    #[arg(long, env = "FASTMCP_OUTBOUND_MAX_REQUESTS_PER_CALL", default_value_t = 32)]
-    outbound_max_requests_per_call: u32,
-    /// Longest wait for an outbound connection (TCP, TLS, HTTP), in ms.
-    #[arg(long, env = "FASTMCP_OUTBOUND_CONNECT_TIMEOUT_MS", default_value_t = 5000)]
-    outbound_connect_timeout_ms: u64,
-    /// Longest wait for an outbound response's head, in ms.
-    #[arg(long, env = "FASTMCP_OUTBOUND_FIRST_BYTE_TIMEOUT_MS", default_value_t = 30_000)]
-    outbound_first_byte_timeout_ms: u64,
-    /// Longest silence between chunks of an outbound response body, in ms.
-    #[arg(long, env = "FASTMCP_OUTBOUND_BETWEEN_BYTES_TIMEOUT_MS", default_value_t = 10_000)]
-    outbound_between_bytes_timeout_ms: u64,
-    /// Internal address ranges plugins may reach (CIDRs, comma-separated):
-    /// loopback, private, link-local… are refused unless listed here.
-    #[arg(long, env = "FASTMCP_OUTBOUND_ALLOW_INTERNAL", value_delimiter = ',')]
-    outbound_allow_internal: Vec<ipnet::IpNet>,
-    /// Longest wait for a request's headers (and for the next request on an
-    /// idle keep-alive connection), in ms.
-    #[arg(long, env = "FASTMCP_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
-    header_read_timeout_ms: u64,
-    /// Longest wait for a request body, in ms.
-    #[arg(long, env = "FASTMCP_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
-    body_read_timeout_ms: u64,
-    /// Longest a response may take, in ms.
-    #[arg(long, env = "FASTMCP_REQUEST_TIMEOUT_MS", default_value_t = 120_000)]
-    request_timeout_ms: u64,
-    /// Connections served at once.
-    #[arg(long, env = "FASTMCP_MAX_CONNECTIONS", default_value_t = 1024)]
-    max_connections: usize,
-    /// Largest request line plus headers, in bytes.
-    #[arg(long, env = "FASTMCP_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
-    max_header_bytes: usize,
-    /// Close each connection after one request.
-    #[arg(long, env = "FASTMCP_NO_KEEP_ALIVE")]
-    no_keep_alive: bool,
-    /// Failed authentications per client address per minute audited one by
-    /// one (beyond: counted, audited in aggregate).
-    #[arg(long, env = "FASTMCP_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
-    auth_failures_per_minute: u32,
-    /// Where `/metrics` is served (its own listener), or `off`.
-    #[arg(long, env = "FASTMCP_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
-    metrics_listen: String,
-    /// Largest reply kept for Idempotency-Key replay, in bytes.
-    #[arg(long, env = "FASTMCP_IDEMPOTENCY_MAX_REPLY_BYTES", default_value_t = 64 * 1024)]
-    idempotency_max_reply_bytes: usize,
-    /// Live Idempotency-Keys one caller may hold.
-    #[arg(long, env = "FASTMCP_IDEMPOTENCY_MAX_KEYS", default_value_t = 1000)]
-    idempotency_max_keys: u64,
-    /// Largest audit record, in bytes (bigger events are cut with a digest).
-    #[arg(long, env = "FASTMCP_AUDIT_MAX_RECORD_BYTES", default_value_t = 16 * 1024)]
-    audit_max_record_bytes: usize,
-    /// A directory (another mount) that receives a copy of every checkpoint.
-    #[arg(long, env = "FASTMCP_AUDIT_WITNESS_DIR")]
-    audit_witness_dir: Option<PathBuf>,
-    /// An HTTP endpoint that receives every checkpoint (POST).
-    #[arg(long, env = "FASTMCP_AUDIT_WITNESS_URL")]
-    audit_witness_url: Option<String>,
-    /// Refetch a remote JWKS this often (unless its Cache-Control max-age
-    /// says otherwise, within 30 s..1 h), in seconds.
-    #[arg(long, env = "FASTMCP_JWKS_REFRESH_S", default_value_t = 300)]
-    jwks_refresh_s: u64,
-    /// Where precompiled components are kept (default ROOT/.runtime/cache).
-    #[arg(long, env = "FASTMCP_COMPILE_CACHE_DIR")]
-    compile_cache_dir: Option<PathBuf>,
-    /// Require this JWT `typ` header (e.g. `at+jwt`, RFC 9068).
-    #[arg(long, env = "FASTMCP_REQUIRE_TOKEN_TYPE")]
-    require_token_type: Option<String>,
-    /// Browser origins allowed to call `/mcp` (comma-separated
-    /// `scheme://host[:port]`); any other `Origin` is refused with 403.
-    #[arg(long, env = "FASTMCP_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
-    mcp_allowed_origins: Vec<String>,
-    /// The host's public base URL (e.g. `https://tools.example.com`), named
-    /// in the OAuth protected-resource metadata.
-    #[arg(long, env = "FASTMCP_PUBLIC_URL")]
-    public_url: Option<String>,
-    /// Authorization servers named in the protected-resource metadata
-    /// (comma-separated; default: the token issuer when it is a URL).
-    #[arg(long, env = "FASTMCP_AUTHORIZATION_SERVERS", value_delimiter = ',')]
-    authorization_servers: Vec<String>,
-    /// Legacy (2025-11-25) MCP sessions open at once.
-    #[arg(long, env = "FASTMCP_MCP_MAX_SESSIONS", default_value_t = 256)]
-    mcp_max_sessions: usize,
-    /// Close a legacy MCP session idle this long, in seconds.
-    #[arg(long, env = "FASTMCP_MCP_SESSION_IDLE_S", default_value_t = 300)]
-    mcp_session_idle_s: u64,
     #[command(flatten)]
-    identity: IdentityArgs,
+    location: ConfigLocation,
+    #[command(flatten)]
+    settings: SettingFlags,
 }
 
 impl ServeArgs {
-    fn into_config(self) -> anyhow::Result<HostConfig> {
-        // Absolute, so watched paths and manifest paths compare equal.
-        let root = std::fs::canonicalize(&self.root).unwrap_or(self.root);
-        let mut config = HostConfig::for_root(root);
-        config.watch = !self.no_watch;
-        config.redis =
-            self.redis_url.filter(|url| !url.is_empty()).map(|url| fastmcp_host::config::RedisConfig {
-                url,
-                timeout: Duration::from_millis(self.redis_timeout_ms.max(1)),
-                fail_open: self.redis_fail_open,
-            });
-        config.listen = self.listen;
-        config.max_body_bytes = self.max_body_bytes;
-        config.runtime.max_concurrent_calls = self.max_concurrent_calls.max(1);
-        config.runtime.queue_timeout = Duration::from_millis(self.queue_timeout_ms);
-        config.runtime.max_memory_mb = self.max_memory_mb.max(1);
-        config.runtime.pooling = !self.no_pooling;
-        config.runtime.memory_keep_resident_bytes = self.memory_keep_resident_bytes;
-        config.runtime.function_cache_bytes = self.function_cache_bytes;
-        config.auth.issuer = self.identity.issuer;
-        config.auth.audience = self.identity.audience;
-        config.auth.jwks_file = self.jwks_file;
-        config.auth.jwks_url = self.jwks_url;
-        config.auth.leeway_s = self.token_leeway_s;
-        config.providers_file = self.providers;
-        config.outbound.max_response_body_bytes = self.outbound_max_response_bytes;
-        config.outbound.max_request_body_bytes = self.outbound_max_request_bytes;
-        config.outbound.max_requests_per_call = self.outbound_max_requests_per_call;
-        config.outbound.connect_timeout = Duration::from_millis(self.outbound_connect_timeout_ms.max(1));
-        config.outbound.first_byte_timeout =
-            Duration::from_millis(self.outbound_first_byte_timeout_ms.max(1));
-        config.outbound.between_bytes_timeout =
-            Duration::from_millis(self.outbound_between_bytes_timeout_ms.max(1));
-        config.outbound.allow_internal = self.outbound_allow_internal;
-        config.server.header_read_timeout = Duration::from_millis(self.header_read_timeout_ms.max(1));
-        config.server.body_read_timeout = Duration::from_millis(self.body_read_timeout_ms.max(1));
-        config.server.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
-        config.server.max_connections = self.max_connections.max(1);
-        config.server.max_header_bytes = self.max_header_bytes;
-        config.server.keep_alive = !self.no_keep_alive;
-        config.server.auth_failures_per_minute = self.auth_failures_per_minute;
-        config.metrics_listen = match self.metrics_listen.as_str() {
-            "off" | "" => None,
-            addr => Some(
-                addr.parse()
-                    .with_context(|| format!("--metrics-listen: `{addr}` is not ADDR:PORT or off"))?,
-            ),
-        };
-        config.idempotency.max_reply_bytes = self.idempotency_max_reply_bytes;
-        config.idempotency.max_keys_per_caller = self.idempotency_max_keys.max(1);
-        config.audit.max_record_bytes = self.audit_max_record_bytes.max(2048);
-        config.audit.witness_dir = self.audit_witness_dir;
-        config.audit.witness_url = self.audit_witness_url;
-        config.auth.jwks_refresh_interval = Duration::from_secs(self.jwks_refresh_s.max(1));
-        config.auth.required_typ = self.require_token_type;
-        config.compile_cache = self.compile_cache_dir;
-        config.mcp.allowed_origins = self.mcp_allowed_origins;
-        config.mcp.public_url = self.public_url;
-        config.mcp.authorization_servers = self.authorization_servers;
-        config.mcp.max_sessions = self.mcp_max_sessions.max(1);
-        config.mcp.session_idle = Duration::from_secs(self.mcp_session_idle_s.max(1));
-        Ok(config)
+    /// The configuration: defaults, file, environment, flags; validated.
+    fn load(&self) -> anyhow::Result<Loaded> {
+        self.location.load(&self.settings.given)
     }
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration `serve` would use (config file,
+    /// environment, flags); exit 1 naming the first error.
+    Check(Box<ServeArgs>),
+    /// Show the effective configuration as a config file: every setting,
+    /// its value (secrets redacted) and where it came from.
+    Print(Box<ServeArgs>),
+    /// Print a config file to start from: every setting at its default,
+    /// documented and commented out (`fastmcp.example.yaml`).
+    Example,
+    /// Print the table of settings as the README shows it (Markdown).
+    Table,
 }
 
 #[tokio::main]
@@ -333,9 +144,34 @@ async fn main() -> anyhow::Result<()> {
     let (_flush_on_exit, log_drops) = fastmcp_host::logging::init();
     match command {
         Command::Serve(args) => {
-            let mut config = args.into_config()?;
+            let Loaded { mut config, warnings, .. } = args.load()?;
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
             config.log_drops = Some(log_drops);
             serve(config).await
+        }
+        Command::Config(ConfigCommand::Check(args)) => {
+            let loaded = args.load()?;
+            let file = loaded.file.as_ref().map_or("no config file".to_owned(), |f| f.display().to_string());
+            println!("ok: {file}; {} settings", fastmcp_host::config::settings().len());
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", fastmcp_host::config::example_file());
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Table) => {
+            print!("{}", fastmcp_host::config::markdown_table());
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Print(args)) => {
+            let loaded = args.load()?;
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            print!("{}", loaded.print());
+            Ok(())
         }
         Command::Token(args) => token(args),
         Command::Audit(AuditCommand::Verify(args)) => verify_audit(args),
@@ -380,13 +216,14 @@ fn verify_audit(args: VerifyArgs) -> anyhow::Result<()> {
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
     use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
-    let files = DevKeyFiles::in_dir(&HostConfig::for_root(&args.root).runtime_dir());
+    let config = args.location.load(&[])?.config;
+    let files = DevKeyFiles::in_dir(&config.runtime_dir());
     if files.ensure()? {
         eprintln!("generated development keys in {}", files.jwks.display());
     }
     let claims = dev_claims(
-        &args.identity.issuer,
-        &args.identity.audience,
+        args.issuer.as_deref().unwrap_or(&config.auth.issuer),
+        args.audience.as_deref().unwrap_or(&config.auth.audience),
         &args.sub,
         &args.tenant,
         args.roles,
@@ -398,12 +235,12 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: HostConfig) -> anyhow::Result<()> {
-    let listen = config.listen;
+    let listen = config.server.listen;
     let state = AppState::start(config).await?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    if let Some(metrics) = state.config().metrics_listen {
+    if let Some(metrics) = state.config().metrics.listen {
         let metrics = tokio::net::TcpListener::bind(metrics).await.with_context(|| {
             format!("binding the metrics listener {metrics} (--metrics-listen; `off` to not serve)")
         })?;

@@ -104,7 +104,7 @@ async fn health_reports_registry_and_runtime() {
 async fn metrics_count_calls_by_outcome() {
     let root = TestRoot::new();
     let mut config = root.config();
-    config.compile_cache = None; // its own cache, so that every component is compiled here
+    config.runtime.compile_cache_dir = None; // its own cache, so that every component is compiled here
     let server = TestServer::start_with(config).await;
     assert_eq!(server.invoke("util:echo", json!({"a": 1})).await.status(), 200);
     assert_eq!(server.invoke("util:sha256", json!({})).await.status(), 422);

@@ -1,7 +1,7 @@
 //! The audit trail end to end: what is recorded, that it verifies, that every
 //! kind of tampering is caught with file and line, and crash recovery.
 
-use crate::harness::{TestRoot, TestServer, audit_records as records, json};
+use crate::harness::{TestRoot, TestServer, audit_records as records, json, write_lines};
 use fastmcp_host::audit::checkpoint::{PUBLIC_KEY_FILE, read_public_key};
 use fastmcp_host::audit::recover::trail_files;
 use fastmcp_host::audit::verify::verify;
@@ -99,10 +99,6 @@ fn trail(root: &Path) -> (PathBuf, Vec<String>) {
     let file = trail_files(&root.join(".audit")).unwrap().pop().unwrap();
     let lines = std::fs::read_to_string(&file).unwrap().lines().map(str::to_owned).collect();
     (file, lines)
-}
-
-fn write_lines(file: &Path, lines: &[String]) {
-    std::fs::write(file, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
 }
 
 fn rehash(line: &str) -> String {

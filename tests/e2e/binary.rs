@@ -57,7 +57,10 @@ async fn serves_and_drains_on_sigterm() {
         let request = client.post(format!("http://{addr}/tools/misbehave:loop/invoke")).bearer_auth(&token);
         async move { request.json(&json!({})).send().await.map(|r| r.status().as_u16()) }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    eventually("the call to be running", Duration::from_secs(10), || async {
+        (health().await["runtime"]["calls_in_flight"] == 1).then_some(())
+    })
+    .await;
     signal("-TERM");
 
     assert_eq!(in_flight.await.unwrap().expect("the in-flight call is answered"), 504);

@@ -2,16 +2,10 @@
 //! upstream (OAuth token endpoint + Ads API) on loopback, the real server,
 //! real sandboxes.
 
-use crate::harness::{TestRoot, TestServer, TestUpstream, audit_records, json, problem};
+use crate::harness::{TestRoot, TestServer, TestUpstream, audit_records, campaign, json, problem};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-
-const CAMPAIGN: &str = r#"{"name":"LaunchX","budget":1200,"startDate":"2025-10-10"}"#;
-
-fn campaign() -> Value {
-    serde_json::from_str(CAMPAIGN).unwrap()
-}
 
 /// A root on `upstream` with the netprobe and offline fixtures.
 fn probe_root(upstream: &TestUpstream) -> TestRoot {

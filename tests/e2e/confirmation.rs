@@ -1,15 +1,11 @@
 //! The confirmation gate and Idempotency-Key: invoke → 202 → confirm → 200,
 //! every way a confirmation can be refused, and exactly-once execution.
 
-use crate::harness::{ALL_SCOPES, TestRoot, TestServer, json, problem};
+use crate::harness::{ALL_SCOPES, TestRoot, TestServer, campaign, json, problem};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
-
-fn campaign() -> Value {
-    json!({"name": "LaunchX", "budget": 1200, "startDate": "2025-10-10"})
-}
 
 async fn pending(server: &TestServer, args: Value) -> Value {
     let (status, body) = json(server.invoke("ads:createCampaign", args).await).await;

@@ -16,12 +16,33 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Plugins copied into every test root.
-pub const PLUGINS: &[&str] = &["ads", "util", "misbehave", "netprobe"];
+/// The plugins of `plugins/plugins.txt` (the list `./dev` builds from) in
+/// `language`, or in every language but it when `except` is true.
+fn listed_plugins(language: &str, except: bool) -> Vec<String> {
+    let list = std::fs::read_to_string(workspace().join("plugins/plugins.txt")).expect("plugins/plugins.txt");
+    list.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (name, lang) = (fields.next()?, fields.next()?);
+            ((lang == language) != except).then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// The Rust plugins, examples and fixtures: built with cargo, copied into
+/// every test root.
+pub fn rust_plugins() -> &'static [String] {
+    static LIST: OnceLock<Vec<String>> = OnceLock::new();
+    LIST.get_or_init(|| listed_plugins("rust", false))
+}
 
 /// The example plugins in Python and JavaScript: built by `./dev` with
 /// `fastmcp plugin build`, added to a root only by tests that ask.
-pub const LANGUAGE_EXAMPLES: &[&str] = &["report", "digest"];
+pub fn language_examples() -> &'static [String] {
+    static LIST: OnceLock<Vec<String>> = OnceLock::new();
+    LIST.get_or_init(|| listed_plugins("rust", true))
+}
 
 /// The address the repository's `ads` manifest names (the development upstream).
 pub const DEV_UPSTREAM_ADDR: &str = "127.0.0.1:8001";
@@ -44,7 +65,7 @@ pub fn plugin_dir() -> &'static Path {
             .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "plugin"])
             .arg("--target-dir")
             .arg(&target_dir);
-        for p in PLUGINS {
+        for p in rust_plugins() {
             cargo.args(["-p", p]);
         }
         let status = cargo.status().expect("running cargo to build the plugins");
@@ -86,7 +107,7 @@ impl TestRoot {
         let root = Self::empty();
         for entry in std::fs::read_dir(workspace().join("manifests")).unwrap() {
             let path = entry.unwrap().path();
-            if LANGUAGE_EXAMPLES.iter().any(|e| path.ends_with(format!("{e}.yaml"))) {
+            if language_examples().iter().any(|e| path.ends_with(format!("{e}.yaml"))) {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap().replace(DEV_UPSTREAM_ADDR, &addr.to_string());
@@ -110,7 +131,7 @@ impl TestRoot {
         let policy = policy.replacen("roles:\n", "roles:\n  tester: { tools: [\"*\"] }\n", 1);
         assert!(policy.contains("tester"), "the sample policy has a roles section");
         root.write("policies/policies.yml", policy);
-        for p in PLUGINS {
+        for p in rust_plugins() {
             root.write(&format!("plugins/{p}/{p}.wasm"), plugin_bytes(p));
         }
         root
@@ -119,7 +140,7 @@ impl TestRoot {
     /// Add the Python and JavaScript example plugins (built by `./dev test`
     /// into `plugins/NAME/NAME.wasm`), pointed at `upstream`.
     pub fn add_language_examples(&self, upstream: SocketAddr) {
-        for name in LANGUAGE_EXAMPLES {
+        for name in language_examples() {
             let manifest = workspace().join(format!("manifests/{name}.yaml"));
             let text =
                 std::fs::read_to_string(manifest).unwrap().replace(DEV_UPSTREAM_ADDR, &upstream.to_string());
@@ -173,7 +194,7 @@ impl TestRoot {
     pub fn config(&self) -> HostConfig {
         let mut config = HostConfig::for_root(self.path());
         config.outbound.allow_internal = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
-        config.compile_cache = Some(shared_compile_cache().to_path_buf());
+        config.runtime.compile_cache_dir = Some(shared_compile_cache().to_path_buf());
         config
     }
 }
@@ -612,4 +633,39 @@ pub fn trail_bytes(root: &Path) -> u64 {
         .iter()
         .map(|f| std::fs::metadata(f).unwrap().len())
         .sum()
+}
+
+/// The campaign the walkthrough creates (`ads:createCampaign` arguments),
+/// named `name`.
+pub fn campaign_named(name: &str) -> Value {
+    serde_json::json!({"name": name, "budget": 1200, "startDate": "2025-10-10"})
+}
+
+/// The walkthrough's campaign, `LaunchX`.
+pub fn campaign() -> Value {
+    campaign_named("LaunchX")
+}
+
+/// Write `lines` to `file`, each ended by a newline.
+pub fn write_lines(file: &Path, lines: &[String]) {
+    std::fs::write(file, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+}
+
+/// `header.payload.signature`: a JWT signed with `key` using `alg`, whatever
+/// its header and claims say (for tests of what verification refuses).
+pub fn signed_jwt(
+    header: &Value,
+    claims: &Value,
+    key: &jsonwebtoken::EncodingKey,
+    alg: jsonwebtoken::Algorithm,
+) -> String {
+    let message = format!("{}.{}", base64url_json(header), base64url_json(claims));
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).unwrap();
+    format!("{message}.{signature}")
+}
+
+/// A JSON value as one unpadded base64url JWT segment.
+pub fn base64url_json(value: &Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
 }

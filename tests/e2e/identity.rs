@@ -1,6 +1,6 @@
 //! Identity: bearer tokens, scopes, the JWT attack table, JWKS files and URLs.
 
-use crate::harness::{ALL_SCOPES, TestRoot, TestServer, json, problem};
+use crate::harness::{ALL_SCOPES, TestRoot, TestServer, base64url_json, json, problem, signed_jwt};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
@@ -13,17 +13,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-fn b64(value: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
-}
-
-/// `header.payload.signature`, signed with `key` using `alg`.
-fn signed(header: &Value, claims: &Value, key: &EncodingKey, alg: Algorithm) -> String {
-    let message = format!("{}.{}", b64(header), b64(claims));
-    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).unwrap();
-    format!("{message}.{signature}")
 }
 
 fn good_claims() -> Value {
@@ -95,25 +84,32 @@ async fn forged_and_malformed_tokens_are_all_401() {
     let server = TestServer::start(&root).await;
     let k = keys(root.path());
     let good = good_claims();
-    let sign = |header: Value, claims: Value| signed(&header, &claims, &k.dev, Algorithm::RS256);
+    let sign = |header: Value, claims: Value| signed_jwt(&header, &claims, &k.dev, Algorithm::RS256);
     let valid = sign(rs256("dev-key"), good.clone());
     let (head, rest) = valid.split_once('.').unwrap();
     let (payload, signature) = rest.split_once('.').unwrap();
-    let tampered_payload = b64(&with(good.clone(), "roles", json!(["admin", "tester"])));
+    let tampered_payload = base64url_json(&with(good.clone(), "roles", json!(["admin", "tester"])));
 
     let attacks: Vec<(&str, String)> = vec![
         (
             "alg none",
-            format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT", "kid": "dev-key"})), payload),
+            format!(
+                "{}.{}.",
+                base64url_json(&json!({"alg": "none", "typ": "JWT", "kid": "dev-key"})),
+                payload
+            ),
         ),
         (
             "alg none with a signature",
-            format!("{}.{payload}.{signature}", b64(&json!({"alg": "none", "kid": "dev-key"}))),
+            format!("{}.{payload}.{signature}", base64url_json(&json!({"alg": "none", "kid": "dev-key"}))),
         ),
-        ("alg None spelled oddly", format!("{}.{payload}.", b64(&json!({"alg": "None", "kid": "dev-key"})))),
+        (
+            "alg None spelled oddly",
+            format!("{}.{payload}.", base64url_json(&json!({"alg": "None", "kid": "dev-key"}))),
+        ),
         (
             "HS256 keyed with the RSA public key (PEM)",
-            signed(
+            signed_jwt(
                 &json!({"alg": "HS256", "kid": "dev-key"}),
                 &good,
                 &EncodingKey::from_secret(k.dev_public_pem.as_bytes()),
@@ -122,7 +118,7 @@ async fn forged_and_malformed_tokens_are_all_401() {
         ),
         (
             "HS256 keyed with the JWKS document",
-            signed(
+            signed_jwt(
                 &json!({"alg": "HS256", "kid": "dev-key"}),
                 &good,
                 &EncodingKey::from_secret(&k.dev_jwks),
@@ -131,11 +127,11 @@ async fn forged_and_malformed_tokens_are_all_401() {
         ),
         (
             "RS512 header on an RS256 key",
-            signed(&json!({"alg": "RS512", "kid": "dev-key"}), &good, &k.dev, Algorithm::RS512),
+            signed_jwt(&json!({"alg": "RS512", "kid": "dev-key"}), &good, &k.dev, Algorithm::RS512),
         ),
         (
             "PS256 header on an RS256 key",
-            signed(&json!({"alg": "PS256", "kid": "dev-key"}), &good, &k.dev, Algorithm::PS256),
+            signed_jwt(&json!({"alg": "PS256", "kid": "dev-key"}), &good, &k.dev, Algorithm::PS256),
         ),
         ("expired an hour ago", sign(rs256("dev-key"), with(good.clone(), "exp", json!(now() - 3600)))),
         (
@@ -152,10 +148,13 @@ async fn forged_and_malformed_tokens_are_all_401() {
         ("aud array without fastmcp", sign(rs256("dev-key"), with(good.clone(), "aud", json!(["a", "b"])))),
         ("missing sub", sign(rs256("dev-key"), without(good.clone(), "sub"))),
         ("missing tenant", sign(rs256("dev-key"), without(good.clone(), "tenant"))),
-        ("another RSA key with the same kid", signed(&rs256("dev-key"), &good, &k.other, Algorithm::RS256)),
+        (
+            "another RSA key with the same kid",
+            signed_jwt(&rs256("dev-key"), &good, &k.other, Algorithm::RS256),
+        ),
         (
             "another RSA key without a kid",
-            signed(&json!({"alg": "RS256"}), &good, &k.other, Algorithm::RS256),
+            signed_jwt(&json!({"alg": "RS256"}), &good, &k.other, Algorithm::RS256),
         ),
         ("unknown kid", sign(rs256("rotated-away"), good.clone())),
         ("kid path traversal", sign(rs256("../../.runtime/dev-key"), good.clone())),
@@ -174,12 +173,12 @@ async fn forged_and_malformed_tokens_are_all_401() {
             "a 40 KB header (under the server's 64 KiB header limit, over the token limit)",
             format!(
                 "{}.{payload}.{signature}",
-                b64(&json!({"alg": "RS256", "kid": "dev-key", "pad": "x".repeat(40_000)}))
+                base64url_json(&json!({"alg": "RS256", "kid": "dev-key", "pad": "x".repeat(40_000)}))
             ),
         ),
         (
             "jku header pointing at an attacker's JWKS",
-            signed(
+            signed_jwt(
                 &json!({"alg": "RS256", "kid": "attacker", "jku": "http://127.0.0.1:1/jwks.json"}),
                 &good,
                 &k.other,
@@ -188,7 +187,7 @@ async fn forged_and_malformed_tokens_are_all_401() {
         ),
         (
             "jwk header embedding the attacker's key",
-            signed(
+            signed_jwt(
                 &json!({"alg": "RS256", "kid": "dev-key", "jwk": k.other_jwk}),
                 &good,
                 &k.other,
@@ -254,7 +253,7 @@ async fn scopes_are_required_and_named() {
     let k = keys(root.path());
     let claims =
         with(without(good_claims(), "scopes"), "scope", json!("tools.invoke:write tools.query:catalog"));
-    let token = signed(&rs256("dev-key"), &claims, &k.dev, Algorithm::RS256);
+    let token = signed_jwt(&rs256("dev-key"), &claims, &k.dev, Algorithm::RS256);
     assert_eq!(json(server.invoke_as(&token, "util:echo", json!({})).await).await.0, 200);
     server.stop().await;
 }
@@ -359,12 +358,12 @@ async fn keys_from_a_jwks_file_with_es256() {
 
     let pem = signing.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).unwrap();
     let key = EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
-    let token = signed(&json!({"alg": "ES256", "kid": "ec-1"}), &good_claims(), &key, Algorithm::ES256);
+    let token = signed_jwt(&json!({"alg": "ES256", "kid": "ec-1"}), &good_claims(), &key, Algorithm::ES256);
     assert_eq!(json(server.invoke_as(&token, "util:echo", json!({})).await).await.0, 200);
     // The configured JWKS replaces the development keys.
     problem(server.invoke("util:echo", json!({})).await, 401, "unauthenticated").await;
     // ES256 header, but HS256-signed with the public point as secret.
-    let forged = signed(
+    let forged = signed_jwt(
         &json!({"alg": "HS256", "kid": "ec-1"}),
         &good_claims(),
         &EncodingKey::from_secret(point.as_bytes()),
@@ -431,8 +430,8 @@ async fn a_jwks_url_is_refetched_when_keys_rotate() {
     let server = TestServer::start_with(config).await;
     assert_eq!(jwks.fetches(), 1, "fetched at startup");
 
-    let token_a = signed(&rs256("a"), &good_claims(), &key_a, Algorithm::RS256);
-    let token_b = signed(&rs256("b"), &good_claims(), &key_b, Algorithm::RS256);
+    let token_a = signed_jwt(&rs256("a"), &good_claims(), &key_a, Algorithm::RS256);
+    let token_b = signed_jwt(&rs256("b"), &good_claims(), &key_b, Algorithm::RS256);
     assert_eq!(json(server.invoke_as(&token_a, "util:echo", json!({})).await).await.0, 200);
     problem(server.invoke_as(&token_b, "util:echo", json!({})).await, 401, "unauthenticated").await;
     assert_eq!(jwks.fetches(), 2, "an unknown kid triggers a refetch");
@@ -457,7 +456,7 @@ async fn unknown_kids_cannot_hammer_the_jwks_endpoint() {
     config.auth.jwks_url = Some(jwks.url.clone());
     let server = TestServer::start_with(config).await;
     for i in 0..20 {
-        let token = signed(&rs256(&format!("x{i}")), &good_claims(), &key_x, Algorithm::RS256);
+        let token = signed_jwt(&rs256(&format!("x{i}")), &good_claims(), &key_x, Algorithm::RS256);
         problem(server.invoke_as(&token, "util:echo", json!({})).await, 401, "unauthenticated").await;
     }
     assert_eq!(jwks.fetches(), 1, "refetches are rate-limited (default: one per 5 s)");

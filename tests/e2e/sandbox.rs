@@ -1,7 +1,7 @@
 //! The sandbox: each misbehaving plugin fails only its own call, with the
 //! right error, while good calls running at the same time all succeed.
 
-use crate::harness::{TestRoot, TestServer, json, problem};
+use crate::harness::{TestRoot, TestServer, eventually, json, problem};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use std::future::Future;
@@ -125,7 +125,10 @@ async fn a_full_host_answers_overloaded() {
     config.runtime.queue_timeout = Duration::ZERO;
     let server = TestServer::start_with(config).await;
     let (slow, busy) = tokio::join!(server.invoke("misbehave:loop", json!({})), async {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        eventually("the slow call to hold the only slot", Duration::from_secs(10), || async {
+            (server.state.runtime().calls_in_flight() == 1).then_some(())
+        })
+        .await;
         server.invoke("util:echo", json!({})).await
     });
     assert_eq!(busy.headers()["retry-after"], "1");

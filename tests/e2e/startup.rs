@@ -44,7 +44,7 @@ async fn a_corrupt_cache_entry_is_recompiled() {
 /// not the one the test hosts share.
 fn private_cache(root: &TestRoot) -> fastmcp_host::HostConfig {
     let mut config = root.config();
-    config.compile_cache = None;
+    config.runtime.compile_cache_dir = None;
     config
 }
 

@@ -178,7 +178,7 @@ pub async fn health(
     let redis = redis_status.map(|result| RedisHealth {
         ok: result.is_ok(),
         error: result.err(),
-        fail_open: state.config().redis.as_ref().is_some_and(|r| r.fail_open),
+        fail_open: state.config().redis.fails_open(),
     });
     Ok(Json(HealthResponse {
         status,

@@ -6,8 +6,8 @@ use crate::auth::Authenticated;
 use crate::correlation::{AlreadyLogged, CorrelationId};
 use crate::error::{ApiError, Problem, ProblemBody};
 use crate::pipeline::{
-    self, CallArgs, CallOutcome, CallRequest, CompletedBody, Endpoint, PendingBody, Reply, ReplyBody,
-    Transport,
+    self, CallArgs, CallOutcome, CallRequest, CompletedBody, DeclineReason, Endpoint, PendingBody, Reply,
+    ReplyBody, StoredOutcome, Transport,
 };
 use crate::server::peer_of;
 use crate::state::AppState;
@@ -117,7 +117,7 @@ pub async fn decline(
     caller: Result<Authenticated, Problem>,
     request: Request,
 ) -> Response {
-    adapt(state, correlation_id, Endpoint::Decline("declined"), id, caller, request).await
+    adapt(state, correlation_id, Endpoint::Decline(DeclineReason::Declined), id, caller, request).await
 }
 
 /// The REST side of a call: the request becomes a [`CallRequest`] (the body
@@ -134,7 +134,7 @@ async fn adapt(
     request: Request,
 ) -> Response {
     let config = state.config();
-    let (limit, timeout) = (config.max_body_bytes, config.server.body_read_timeout);
+    let (limit, timeout) = (config.server.max_body_bytes, config.server.body_read_timeout);
     let idempotency_key = match request.headers().get(IDEMPOTENCY_HEADER) {
         None => Ok(None),
         Some(value) => value.to_str().map(|key| Some(key.to_owned())),
@@ -190,13 +190,19 @@ fn render(outcome: CallOutcome, correlation_id: &CorrelationId) -> Response {
             (StatusCode::ACCEPTED, Json(body)).into_response()
         }
         Ok(Reply { body: ReplyBody::Replayed(stored), .. }) => {
-            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-            let mut response = (status, Json(stored.body)).into_response();
-            let headers = response.headers_mut();
-            headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-            if stored.problem {
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-            }
+            let mut response = match stored {
+                StoredOutcome::Completed(body) => (StatusCode::OK, Json(body)).into_response(),
+                StoredOutcome::Pending(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
+                StoredOutcome::Problem(problem) => {
+                    let status =
+                        StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    let mut response = (status, Json(problem)).into_response();
+                    let content_type = HeaderValue::from_static("application/problem+json");
+                    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+                    response
+                }
+            };
+            response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             response
         }
         Err(error) => error.at(correlation_id).into_response(),

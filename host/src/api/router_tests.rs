@@ -12,7 +12,7 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("manifests")).unwrap();
     let mut config = HostConfig::for_root(root.path());
-    config.watch = false;
+    config.reload.watch = false;
     let state = AppState::start(config).await.unwrap();
     (router(state), root)
 }

@@ -36,9 +36,6 @@ pub use writer::{CheckpointPolicy, Receipt, SyncMode};
 /// Records taken into one write.
 const MAX_BATCH: usize = 1024;
 
-/// Default cap on one record's JSON, in bytes.
-pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 * 1024;
-
 /// Where the trail lives and how it is written.
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
@@ -73,7 +70,7 @@ impl AuditConfig {
             queue: 8192,
             sync: SyncMode::Group,
             clock,
-            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_record_bytes: crate::config::AuditOptions::default().max_record_bytes,
             witness_dir: None,
             witness_url: None,
         }

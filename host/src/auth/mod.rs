@@ -298,7 +298,7 @@ impl Authenticator {
     /// `max-age` within the configured bounds, else the refresh interval.
     async fn refresh_after(&self) -> Option<std::time::Duration> {
         let KeySource::Remote { last_fetch, .. } = &self.source else { return None };
-        let (min, max) = self.config.jwks_max_age_bounds;
+        let (min, max) = (self.config.jwks_min_max_age, self.config.jwks_max_max_age);
         let max_age = last_fetch.lock().await.max_age;
         Some(max_age.map_or(self.config.jwks_refresh_interval, |age| age.clamp(min, max)))
     }

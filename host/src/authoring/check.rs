@@ -64,19 +64,12 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// A loader for the project at `root`, granting against `providers` (the
-    /// providers file the host is served with) and compiling into
-    /// `compile_cache` (the host's; default `ROOT/.runtime/cache`).
-    pub fn new(
-        root: &Path,
-        providers: Option<PathBuf>,
-        compile_cache: Option<PathBuf>,
-    ) -> anyhow::Result<Self> {
-        let mut config = HostConfig::for_root(root.to_path_buf());
-        config.providers_file = providers;
-        config.compile_cache = compile_cache;
+    /// A loader with the host's configuration: its limits, its providers
+    /// file, its compile cache.
+    pub fn new(config: HostConfig) -> anyhow::Result<Self> {
+        config.validate()?;
         let runtime = Runtime::new(config.runtime.clone(), config.compile_cache_dir())?;
-        let providers = crate::state::providers::load(&config)?;
+        let providers = crate::broker::providers::load_configured(&config)?;
         let broker = Broker::new(providers, config.broker.clone(), config.clock.clone());
         Ok(Self { config, runtime, broker })
     }

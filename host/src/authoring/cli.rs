@@ -4,6 +4,7 @@
 
 use super::check::Checker;
 use super::{Lang, PluginSource, Project, build, dev, scaffold};
+use crate::config::flags::ConfigLocation;
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 
@@ -16,8 +17,9 @@ pub enum PluginCommand {
     /// Build plugins into their components with the language's tool
     /// (installed on first use into the project's tools directory).
     Build(BuildArgs),
-    /// Load manifests and their components exactly as the host does and
-    /// report what does not match; exits 1 if any is rejected.
+    /// Load manifests and their components exactly as the host does — with
+    /// the host's configuration (config file, environment, these flags) —
+    /// and report what does not match; exits 1 if any is rejected.
     Check(CheckArgs),
     /// Watch a plugin's sources; rebuild, check and put it in place on
     /// every change, for the running host to hot-reload.
@@ -77,21 +79,39 @@ pub struct CheckArgs {
     project: ProjectArgs,
 }
 
-/// What the host that will load the plugin is served with.
+/// What the host that will load the plugin is served with: its config file
+/// and environment (read as `serve` reads them), and these flags of `serve`.
 #[derive(clap::Args)]
 pub struct HostArgs {
-    /// The providers file (default: ROOT/.runtime/providers.yml when it exists).
-    #[arg(long, env = "FASTMCP_PROVIDERS")]
+    /// The host's config file (default: ROOT/fastmcp.yaml when it exists).
+    #[arg(long = "config", env = crate::config::CONFIG_ENV)]
+    config_file: Option<PathBuf>,
+    /// The providers file (`broker.providers_file`; default
+    /// ROOT/.runtime/providers.yml when it exists).
+    #[arg(long)]
     providers: Option<PathBuf>,
-    /// The compile cache (default ROOT/.runtime/cache): components checked
-    /// here are then already compiled for the host.
-    #[arg(long, env = "FASTMCP_COMPILE_CACHE_DIR")]
+    /// The compile cache (`runtime.compile_cache_dir`; default
+    /// ROOT/.runtime/cache): components checked here are then already
+    /// compiled for the host.
+    #[arg(long)]
     compile_cache_dir: Option<PathBuf>,
 }
 
 impl HostArgs {
     fn checker(self, project: &Project) -> anyhow::Result<Checker> {
-        Checker::new(&project.root, self.providers, self.compile_cache_dir)
+        let location = ConfigLocation { root: project.root.clone(), config_file: self.config_file };
+        let flags: Vec<(String, String)> = [
+            ("broker.providers_file", self.providers),
+            ("runtime.compile_cache_dir", self.compile_cache_dir),
+        ]
+        .into_iter()
+        .filter_map(|(key, path)| Some((key.to_owned(), path?.display().to_string())))
+        .collect();
+        let loaded = location.load(&flags)?;
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Checker::new(loaded.config)
     }
 }
 

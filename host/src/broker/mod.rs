@@ -80,20 +80,7 @@ pub fn fingerprint(secret: &Secret) -> String {
     format!("sha256:{}", &hex::encode(digest)[..12])
 }
 
-/// Broker settings.
-#[derive(Debug, Clone)]
-pub struct BrokerConfig {
-    /// Timeout of one token fetch.
-    pub fetch_timeout: Duration,
-    /// After a failed fetch, answer "unavailable" at once for this long.
-    pub failure_backoff: Duration,
-}
-
-impl Default for BrokerConfig {
-    fn default() -> Self {
-        Self { fetch_timeout: Duration::from_secs(5), failure_backoff: Duration::from_secs(1) }
-    }
-}
+pub use crate::config::BrokerConfig;
 
 /// One slot per (provider, sorted scopes); the async mutex makes refreshes
 /// single-flight.

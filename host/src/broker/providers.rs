@@ -283,6 +283,18 @@ fn is_provider_name(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// The providers the host brokers: those of the providers file in force
+/// ([`HostConfig::providers_file`]), or none.
+pub fn load_configured(config: &crate::config::HostConfig) -> anyhow::Result<BTreeMap<String, Provider>> {
+    let Some(file) = config.providers_file() else {
+        tracing::info!("no providers file: no credentials are brokered");
+        return Ok(BTreeMap::new());
+    };
+    let loaded = load(&file)?;
+    tracing::info!(file = %file.display(), providers = ?loaded.keys().collect::<Vec<_>>(), "providers loaded");
+    Ok(loaded)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,7 +140,7 @@ async fn read_body(state: &AppState, request: Request) -> Result<Request, ApiErr
     let bytes = crate::api::body::read_bytes(
         &parts.headers,
         body,
-        config.max_body_bytes,
+        config.server.max_body_bytes,
         config.server.body_read_timeout,
     )
     .await?;

@@ -20,7 +20,7 @@
 use super::handler::{Runner, protocol_error};
 use super::render::{CORRELATION_META_KEY, Rendered, render};
 use crate::error::ApiError;
-use crate::pipeline::{CallOutcome, Endpoint, PendingBody};
+use crate::pipeline::{CallOutcome, DeclineReason, Endpoint, PendingBody};
 use crate::text::clip;
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
@@ -46,16 +46,6 @@ pub(super) enum Verdict {
     Approved,
     Declined,
     Cancelled,
-}
-
-impl Verdict {
-    fn name(self) -> &'static str {
-        match self {
-            Verdict::Approved => "approved",
-            Verdict::Declined => "declined",
-            Verdict::Cancelled => "cancelled",
-        }
-    }
 }
 
 /// Answer an invoke: its result, or — at the gate — ask the human.
@@ -141,7 +131,8 @@ async fn decide(
 ) -> Result<CallToolResponse, McpError> {
     let endpoint = match verdict {
         Verdict::Approved => Endpoint::Confirm,
-        Verdict::Declined | Verdict::Cancelled => Endpoint::Decline(verdict.name()),
+        Verdict::Declined => Endpoint::Decline(DeclineReason::Declined),
+        Verdict::Cancelled => Endpoint::Decline(DeclineReason::Cancelled),
     };
     let outcome = run.call(endpoint, Some(action_token)).await;
     match render(outcome.result, &run.caller.correlation_id)? {

@@ -62,6 +62,6 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'))
         .map(str::to_owned)
-        .unwrap_or_else(|| state.config().listen.to_string());
+        .unwrap_or_else(|| state.config().server.listen.to_string());
     format!("http://{host}")
 }

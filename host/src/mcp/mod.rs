@@ -44,7 +44,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .disable_allowed_hosts()
         .with_legacy_session_mode(true)
         .with_json_response(true)
-        .with_max_request_body_bytes(state.config().max_body_bytes)
+        .with_max_request_body_bytes(state.config().server.max_body_bytes)
         .with_cancellation_token(shutdown_token(&state));
     let handler_state = state.clone();
     let service = StreamableHttpService::new(

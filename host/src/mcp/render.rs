@@ -7,7 +7,7 @@
 use super::handler::protocol_error;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, ProblemBody};
-use crate::pipeline::{CompletedBody, PendingBody, Reply, ReplyBody};
+use crate::pipeline::{CompletedBody, PendingBody, Reply, ReplyBody, StoredOutcome};
 use rmcp::ErrorData as McpError;
 use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, MetaObject};
 use serde_json::{Value, json};
@@ -38,20 +38,11 @@ pub(super) fn render(
     match result {
         Ok(Reply { body: ReplyBody::Completed(body), .. }) => Ok(Rendered::Result(completed(body, false))),
         Ok(Reply { body: ReplyBody::Pending(body), .. }) => Ok(Rendered::Pending(body)),
-        Ok(Reply { body: ReplyBody::Replayed(stored), .. }) => {
-            let parsed = if stored.problem {
-                serde_json::from_value::<ProblemBody>(stored.body).map(|p| Rendered::Result(problem(p, None)))
-            } else if stored.status == 202 {
-                serde_json::from_value::<PendingBody>(stored.body).map(Rendered::Pending)
-            } else {
-                serde_json::from_value::<CompletedBody>(stored.body)
-                    .map(|b| Rendered::Result(completed(b, true)))
-            };
-            parsed.map_err(|e| {
-                tracing::error!(error = %e, "a stored idempotent reply does not parse");
-                protocol_error(ErrorCode::INTERNAL_ERROR, &ApiError::Internal, correlation_id)
-            })
-        }
+        Ok(Reply { body: ReplyBody::Replayed(stored), .. }) => Ok(match stored {
+            StoredOutcome::Completed(body) => Rendered::Result(completed(body, true)),
+            StoredOutcome::Pending(body) => Rendered::Pending(body),
+            StoredOutcome::Problem(body) => Rendered::Result(problem(body, None)),
+        }),
         Err(error @ ApiError::ToolNotFound(_)) => {
             Err(protocol_error(ErrorCode::INVALID_PARAMS, &error, correlation_id))
         }

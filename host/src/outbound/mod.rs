@@ -21,46 +21,8 @@ pub mod send;
 use crate::broker::{Broker, Grant};
 use origin::OriginPattern;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// Host-wide limits on plugins' outbound requests.
-#[derive(Debug, Clone)]
-pub struct OutboundConfig {
-    /// Longest wait for a DNS answer.
-    pub dns_timeout: Duration,
-    /// Longest wait for a TCP (and TLS) connection; a plugin may ask for less.
-    pub connect_timeout: Duration,
-    /// Longest wait for the response head; a plugin may ask for less.
-    pub first_byte_timeout: Duration,
-    /// Longest silence between two chunks of a response body; a plugin may
-    /// ask for less.
-    pub between_bytes_timeout: Duration,
-    /// Largest request body a plugin may send.
-    pub max_request_body_bytes: u64,
-    /// Largest response body a plugin may receive.
-    pub max_response_body_bytes: u64,
-    /// Requests one call may make.
-    pub max_requests_per_call: u32,
-    /// Internal address ranges (loopback, private, link-local, metadata…)
-    /// plugins may reach — the operator's choice, never a manifest's. Empty
-    /// by default: a manifest can only ever reach public addresses.
-    pub allow_internal: Vec<ipnet::IpNet>,
-}
-
-impl Default for OutboundConfig {
-    fn default() -> Self {
-        Self {
-            dns_timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(5),
-            first_byte_timeout: Duration::from_secs(30),
-            between_bytes_timeout: Duration::from_secs(10),
-            max_request_body_bytes: 1 << 20,
-            max_response_body_bytes: 4 << 20,
-            max_requests_per_call: 32,
-            allow_internal: Vec::new(),
-        }
-    }
-}
+pub use crate::config::OutboundConfig;
 
 /// What one plugin may do on the network, from its manifest.
 #[derive(Debug, Default)]

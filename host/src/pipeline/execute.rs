@@ -3,33 +3,40 @@
 //! own words (trap messages, wasmtime errors) go to the log only.
 
 use super::CallRecord;
+use super::steps::Checked;
 use crate::error::ApiError;
 use crate::runtime::call_data::CallIdentity;
 use crate::runtime::{CallError, ToolError};
 use crate::state::AppState;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
-/// Run the call's tool with its validated arguments; returns the JSON result.
-pub(super) async fn execute(state: &AppState, call: &CallRecord) -> Result<Value, ApiError> {
-    let tool = call.resolved.as_ref().expect("resolved before execution");
-    let principal = call.principal();
+/// Run the call's tool with its validated arguments; returns the JSON
+/// result. When `cancel` fires first, the sandbox is torn down.
+pub(super) async fn execute(
+    state: &AppState,
+    record: &CallRecord,
+    call: &Checked,
+    cancel: Option<&CancellationToken>,
+) -> Result<Value, ApiError> {
+    let (tool, principal) = (&call.tool, &call.principal);
     let identity = CallIdentity {
-        correlation_id: call.correlation_id.to_string(),
+        correlation_id: record.correlation_id.to_string(),
         tenant: principal.tenant.clone(),
         subject: principal.sub.clone(),
         tool_id: tool.def.id.clone(),
     };
     let plugin = &tool.plugin;
-    let grants = state.call_grants(plugin, call.egress.clone());
+    let grants = state.call_grants(plugin, record.egress.clone());
     let running = state.runtime().call(
         &plugin.component,
         plugin.limits,
         identity,
         grants,
         &tool.def.name,
-        call.arguments.to_string(),
+        call.args.to_string(),
     );
-    let output = match &call.cancel {
+    let output = match cancel {
         None => running.await,
         // Dropping the call drops its store: the sandbox is torn down.
         Some(cancel) => tokio::select! {
@@ -50,7 +57,6 @@ pub(super) async fn execute(state: &AppState, call: &CallRecord) -> Result<Value
     }
     Ok(output.result)
 }
-
 /// Map a sandbox failure to the error contract. Plugin messages are already
 /// cut to [`crate::runtime::MAX_TOOL_ERROR_MESSAGE`] in guest memory.
 fn call_error(tool: &str, error: CallError) -> ApiError {

@@ -3,13 +3,15 @@
 //! executes; a decline proves and spends it, and nothing runs.
 
 use super::execute::execute;
+use super::steps::Checked;
 use super::{CallRecord, Reply};
-use crate::confirm::{ActionClaims, ActionTokenError, Presented, check_binding};
+use crate::confirm::{ActionClaims, ActionTokenError, DeclineReason, Presented, check_binding};
 use crate::error::ApiError;
 use crate::manifest::DEFAULT_CONFIRMATION_TTL_S;
 use crate::state::AppState;
 use crate::store::keys;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Hint shown when neither the manifest nor the policy gives one.
 const DEFAULT_HINT: &str = "This action requires human confirmation";
@@ -19,12 +21,17 @@ const SPENT_GRACE: Duration = Duration::from_secs(60);
 
 /// Invoke: execute, or stop at the gate when the manifest or a policy rule
 /// demands confirmation.
-pub(super) async fn invoke(state: &AppState, call: &CallRecord) -> Result<Reply, ApiError> {
-    let tool = call.tool_def();
+pub(super) async fn invoke(
+    state: &AppState,
+    record: &CallRecord,
+    call: &Checked,
+    cancel: Option<&CancellationToken>,
+) -> Result<Reply, ApiError> {
+    let tool = &call.tool.def;
     let manifest = tool.confirmation.as_ref();
     if manifest.is_none() && call.confirm_rule.is_none() {
-        let result = execute(state, call).await?;
-        return Ok(Reply::completed(&tool.id, result, call.correlation_id.as_str(), "completed"));
+        let result = execute(state, record, call, cancel).await?;
+        return Ok(Reply::completed(&tool.id, result, record.correlation_id.as_str(), "completed"));
     }
     let ttl_s = manifest.map_or(DEFAULT_CONFIRMATION_TTL_S, |c| c.ttl_s);
     let hint = manifest
@@ -32,25 +39,31 @@ pub(super) async fn invoke(state: &AppState, call: &CallRecord) -> Result<Reply,
         .or_else(|| call.confirm_rule.as_ref().and_then(|r| r.hint.clone()))
         .unwrap_or_else(|| DEFAULT_HINT.to_owned());
     let now = state.clock().now_unix_s();
-    let principal = call.principal();
+    let principal = &call.principal;
     let claims = ActionClaims {
         jti: uuid::Uuid::now_v7().to_string(),
         tool: tool.id.clone(),
-        args_sha256: call.args_sha256.clone().expect("digested before the gate"),
+        args_sha256: call.args_sha256.clone(),
         sub: principal.sub.clone(),
         tenant: principal.tenant.clone(),
         iat: now,
         exp: now + ttl_s,
     };
     let token = state.action_tokens().issue(&claims);
-    Ok(Reply::pending(&tool.id, token, &claims, hint, call.correlation_id.as_str()))
+    Ok(Reply::pending(&tool.id, token, &claims, hint, record.correlation_id.as_str()))
 }
 
 /// Confirm: verify the token against this call, spend it, execute.
-pub(super) async fn confirm(state: &AppState, call: &CallRecord, token: &str) -> Result<Reply, ApiError> {
+pub(super) async fn confirm(
+    state: &AppState,
+    record: &CallRecord,
+    call: &Checked,
+    token: &str,
+    cancel: Option<&CancellationToken>,
+) -> Result<Reply, ApiError> {
     let claims = spend(state, call, token).await?;
-    let result = execute(state, call).await?;
-    let mut reply = Reply::completed(&call.tool_def().id, result, call.correlation_id.as_str(), "confirmed");
+    let result = execute(state, record, call, cancel).await?;
+    let mut reply = Reply::completed(&call.tool.def.id, result, record.correlation_id.as_str(), "confirmed");
     reply.action_id = Some(claims.jti);
     Ok(reply)
 }
@@ -58,23 +71,23 @@ pub(super) async fn confirm(state: &AppState, call: &CallRecord, token: &str) ->
 /// Decline: verify the token against this call and spend it; nothing runs.
 pub(super) async fn decline(
     state: &AppState,
-    call: &CallRecord,
+    call: &Checked,
     token: &str,
-    reason: &'static str,
+    reason: DeclineReason,
 ) -> Result<Reply, ApiError> {
     let claims = spend(state, call, token).await?;
-    Err(ApiError::ConfirmationDeclined { reason: reason.to_owned(), action_id: claims.jti })
+    Err(ApiError::ConfirmationDeclined { reason, action_id: claims.jti })
 }
 
 /// Verify the action token against this call (tool, arguments, caller,
 /// expiry) and spend it: a token is good for one confirm or decline.
-async fn spend(state: &AppState, call: &CallRecord, token: &str) -> Result<ActionClaims, ApiError> {
-    let (tool, principal) = (call.tool_def(), call.principal());
+async fn spend(state: &AppState, call: &Checked, token: &str) -> Result<ActionClaims, ApiError> {
+    let (tool, principal) = (&call.tool.def, &call.principal);
     let now = state.clock().now_unix_s();
     let claims = state.action_tokens().verify(token).map_err(token_error)?;
     let presented = Presented {
         tool: &tool.id,
-        args_sha256: call.args_sha256.as_deref().expect("digested before the gate"),
+        args_sha256: &call.args_sha256,
         sub: &principal.sub,
         tenant: &principal.tenant,
         now,

@@ -1,6 +1,7 @@
-//! The call pipeline: the one way a tool runs. Every transport (REST today,
-//! MCP next) turns its request into a [`CallRequest`] and renders the
-//! [`CallOutcome`] of [`call`]; nothing in between knows about HTTP.
+//! The call pipeline: the one way a tool runs. Every transport (REST, MCP)
+//! turns its request into a [`CallRequest`] and renders the
+//! [`CallOutcome`] of [`call`]; nothing in between knows about HTTP (replies
+//! and stored replays are typed outcomes each transport renders).
 //!
 //! ```text
 //!  transport ──CallRequest──▶ authenticate ─▶ shape ─▶ authorize id ─▶ arguments
@@ -9,9 +10,13 @@
 //!  transport ◀─CallOutcome─── record (audit, durable) ◀─┘  (every stop above too)
 //! ```
 //!
-//! Each step is a call of the same shape on one carrier, the
-//! [`CallRecord`], which becomes the audit record, the log line and the
-//! metrics at the end — denials included. The order, and why:
+//! Each step takes what the step before it produced and returns what the
+//! next one needs (a [`steps::Authorized`] caller, then [`steps::Arguments`],
+//! a [`steps::Checked`] call), so the compiler keeps the order. What is
+//! audited is written down on the way in one [`CallRecord`], which becomes
+//! the audit record, the log line and the metrics at the end — denials
+//! included. Adding a step is one function in [`steps`] (or its own module)
+//! and one line in `run`. The order, and why:
 //! 1. **authenticate** — the transport verified the bearer token (or failed
 //!    to); the pipeline decides on it first, so every later outcome belongs to
 //!    a known caller, and an unauthenticated client only ever learns "401"
@@ -48,8 +53,9 @@ pub mod reply;
 mod steps;
 
 pub use record::CallRecord;
-pub use reply::{CallOutcome, CompletedBody, PendingBody, Reply, ReplyBody};
+pub use reply::{CallOutcome, CompletedBody, PendingBody, Reply, ReplyBody, StoredOutcome};
 
+pub use crate::confirm::DeclineReason;
 use crate::correlation::CorrelationId;
 use crate::error::ApiError;
 use crate::principal::Principal;
@@ -71,12 +77,12 @@ pub enum Endpoint {
     /// Run a tool a human approved, presenting its action token.
     Confirm,
     /// A human declined (or cancelled): spend the action token, run nothing.
-    /// The reason (`declined`, `cancelled`) is recorded.
-    Decline(&'static str),
+    /// The reason is recorded.
+    Decline(DeclineReason),
 }
 
 impl Endpoint {
-    /// `invoke` or `confirm`.
+    /// `invoke`, `confirm` or `decline`.
     pub fn name(self) -> &'static str {
         match self {
             Endpoint::Invoke => "invoke",
@@ -145,10 +151,8 @@ pub struct CallRequest {
 /// transport must answer.
 pub async fn call(state: &AppState, request: CallRequest) -> CallOutcome {
     let CallRequest { correlation_id, transport, endpoint, caller, peer, tool, args, cancel } = request;
-    let mut record = CallRecord::new(&correlation_id, transport, endpoint, &tool);
-    record.peer = peer;
-    record.cancel = cancel;
-    let result = run(state, &mut record, caller, args).await;
+    let mut record = CallRecord::new(&correlation_id, transport, endpoint, &tool, peer);
+    let result = run(state, &mut record, caller, args, cancel.as_ref()).await;
     let rate_limit = record.rate;
     let result = record.commit(state, result).await;
     CallOutcome { result, rate_limit }
@@ -156,30 +160,33 @@ pub async fn call(state: &AppState, request: CallRequest) -> CallOutcome {
 
 async fn run(
     state: &AppState,
-    call: &mut CallRecord,
+    record: &mut CallRecord,
     caller: Result<Arc<Principal>, ApiError>,
     args: ArgsSource,
+    cancel: Option<&tokio_util::sync::CancellationToken>,
 ) -> Result<Reply, ApiError> {
-    call.principal = Some(caller?);
-    steps::check_shape(call)?;
-    steps::authorize_id(state, call)?;
-    let args = steps::take_args(call, args).await?;
-    steps::resolve(state, call)?;
-    steps::validate(call, args)?;
-    steps::evaluate_rules(state, call)?;
-    steps::rate_limit(state, call).await?;
-    let reservation = match replay::begin(state, call).await? {
-        replay::Begun::Replay(reply) => return Ok(reply),
+    let caller = steps::authenticate(record, caller)?;
+    steps::check_shape(record)?;
+    let authorized = steps::authorize_id(state, record, caller)?;
+    let steps::Arguments { args, args_sha256, presented } = steps::take_args(record, args).await?;
+    let resolved = steps::resolve(state, record, authorized)?;
+    let validated = steps::validate(record, resolved, args, args_sha256)?;
+    let call = steps::evaluate_rules(state, validated)?;
+    steps::rate_limit(state, record, &call).await?;
+    let reservation = match replay::begin(state, record.endpoint, &call, &presented).await? {
+        replay::Begun::Replay(reply) => return Ok(*reply),
         replay::Begun::Proceed(reservation) => reservation,
     };
-    let outcome = match (call.endpoint, call.action_token.clone()) {
-        (Endpoint::Invoke, _) => gate::invoke(state, call).await,
-        (Endpoint::Confirm, Some(token)) => gate::confirm(state, call, &token).await,
-        (Endpoint::Decline(reason), Some(token)) => gate::decline(state, call, &token, reason).await,
+    let outcome = match (record.endpoint, presented.action_token.as_deref()) {
+        (Endpoint::Invoke, _) => gate::invoke(state, record, &call, cancel).await,
+        (Endpoint::Confirm, Some(token)) => gate::confirm(state, record, &call, token, cancel).await,
+        (Endpoint::Decline(reason), Some(token)) => gate::decline(state, &call, token, reason).await,
         (Endpoint::Confirm | Endpoint::Decline(_), None) => {
             Err(ApiError::BadRequest("an action token is required".into()))
         }
     };
-    replay::settle(state, call, reservation, &outcome).await;
+    replay::settle(state, record, reservation, &outcome).await;
     outcome
 }
+#[cfg(test)]
+mod pipeline_tests;

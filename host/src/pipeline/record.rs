@@ -8,13 +8,10 @@ use crate::audit::Receipt;
 use crate::audit::record::{AuditEvent, AuditPrincipal};
 use crate::correlation::CorrelationId;
 use crate::error::ApiError;
-use crate::manifest::ToolDef;
 use crate::outbound::log::EgressLog;
-use crate::policy::ConfirmRule;
 use crate::principal::Principal;
 use crate::ratelimit::Verdict;
-use crate::registry::Tool;
-use crate::state::{AppState, PolicySnapshot};
+use crate::state::AppState;
 use crate::store::keys;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -24,83 +21,57 @@ use std::time::{Duration, Instant};
 /// beyond the token's own lifetime.
 const LINK_GRACE: Duration = Duration::from_secs(60);
 
-/// What the pipeline knows about a call.
+/// What is recorded of a call: filled in as the steps learn it.
 pub struct CallRecord {
     /// The request's correlation id.
     pub correlation_id: CorrelationId,
     /// Over which transport.
     pub transport: Transport,
-    /// Invoke or confirm.
+    /// Invoke, confirm or decline.
     pub endpoint: Endpoint,
-    /// The caller, once authenticated.
-    pub principal: Option<Arc<Principal>>,
-    /// The requested tool id (as given, even if unknown).
+    /// The requested tool id (as given, even if unknown; cut to the longest
+    /// id a manifest can declare).
     pub tool: String,
-    /// Whether the tool exists (only known tools become metric labels).
-    pub tool_known: bool,
-    /// SHA-256 of the canonical (key-sorted) arguments, once parsed.
-    pub args_sha256: Option<String>,
-    /// The arguments, only when the tool's manifest opts in to recording them.
-    pub args: Option<Value>,
-    /// Credentials used and requests made by the plugin (fingerprints only).
-    pub egress: EgressLog,
     /// The client's address, when served over TCP.
     pub peer: Option<std::net::IpAddr>,
-    /// Fires when the client gave up on the call (MCP: it closed the
-    /// request's stream); the sandbox is torn down and the call recorded
-    /// `cancelled`. REST never cancels: a call that started finishes.
-    pub cancel: Option<tokio_util::sync::CancellationToken>,
-    /// The policy snapshot the whole call is decided by (once authorized).
-    pub policy: Option<Arc<PolicySnapshot>>,
-    /// The tool (once resolved).
-    pub resolved: Option<Arc<Tool>>,
-    /// The validated arguments.
-    pub arguments: Value,
-    /// The idempotency key, if any.
-    pub idempotency_key: Option<String>,
-    /// The action token, on confirm.
-    pub action_token: Option<String>,
-    /// The `confirm` rule that applies, if any.
-    pub confirm_rule: Option<ConfirmRule>,
+    /// The caller, once authenticated.
+    pub(super) principal: Option<Arc<Principal>>,
+    /// Whether the tool exists (only known tools become metric labels).
+    pub(super) tool_known: bool,
+    /// SHA-256 of the canonical (key-sorted) arguments, once parsed.
+    pub(super) args_sha256: Option<String>,
+    /// The arguments, only when the tool's manifest opts in to recording them.
+    pub(super) args: Option<Value>,
+    /// Credentials used and requests made by the plugin (fingerprints only).
+    pub(super) egress: EgressLog,
     /// The caller's rate-limit bucket after this call.
-    pub rate: Option<Verdict>,
+    pub(super) rate: Option<Verdict>,
     started: Instant,
 }
 
 impl CallRecord {
     /// A record for a request that has just arrived.
-    pub fn new(correlation_id: &CorrelationId, transport: Transport, endpoint: Endpoint, tool: &str) -> Self {
+    pub fn new(
+        correlation_id: &CorrelationId,
+        transport: Transport,
+        endpoint: Endpoint,
+        tool: &str,
+        peer: Option<std::net::IpAddr>,
+    ) -> Self {
         Self {
             correlation_id: correlation_id.clone(),
             transport,
             endpoint,
-            principal: None,
             tool: crate::text::clip(tool, super::MAX_TOOL_ID_LEN).into_owned(),
+            peer,
+            principal: None,
             tool_known: false,
             args_sha256: None,
             args: None,
             egress: EgressLog::default(),
-            peer: None,
-            cancel: None,
-            policy: None,
-            resolved: None,
-            arguments: Value::Null,
-            idempotency_key: None,
-            action_token: None,
-            confirm_rule: None,
             rate: None,
             started: Instant::now(),
         }
-    }
-
-    /// The authenticated caller (every step after authentication).
-    pub fn principal(&self) -> &Arc<Principal> {
-        self.principal.as_ref().expect("authenticated before this step")
-    }
-
-    /// The resolved tool's definition (every step after resolution).
-    pub fn tool_def(&self) -> &ToolDef {
-        &self.resolved.as_ref().expect("resolved before this step").def
     }
 
     /// Close the record: write the audit record (durably), then the log

@@ -4,8 +4,7 @@
 //! pipeline hands back.
 
 use crate::confirm::ActionClaims;
-use crate::error::ApiError;
-use crate::idempotency::StoredReply;
+use crate::error::{ApiError, ProblemBody};
 use crate::ratelimit::Verdict;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -53,7 +52,31 @@ pub enum ReplyBody {
     /// Confirmation required (202).
     Pending(PendingBody),
     /// An earlier outcome under the same idempotency key, as it was stored.
-    Replayed(StoredReply),
+    Replayed(StoredOutcome),
+}
+
+/// The first outcome of a call under an idempotency key, kept for its
+/// retries: each transport renders it as it renders a fresh one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "body", rename_all = "snake_case")]
+pub enum StoredOutcome {
+    /// The tool ran (200).
+    Completed(CompletedBody),
+    /// It stopped at the confirmation gate (202).
+    Pending(PendingBody),
+    /// It failed after the tool started (its problem details).
+    Problem(ProblemBody),
+}
+
+impl StoredOutcome {
+    /// The HTTP status it answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            StoredOutcome::Completed(_) => 200,
+            StoredOutcome::Pending(_) => 202,
+            StoredOutcome::Problem(problem) => problem.status,
+        }
+    }
 }
 
 /// A successful (or replayed) answer, and what the record needs to know.
@@ -107,7 +130,7 @@ impl Reply {
         }
     }
 
-    pub(super) fn replay(stored: StoredReply) -> Self {
+    pub(super) fn replay(stored: StoredOutcome) -> Self {
         Self { body: ReplyBody::Replayed(stored), decision: "replayed", action_id: None, action_ttl: None }
     }
 
@@ -116,16 +139,16 @@ impl Reply {
         match &self.body {
             ReplyBody::Completed(_) => 200,
             ReplyBody::Pending(_) => 202,
-            ReplyBody::Replayed(stored) => stored.status,
+            ReplyBody::Replayed(stored) => stored.status(),
         }
     }
 
-    /// The body as JSON (what an idempotency key stores).
-    pub fn json(&self) -> Value {
+    /// What an idempotency key keeps of this answer.
+    pub fn stored(&self) -> StoredOutcome {
         match &self.body {
-            ReplyBody::Completed(body) => serde_json::to_value(body).expect("bodies serialise"),
-            ReplyBody::Pending(body) => serde_json::to_value(body).expect("bodies serialise"),
-            ReplyBody::Replayed(stored) => stored.body.clone(),
+            ReplyBody::Completed(body) => StoredOutcome::Completed(body.clone()),
+            ReplyBody::Pending(body) => StoredOutcome::Pending(body.clone()),
+            ReplyBody::Replayed(stored) => stored.clone(),
         }
     }
 }

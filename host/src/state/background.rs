@@ -55,7 +55,7 @@ where
 /// PING Redis and record how it went.
 async fn ping_redis(state: &AppState) {
     let Some(connection) = state.redis() else { return };
-    let timeout = state.config().redis.as_ref().map_or(Duration::from_millis(250), |r| r.timeout);
+    let timeout = state.config().redis.timeout;
     let mut connection = connection.clone();
     let command = redis::cmd("PING");
     let ping = command.query_async::<String>(&mut connection);

@@ -4,7 +4,6 @@
 //! checks, refreshes, reports) in [`background`].
 
 mod background;
-pub(crate) mod providers;
 mod reload;
 
 use crate::audit::record::AuditEvent;
@@ -81,6 +80,7 @@ impl AppState {
     /// Build the sandbox and load every manifest under the root. Fails, naming
     /// the file, field and reason, if any manifest or component is invalid.
     pub async fn start(config: HostConfig) -> anyhow::Result<Self> {
+        config.validate()?;
         let audit_config = AuditConfig {
             max_record_bytes: config.audit.max_record_bytes,
             witness_dir: config.audit.witness_dir.as_ref().map(|dir| config.resolve(dir)),
@@ -91,14 +91,15 @@ impl AppState {
         let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
         let mut redis_connection = None;
         let redis_health = RedisHealth::default();
-        let (store, limiter): (Arc<dyn KeyValueStore>, Limiter) = match &config.redis {
+        let (store, limiter): (Arc<dyn KeyValueStore>, Limiter) = match &config.redis.url {
             None => (
                 EmbeddedStore::open(&config.runtime_dir().join("state.redb"))?,
                 Limiter::Memory(RateLimits::new(config.clock.clone())),
             ),
-            Some(redis) => {
-                let connection = crate::store::redis::connect(&redis.url).await?;
-                let url = crate::store::redis::redacted(&redis.url);
+            Some(url) => {
+                let redis = &config.redis;
+                let connection = crate::store::redis::connect(url).await?;
+                let url = crate::store::redis::redacted(url);
                 tracing::info!(%url, fail_open = redis.fail_open, "shared state in Redis");
                 redis_connection = Some(connection.clone());
                 (
@@ -108,7 +109,7 @@ impl AppState {
             }
         };
         let shutdown = tokio::sync::watch::channel(false).0;
-        let providers = providers::load(&config)?;
+        let providers = crate::broker::providers::load_configured(&config)?;
         let broker = Broker::new(providers, config.broker.clone(), config.clock.clone());
         let parts = StartParts {
             redis_health,

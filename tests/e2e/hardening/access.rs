@@ -1,7 +1,7 @@
 //! Findings 2, 8 and 9: authorization before disclosure, JWT details, and
 //! what unauthenticated endpoints say.
 
-use crate::harness::{ALL_SCOPES, TestRoot, TestServer, eventually, json, problem};
+use crate::harness::{ALL_SCOPES, TestRoot, TestServer, eventually, json, problem, signed_jwt};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
@@ -76,13 +76,6 @@ fn claims() -> Value {
     })
 }
 
-fn signed(header: &Value, claims: &Value, key: &EncodingKey) -> String {
-    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
-    let message = format!("{}.{}", b64(header), b64(claims));
-    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, Algorithm::RS256).unwrap();
-    format!("{message}.{signature}")
-}
-
 fn dev_key(root: &TestRoot) -> EncodingKey {
     EncodingKey::from_rsa_pem(&std::fs::read(root.path().join(".runtime/dev-private.pem")).unwrap()).unwrap()
 }
@@ -92,9 +85,14 @@ async fn critical_header_extensions_are_rejected_and_typ_is_enforced_when_config
     let root = TestRoot::new();
     let server = TestServer::start(&root).await;
     let key = dev_key(&root);
-    let plain = signed(&json!({"alg": "RS256", "kid": "dev-key"}), &claims(), &key);
+    let plain = signed_jwt(&json!({"alg": "RS256", "kid": "dev-key"}), &claims(), &key, Algorithm::RS256);
     assert_eq!(server.invoke_as(&plain, "util:echo", json!({})).await.status(), 200);
-    let crit = signed(&json!({"alg": "RS256", "kid": "dev-key", "crit": ["exp"], "exp": 1}), &claims(), &key);
+    let crit = signed_jwt(
+        &json!({"alg": "RS256", "kid": "dev-key", "crit": ["exp"], "exp": 1}),
+        &claims(),
+        &key,
+        Algorithm::RS256,
+    );
     let body = problem(server.invoke_as(&crit, "util:echo", json!({})).await, 401, "unauthenticated").await;
     assert!(body["detail"].as_str().unwrap().contains("critical"), "{body}");
     server.stop().await;
@@ -103,10 +101,19 @@ async fn critical_header_extensions_are_rejected_and_typ_is_enforced_when_config
     config.auth.required_typ = Some("at+jwt".into());
     let server = TestServer::start_with(config).await;
     problem(server.invoke_as(&plain, "util:echo", json!({})).await, 401, "unauthenticated").await;
-    let typed = signed(&json!({"alg": "RS256", "kid": "dev-key", "typ": "at+jwt"}), &claims(), &key);
+    let typed = signed_jwt(
+        &json!({"alg": "RS256", "kid": "dev-key", "typ": "at+jwt"}),
+        &claims(),
+        &key,
+        Algorithm::RS256,
+    );
     assert_eq!(server.invoke_as(&typed, "util:echo", json!({})).await.status(), 200);
-    let media =
-        signed(&json!({"alg": "RS256", "kid": "dev-key", "typ": "application/at+jwt"}), &claims(), &key);
+    let media = signed_jwt(
+        &json!({"alg": "RS256", "kid": "dev-key", "typ": "application/at+jwt"}),
+        &claims(),
+        &key,
+        Algorithm::RS256,
+    );
     assert_eq!(server.invoke_as(&media, "util:echo", json!({})).await.status(), 200);
     server.stop().await;
 }
@@ -138,9 +145,10 @@ async fn a_key_removed_from_a_remote_jwks_stops_verifying_on_the_next_refresh() 
     let root = TestRoot::new();
     let mut config = root.config();
     config.auth.jwks_url = Some(url);
-    config.auth.jwks_refresh_interval = Duration::from_millis(300);
+    // The shortest refresh an operator may set (`auth.jwks_refresh_interval_s`).
+    config.auth.jwks_refresh_interval = Duration::from_secs(1);
     let server = TestServer::start_with(config).await;
-    let token = signed(&json!({"alg": "RS256", "kid": "k1"}), &claims(), &key);
+    let token = signed_jwt(&json!({"alg": "RS256", "kid": "k1"}), &claims(), &key, Algorithm::RS256);
     assert_eq!(server.invoke_as(&token, "util:echo", json!({})).await.status(), 200);
     assert_eq!(server.invoke_as(&token, "util:echo", json!({})).await.status(), 200, "cached");
 

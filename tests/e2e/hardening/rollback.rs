@@ -2,7 +2,7 @@
 //! roll the trail back or rewrite it without `audit verify` (or the host at
 //! its next start) noticing.
 
-use crate::harness::{TestRoot, TestServer, audit_records, json};
+use crate::harness::{TestRoot, TestServer, audit_records, json, write_lines};
 use fastmcp_host::audit::checkpoint::{PUBLIC_KEY_FILE, read_public_key};
 use fastmcp_host::audit::verify::{Failure, Summary, VerifyOptions, verify_with};
 use serde_json::json;
@@ -35,10 +35,6 @@ fn trail_file(root: &Path) -> PathBuf {
 
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path).unwrap().lines().map(str::to_owned).collect()
-}
-
-fn write_lines(path: &Path, lines: &[String]) {
-    std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

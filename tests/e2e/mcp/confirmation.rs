@@ -5,12 +5,8 @@
 
 use super::clients::{self, ALL};
 use super::{call_records, correlation_of, mcp_url, problem_code};
-use crate::harness::{TestRoot, TestServer, json};
+use crate::harness::{TestRoot, TestServer, campaign_named, json};
 use serde_json::{Value, json};
-
-fn campaign(name: &str) -> Value {
-    json!({"name": name, "budget": 1200, "startDate": "2026-12-01"})
-}
 
 /// Names of the campaigns the upstream holds (through the REST API).
 async fn campaigns(server: &TestServer) -> Vec<String> {
@@ -36,7 +32,8 @@ async fn approved_by_elicitation_runs_once() {
     for sdk in ALL {
         let name = format!("approved-{sdk:?}-{}", uuid_like());
         let out =
-            clients::run(sdk, &url, Some(&server.token), "confirm", confirm(campaign(&name), "accept")).await;
+            clients::run(sdk, &url, Some(&server.token), "confirm", confirm(campaign_named(&name), "accept"))
+                .await;
         assert_eq!(out["version"], sdk.revision());
         assert_eq!(out["is_error"], false, "{sdk:?}: {out}");
         assert_eq!(out["structured"]["name"], name.as_str());
@@ -63,9 +60,14 @@ async fn declined_or_cancelled_never_runs() {
     for sdk in ALL {
         for answer in ["decline", "cancel"] {
             let name = format!("{answer}-{sdk:?}-{}", uuid_like());
-            let out =
-                clients::run(sdk, &url, Some(&server.token), "confirm", confirm(campaign(&name), answer))
-                    .await;
+            let out = clients::run(
+                sdk,
+                &url,
+                Some(&server.token),
+                "confirm",
+                confirm(campaign_named(&name), answer),
+            )
+            .await;
             assert_eq!(problem_code(&out), "confirmation_declined", "{sdk:?} {answer}: {out}");
             assert_eq!(out["asked"].as_array().unwrap().len(), 1);
             assert!(!campaigns(&server).await.contains(&name), "{sdk:?} {answer}: never ran");
@@ -86,7 +88,7 @@ async fn a_client_that_cannot_elicit_never_runs_it() {
     let url = mcp_url(&server);
     for sdk in ALL {
         let name = format!("no-elicit-{sdk:?}-{}", uuid_like());
-        let args = campaign(&name);
+        let args = campaign_named(&name);
         let out =
             clients::run(sdk, &url, Some(&server.token), "confirm", confirm(args.clone(), "none")).await;
         assert_eq!(out["is_error"], true, "{sdk:?}: {out}");
@@ -111,7 +113,7 @@ async fn a_forged_or_replayed_request_state_runs_nothing() {
         "jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {
             "name": "ads.createCampaign",
-            "arguments": campaign("forged"),
+            "arguments": campaign_named("forged"),
             "requestState": "at1.forged.state",
             "inputResponses": {"confirm": {"action": "accept", "content": {"approve": true}}},
             "_meta": modern_meta(),

@@ -1,0 +1,181 @@
+//! Every setting of the host, stated once: its section, name, type, default,
+//! bounds, documentation and — where they predate the config file — its flag
+//! and environment variable. [`settings!`](super::settings::settings) turns this into
+//! the section structs (with their `Default`s) and the table that the config
+//! file, the environment, the flags, `fastmcp config print` and the
+//! README's table all read. A new setting is one entry here and its line in
+//! the README (a test keeps that line true).
+
+use super::codec::{Addr, Codec, Flag, List, Millis, Num, Path, Secs, Text};
+use super::settings::settings;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+settings! {
+    /// The inbound HTTP server and its limits.
+    server: ServerConfig {
+        /// Address the API (REST and MCP) listens on.
+        listen: SocketAddr = "127.0.0.1:8000" as Addr, .flag("listen").env("FASTMCP_LISTEN");
+        /// Largest request body, in bytes (413 above).
+        max_body_bytes: usize = "1048576" as Num, .range(1, 1 << 30).flag("max-body-bytes").env("FASTMCP_MAX_BODY_BYTES");
+        /// Longest wait for a request's line and headers — and for the next request on an idle keep-alive connection.
+        header_read_timeout: Duration = "10000" as Millis, .range(1, 3_600_000).flag("header-read-timeout-ms").env("FASTMCP_HEADER_READ_TIMEOUT_MS");
+        /// Longest wait for a request body to arrive in full (408 `body_timeout`).
+        body_read_timeout: Duration = "30000" as Millis, .range(1, 3_600_000).flag("body-read-timeout-ms").env("FASTMCP_BODY_READ_TIMEOUT_MS");
+        /// Longest a response may take (503 `request_timeout`); a call already running still finishes and is audited.
+        request_timeout: Duration = "120000" as Millis, .range(1, 86_400_000).flag("request-timeout-ms").env("FASTMCP_REQUEST_TIMEOUT_MS");
+        /// Connections served at once; beyond, new ones wait to be accepted.
+        max_connections: usize = "1024" as Num, .range(1, 1_000_000).flag("max-connections").env("FASTMCP_MAX_CONNECTIONS");
+        /// Largest request line plus headers, in bytes.
+        max_header_bytes: usize = "65536" as Num, .range(8192, 1 << 20).flag("max-header-bytes").env("FASTMCP_MAX_HEADER_BYTES");
+        /// Keep connections open between requests.
+        keep_alive: bool = "true" as Flag, .negated_flag("no-keep-alive").env("FASTMCP_NO_KEEP_ALIVE");
+        /// How long shutdown waits for open connections.
+        shutdown_grace: Duration = "30" as Secs, .range(0, 3600);
+        /// Failed authentications per client address per minute audited one by one; beyond, counted and audited in aggregate.
+        auth_failures_per_minute: u32 = "30" as Num, .range(1, 1_000_000).flag("auth-failures-per-minute").env("FASTMCP_AUTH_FAILURES_PER_MINUTE");
+    }
+
+    /// The WebAssembly sandbox, as far as it is not per plugin.
+    runtime: RuntimeConfig {
+        /// Plugin calls that may run at once; the pooling allocator is sized to match.
+        max_concurrent_calls: u32 = "128" as Num, .range(1, 100_000).flag("max-concurrent-calls").env("FASTMCP_MAX_CONCURRENT_CALLS");
+        /// How long a call may wait for a free sandbox slot before 503 `overloaded`.
+        queue_timeout: Duration = "250" as Millis, .range(0, 60_000).flag("queue-timeout-ms").env("FASTMCP_QUEUE_TIMEOUT_MS");
+        /// Epoch tick: the granularity of deadlines and of cooperative yields.
+        epoch_tick: Duration = "10" as Millis, .range(1, 1000);
+        /// Upper bound for any manifest's `limits.memory_mb`.
+        max_memory_mb: u32 = "1024" as Num, .range(1, 65_536).flag("max-memory-mb").env("FASTMCP_MAX_MEMORY_MB");
+        /// Upper bound for any manifest's `limits.timeout_ms`.
+        max_timeout_ms: u64 = "60000" as Num, .range(1, 3_600_000);
+        /// Use the pooling allocator if the machine allows it.
+        pooling: bool = "true" as Flag, .negated_flag("no-pooling").env("FASTMCP_NO_POOLING");
+        /// Largest JSON result a plugin may return, in bytes.
+        max_result_bytes: usize = "4194304" as Num, .range(1024, 1 << 30);
+        /// Log lines a single call may write through the `log` import.
+        max_log_lines_per_call: u32 = "256" as Num, .range(0, 100_000);
+        /// Bytes of each plugin memory reset in place (memset, kept resident) rather than returned to the kernel when a call ends; either way the next call starts from a clean memory.
+        memory_keep_resident_bytes: usize = "4194304" as Num, .range(0, 1 << 30).flag("memory-keep-resident-bytes").env("FASTMCP_MEMORY_KEEP_RESIDENT_BYTES");
+        /// The same for tables.
+        table_keep_resident_bytes: usize = "65536" as Num, .range(0, 1 << 30);
+        /// Bytes of compiled functions kept in memory (Cranelift's incremental cache), so a rebuilt component recompiles only what changed; 0 turns it off.
+        function_cache_bytes: usize = "268435456" as Num, .range(0, 1 << 34).flag("function-cache-bytes").env("FASTMCP_FUNCTION_CACHE_BYTES");
+        /// Where precompiled components are kept (default `.runtime/cache` under the root); hosts of the same build may share one.
+        compile_cache_dir: Option<PathBuf> = "" as Path, .flag("compile-cache-dir").env("FASTMCP_COMPILE_CACHE_DIR");
+    }
+
+    /// How bearer tokens are verified.
+    auth: AuthConfig {
+        /// Required token issuer (`iss`).
+        issuer: String = "https://idp.local" as Text, .flag("issuer").env("FASTMCP_ISSUER");
+        /// Required token audience (`aud`).
+        audience: String = "fastmcp" as Text, .flag("audience").env("FASTMCP_AUDIENCE");
+        /// Clock skew allowed for `exp`, `nbf` and `iat`, in seconds.
+        leeway_s: u64 = "30" as Num, .range(0, 600).flag("token-leeway-s").env("FASTMCP_TOKEN_LEEWAY_S");
+        /// A JWKS file with the verification keys (wins over the URL); without either, development keys.
+        jwks_file: Option<PathBuf> = "" as Path, .flag("jwks-file").env("FASTMCP_JWKS_FILE");
+        /// A JWKS URL with the verification keys.
+        jwks_url: Option<String> = "" as Text, .flag("jwks-url").env("FASTMCP_JWKS_URL");
+        /// Timeout of one JWKS fetch.
+        jwks_timeout: Duration = "5000" as Millis, .range(1, 60_000);
+        /// Minimum time between refetches triggered by unknown `kid`s.
+        jwks_refetch_interval: Duration = "5000" as Millis, .range(0, 3_600_000);
+        /// How often a remote JWKS is refetched when its response names no `Cache-Control: max-age`.
+        jwks_refresh_interval: Duration = "300" as Secs, .range(1, 86_400).flag("jwks-refresh-s").env("FASTMCP_JWKS_REFRESH_S");
+        /// The shortest refresh interval a JWKS `max-age` may set.
+        jwks_min_max_age: Duration = "30" as Secs, .range(1, 86_400);
+        /// The longest refresh interval a JWKS `max-age` may set.
+        jwks_max_max_age: Duration = "3600" as Secs, .range(1, 86_400);
+        /// Longest token accepted, in bytes.
+        max_token_bytes: usize = "8192" as Num, .range(256, 1 << 20);
+        /// Verified tokens remembered (0 disables the cache).
+        token_cache_size: usize = "10000" as Num, .range(0, 10_000_000);
+        /// When set, tokens must carry this `typ` header (e.g. `at+jwt`, RFC 9068).
+        required_typ: Option<String> = "" as Text, .flag("require-token-type").env("FASTMCP_REQUIRE_TOKEN_TYPE");
+    }
+
+    /// Shared state for several replicas: rate limits, spent action tokens and idempotency records.
+    redis: RedisConfig {
+        /// `redis://host:port/db`; unset: embedded state and in-memory limits.
+        url: Option<String> = "" as Text, .flag("redis-url").env("REDIS_URL").secret();
+        /// Longest wait for one Redis operation before failing it.
+        timeout: Duration = "250" as Millis, .range(1, 60_000).flag("redis-timeout-ms").env("FASTMCP_REDIS_TIMEOUT_MS");
+        /// When Redis cannot answer, let calls through without rate limiting (confirmations and idempotency still fail closed).
+        fail_open: bool = "false" as Flag, .flag("redis-fail-open").env("FASTMCP_REDIS_FAIL_OPEN");
+    }
+
+    /// Token brokering.
+    broker: BrokerConfig {
+        /// The providers file (credential sources; secrets by file or env name); default `.runtime/providers.yml` under the root when it exists.
+        providers_file: Option<PathBuf> = "" as Path, .flag("providers").env("FASTMCP_PROVIDERS_FILE");
+        /// Timeout of one token fetch.
+        fetch_timeout: Duration = "5000" as Millis, .range(1, 60_000);
+        /// After a failed fetch, answer "unavailable" at once for this long.
+        failure_backoff: Duration = "1000" as Millis, .range(0, 600_000);
+    }
+
+    /// Limits on plugins' outbound HTTP.
+    outbound: OutboundConfig {
+        /// Longest wait for a DNS answer.
+        dns_timeout: Duration = "2000" as Millis, .range(1, 60_000);
+        /// Longest wait for a TCP (and TLS) connection; a plugin may ask for less.
+        connect_timeout: Duration = "5000" as Millis, .range(1, 600_000).flag("outbound-connect-timeout-ms").env("FASTMCP_OUTBOUND_CONNECT_TIMEOUT_MS");
+        /// Longest wait for the response head; a plugin may ask for less.
+        first_byte_timeout: Duration = "30000" as Millis, .range(1, 3_600_000).flag("outbound-first-byte-timeout-ms").env("FASTMCP_OUTBOUND_FIRST_BYTE_TIMEOUT_MS");
+        /// Longest silence between two chunks of a response body; a plugin may ask for less.
+        between_bytes_timeout: Duration = "10000" as Millis, .range(1, 3_600_000).flag("outbound-between-bytes-timeout-ms").env("FASTMCP_OUTBOUND_BETWEEN_BYTES_TIMEOUT_MS");
+        /// Largest request body a plugin may send, in bytes.
+        max_request_body_bytes: u64 = "1048576" as Num, .range(0, 1 << 30).flag("outbound-max-request-bytes").env("FASTMCP_OUTBOUND_MAX_REQUEST_BYTES");
+        /// Largest response body a plugin may receive, in bytes.
+        max_response_body_bytes: u64 = "4194304" as Num, .range(0, 1 << 30).flag("outbound-max-response-bytes").env("FASTMCP_OUTBOUND_MAX_RESPONSE_BYTES");
+        /// Outbound requests one plugin call may make.
+        max_requests_per_call: u32 = "32" as Num, .range(0, 10_000).flag("outbound-max-requests-per-call").env("FASTMCP_OUTBOUND_MAX_REQUESTS_PER_CALL");
+        /// Internal address ranges (loopback, private, link-local, metadata…) plugins may reach, as CIDRs — the operator's choice, never a manifest's.
+        allow_internal: Vec<ipnet::IpNet> = "" as List, .flag("outbound-allow-internal").env("FASTMCP_OUTBOUND_ALLOW_INTERNAL");
+    }
+
+    /// Quotas of the idempotency store.
+    idempotency: IdempotencyConfig {
+        /// Largest reply kept for replay, in bytes; a retry of a bigger one gets 409 `idempotency_reply_too_large`.
+        max_reply_bytes: usize = "65536" as Num, .range(0, 16 << 20).flag("idempotency-max-reply-bytes").env("FASTMCP_IDEMPOTENCY_MAX_REPLY_BYTES");
+        /// Live keys one caller (tenant + subject) may hold; beyond, 429 `idempotency_quota_exceeded`.
+        max_keys_per_caller: u64 = "1000" as Num, .range(1, 1_000_000).flag("idempotency-max-keys").env("FASTMCP_IDEMPOTENCY_MAX_KEYS");
+    }
+
+    /// The audit trail.
+    audit: AuditOptions {
+        /// Largest record, in bytes; bigger events are cut with a digest.
+        max_record_bytes: usize = "16384" as Num, .range(2048, 16 << 20).flag("audit-max-record-bytes").env("FASTMCP_AUDIT_MAX_RECORD_BYTES");
+        /// A directory (on another mount) that receives a copy of every checkpoint.
+        witness_dir: Option<PathBuf> = "" as Path, .flag("audit-witness-dir").env("FASTMCP_AUDIT_WITNESS_DIR");
+        /// An HTTP endpoint that receives every checkpoint (POST, JSON).
+        witness_url: Option<String> = "" as Text, .flag("audit-witness-url").env("FASTMCP_AUDIT_WITNESS_URL").secret();
+    }
+
+    /// The MCP endpoint (`/mcp`).
+    mcp: McpConfig {
+        /// Browser origins allowed to call `/mcp` (`scheme://host[:port]`); a request carrying any other `Origin` is refused (403).
+        allowed_origins: Vec<String> = "" as List, .flag("mcp-allowed-origins").env("FASTMCP_MCP_ALLOWED_ORIGINS");
+        /// The host's public base URL (`https://tools.example.com`) named in the protected-resource metadata; default `http://` and the `Host` header.
+        public_url: Option<String> = "" as Text, .flag("public-url").env("FASTMCP_PUBLIC_URL");
+        /// Authorization servers named in the metadata; default the token issuer, when it is a URL.
+        authorization_servers: Vec<String> = "" as List, .flag("authorization-servers").env("FASTMCP_AUTHORIZATION_SERVERS");
+        /// Legacy (2025-11-25) sessions open at once; beyond, 503 `overloaded`.
+        max_sessions: usize = "256" as Num, .range(1, 1_000_000).flag("mcp-max-sessions").env("FASTMCP_MCP_MAX_SESSIONS");
+        /// A legacy session idle this long is closed.
+        session_idle: Duration = "300" as Secs, .range(1, 86_400).flag("mcp-session-idle-s").env("FASTMCP_MCP_SESSION_IDLE_S");
+    }
+
+    /// Prometheus metrics.
+    metrics: MetricsConfig {
+        /// Where `/metrics` is served: its own listener, never the API's; `off` to not serve it.
+        listen: Option<SocketAddr> = "127.0.0.1:9464" as Addr, .flag("metrics-listen").env("FASTMCP_METRICS_LISTEN");
+    }
+
+    /// Hot reload.
+    reload: ReloadConfig {
+        /// Reload manifests, components and policies when their files change.
+        watch: bool = "true" as Flag, .negated_flag("no-watch").env("FASTMCP_NO_WATCH");
+    }
+}
