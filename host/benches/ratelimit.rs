@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fastmcp_host::clock::Clock;
-use fastmcp_host::internals::{Limit, Limiter, RateLimits, RedisBuckets, caller_key};
+use fastmcp_host::internals::{Limit, Limiter, RateLimits, Redis, RedisBuckets, caller_key};
 use std::time::Duration;
 
 fn bench(c: &mut Criterion) {
@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
     std::thread::sleep(Duration::from_millis(300));
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
     let connection = tokio.block_on(redis::aio::ConnectionManager::new(client)).unwrap();
-    let shared = Limiter::Redis(RedisBuckets::new(connection, Duration::from_secs(1), Default::default()));
+    let shared = Limiter::Redis(RedisBuckets::new(Redis::new(connection, Duration::from_secs(1))));
     c.bench_function("ratelimit_check/redis", |b| {
         b.to_async(&tokio).iter(|| async { shared.check(limit, &key).await.unwrap() })
     });

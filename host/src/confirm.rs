@@ -18,9 +18,10 @@ use sha2::Sha256;
 use std::path::Path;
 
 /// Why a call stopped at the gate did not run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeclineReason {
     /// The human said no.
+    #[default]
     Declined,
     /// The human dismissed the question (MCP elicitation `cancel`).
     Cancelled,

@@ -20,8 +20,10 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// Every error a client can receive.
-#[derive(Debug, thiserror::Error)]
+/// Every error a client can receive. [`ApiError::iter`] (strum) lists one of
+/// each variant, so the OpenAPI document and the contract tests cannot miss
+/// a new one.
+#[derive(Debug, thiserror::Error, strum::EnumIter)]
 pub enum ApiError {
     /// The body is not JSON, or not a JSON object.
     #[error("{0}")]
@@ -167,7 +169,6 @@ pub enum ApiError {
 
 /// Codes only MCP can produce (REST runs every started call to its end); the
 /// OpenAPI document of the REST API does not name them.
-#[cfg(test)]
 pub const MCP_ONLY_CODES: &[&str] = &["cancelled"];
 
 /// 499 Client Closed Request (the status proxies record for a client that
@@ -506,61 +507,10 @@ impl IntoResponse for Problem {
     }
 }
 
-#[cfg(test)]
-/// One error of every variant, for the contract tests. The `match` below
-/// lists every variant too: a new variant does not compile until it is
-/// added there, next to this list.
+/// One error of every variant (fields at their defaults).
 pub fn every_variant() -> Vec<ApiError> {
-    use ApiError::*;
-    let all = vec![
-        BadRequest(String::new()),
-        Unauthenticated(String::new()),
-        InsufficientScope(String::new()),
-        PolicyDenied { rule: String::new(), reason: String::new() },
-        InvalidActionToken(String::new()),
-        ActionTokenExpired,
-        ActionTokenUsed,
-        IdempotencyInProgress,
-        IdempotencyKeyReused,
-        RateLimitUnavailable,
-        AuditUnavailable,
-        StateUnavailable,
-        ToolNotFound(String::new()),
-        RouteNotFound(String::new()),
-        MethodNotAllowed,
-        PayloadTooLarge { limit: 0 },
-        UnsupportedMediaType,
-        InvalidArguments(Vec::new()),
-        ToolRejectedInput(String::new()),
-        ToolDenied(String::new()),
-        ToolFailed(String::new()),
-        Upstream(String::new()),
-        RateLimited { retry_after_s: 1, policy: String::new(), state: String::new() },
-        Overloaded,
-        ToolTimeout { timeout_ms: 0 },
-        BodyTimeout { timeout_ms: 0 },
-        RequestTimeout { timeout_ms: 0 },
-        IdempotencyQuotaExceeded { limit: 0 },
-        IdempotencyReplyTooLarge { limit: 0, first_correlation_id: String::new() },
-        ConfirmationDeclined { reason: crate::confirm::DeclineReason::Declined, action_id: String::new() },
-        Cancelled,
-        Internal,
-    ];
-    for error in &all {
-        match error {
-            BadRequest(_) | Unauthenticated(_) | InsufficientScope(_) | PolicyDenied { .. } => {}
-            InvalidActionToken(_) | ActionTokenExpired | ActionTokenUsed => {}
-            IdempotencyInProgress | IdempotencyKeyReused | IdempotencyQuotaExceeded { .. } => {}
-            IdempotencyReplyTooLarge { .. } => {}
-            ConfirmationDeclined { .. } | Cancelled => {}
-            RateLimitUnavailable | AuditUnavailable | StateUnavailable | Overloaded | Internal => {}
-            ToolNotFound(_) | RouteNotFound(_) | MethodNotAllowed => {}
-            PayloadTooLarge { .. } | UnsupportedMediaType | BodyTimeout { .. } | RequestTimeout { .. } => {}
-            InvalidArguments(_) | ToolRejectedInput(_) | ToolDenied(_) | ToolFailed(_) | Upstream(_) => {}
-            RateLimited { .. } | ToolTimeout { .. } => {}
-        }
-    }
-    all
+    use strum::IntoEnumIterator as _;
+    ApiError::iter().collect()
 }
 
 #[cfg(test)]

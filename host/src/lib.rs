@@ -15,6 +15,7 @@
 //! - [`mcp`] — the MCP transport (`rmcp`): access layer, `tools/list`,
 //!   `tools/call`, elicitation, resource metadata;
 //! - [`authoring`] — `fastmcp plugin new/build/check/dev` for tool authors;
+//! - [`body`] — request bodies within size and time limits (both transports);
 //! - [`correlation`] — correlation ids and the access log;
 //! - [`error`] — the error contract (status + stable `code`, problem+json);
 //! - [`pipeline`] — the call pipeline, in order, and the `CallRecord`;
@@ -28,6 +29,8 @@
 //! - [`broker`] — providers, grants and short-lived credentials;
 //! - [`outbound`] — plugins' outbound HTTP: allowlist, address checks,
 //!   credential injection;
+//! - [`origin`] — `scheme://host[:port]` origins and the patterns of
+//!   `network.allow` (manifests, providers and outbound HTTP use them);
 //! - [`policy`] — RBAC roles and CEL rules;
 //! - [`principal`] — who is calling;
 //! - [`ratelimit`] — GCRA buckets per caller and tool;
@@ -58,6 +61,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod authoring;
+pub(crate) mod body;
 pub mod broker;
 pub mod clock;
 pub mod config;
@@ -70,6 +74,7 @@ pub mod logging;
 pub(crate) mod manifest;
 pub(crate) mod mcp;
 pub(crate) mod metrics;
+pub(crate) mod origin;
 pub(crate) mod outbound;
 pub(crate) mod pipeline;
 pub(crate) mod policy;
@@ -95,13 +100,14 @@ pub use state::AppState;
 #[doc(hidden)]
 pub mod internals {
     pub use crate::manifest::{Manifest, ManifestBounds};
+    pub use crate::origin::{Origin, OriginPattern};
     pub use crate::outbound::log::EgressLog;
-    pub use crate::outbound::origin::{Origin, OriginPattern};
     pub use crate::policy::PolicySet;
     pub use crate::ratelimit::{Limit, Limiter, RateLimits, RedisBuckets, caller_key};
     pub use crate::runtime::bindings::PluginPre;
     pub use crate::runtime::call_data::{CallData, CallIdentity, call_context};
     pub use crate::runtime::{engine, link_imports};
+    pub use crate::store::redis::Redis;
 }
 
 use std::future::Future;

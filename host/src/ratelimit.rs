@@ -8,6 +8,7 @@
 //! clock, so replicas share buckets exactly).
 
 use crate::clock::Clock;
+use crate::store::redis::Redis;
 use governor::middleware::StateInformationMiddleware;
 use governor::nanos::Nanos;
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -199,36 +200,22 @@ return {1, math.floor((now - allow_at) / interval), new_tat - now}
 
 /// Buckets in Redis.
 pub struct RedisBuckets {
-    connection: redis::aio::ConnectionManager,
+    redis: Redis,
     script: redis::Script,
-    timeout: Duration,
-    health: crate::store::redis::RedisHealth,
 }
 
 impl RedisBuckets {
-    /// Buckets on `connection`; a check gives up after `timeout`.
-    pub fn new(
-        connection: redis::aio::ConnectionManager,
-        timeout: Duration,
-        health: crate::store::redis::RedisHealth,
-    ) -> Self {
-        Self { connection, script: redis::Script::new(GCRA_SCRIPT), timeout, health }
+    /// Buckets on `redis`; a check gives up after the handle's timeout.
+    pub fn new(redis: Redis) -> Self {
+        Self { redis, script: redis::Script::new(GCRA_SCRIPT) }
     }
 
     async fn check(&self, limit: Limit, key: &str) -> Result<Verdict, LimiterError> {
         let key = format!("fastmcp:rl:{}", hex::encode(sha2::Sha256::digest(key)));
         let interval_ms = (60_000 / u64::from(limit.per_minute.get())).max(1);
-        let mut connection = self.connection.clone();
         let mut invocation = self.script.key(key);
         invocation.arg(interval_ms).arg(limit.burst.get());
-        let outcome: Result<Vec<i64>, LimiterError> =
-            match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection)).await {
-                Ok(Ok(reply)) => Ok(reply),
-                Ok(Err(e)) => Err(LimiterError(format!("redis: {e}"))),
-                Err(_) => Err(LimiterError(format!("redis: no answer within {:?}", self.timeout))),
-            };
-        self.health.record(&outcome);
-        let reply = outcome?;
+        let reply: Vec<i64> = self.redis.invoke(&invocation).await.map_err(LimiterError)?;
         let ms_to_s = |ms: i64| (ms.max(0) as u64).div_ceil(1000);
         match reply.as_slice() {
             [1, remaining, reset_ms] => Ok(Verdict::Allowed {

@@ -284,7 +284,7 @@ fn check_declared_tools(
             egress: Egress {
                 network: Arc::new(PluginNetwork::new(Vec::new(), Vec::new())),
                 broker: Arc::new(Broker::new(BTreeMap::new(), config.broker.clone(), config.clock.clone())),
-                config: Arc::new(config.outbound.clone()),
+                config: Arc::new(config.clone()),
                 log: EgressLog::default(),
             },
         };

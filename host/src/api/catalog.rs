@@ -1,8 +1,9 @@
 //! `GET /tool-catalog`: the tools a caller may invoke.
 
-use crate::auth::{Authenticated, CATALOG_SCOPE, require_scope};
+use super::caller::Authenticated;
+use crate::auth::{CATALOG_SCOPE, require_scope};
 use crate::correlation::CorrelationId;
-use crate::error::{Problem, ProblemBody};
+use crate::error::Problem;
 use crate::registry::Tool;
 use crate::state::AppState;
 use axum::Json;
@@ -86,8 +87,6 @@ impl From<&Tool> for CatalogEntry {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The tools this caller may invoke", body = CatalogResponse),
-        (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`insufficient_scope`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn catalog(

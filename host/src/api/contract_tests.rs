@@ -58,6 +58,19 @@ fn the_openapi_document_names_every_code_and_no_other() {
     let codes: BTreeSet<String> =
         every_code().into_iter().filter(|c| !MCP_ONLY_CODES.contains(c)).map(str::to_owned).collect();
     let missing: Vec<_> = codes.difference(&described).collect();
+    // Each code is described under the status the host answers it with.
+    for path in document["paths"].as_object().unwrap().values() {
+        for operation in path.as_object().unwrap().values() {
+            for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+                for code in backticked_codes(response["description"].as_str().unwrap_or("")) {
+                    let answered = every_variant().into_iter().find(|e| e.code() == code).map(|e| e.status());
+                    if let Some(answered) = answered {
+                        assert_eq!(answered.as_u16().to_string(), *status, "`{code}` under {status}");
+                    }
+                }
+            }
+        }
+    }
     let unknown: Vec<_> = described.difference(&codes).collect();
     assert!(missing.is_empty(), "codes the OpenAPI document does not name: {missing:?}");
     assert!(unknown.is_empty(), "the OpenAPI document names codes the host does not have: {unknown:?}");

@@ -1,10 +1,10 @@
 //! `POST /tools/{id}/invoke` and `POST /tools/{id}/confirm`: the REST
 //! transport of the call pipeline.
 
-use super::body::read_json_object;
-use crate::auth::Authenticated;
+use super::caller::Authenticated;
+use crate::body::read_json_object;
 use crate::correlation::{AlreadyLogged, CorrelationId};
-use crate::error::{ApiError, Problem, ProblemBody};
+use crate::error::{ApiError, Problem};
 use crate::pipeline::{
     self, CallArgs, CallOutcome, CallRequest, CompletedBody, DeclineReason, Endpoint, PendingBody, Reply,
     ReplyBody, StoredOutcome, Transport,
@@ -37,21 +37,6 @@ pub const ACTION_TOKEN_FIELD: &str = "action_token";
     responses(
         (status = 200, description = "The tool ran", body = CompletedBody),
         (status = 202, description = "Confirmation required", body = PendingBody),
-        (status = 400, description = "`bad_request`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`insufficient_scope`, `policy_denied` or `tool_denied`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`tool_not_found` (or `not_found` for an unknown route)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 405, description = "`method_not_allowed`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 408, description = "`body_timeout`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_in_progress` or `idempotency_reply_too_large`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_arguments` or `idempotency_key_reused`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited` (with `Retry-After`, `RateLimit-Policy`, `RateLimit`) or `idempotency_quota_exceeded`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 502, description = "`tool_failed` or `upstream_error`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "`overloaded`, `state_unavailable`, `audit_unavailable`, `rate_limit_unavailable` or `request_timeout`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 504, description = "`tool_timeout`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn invoke(
@@ -75,14 +60,6 @@ pub async fn invoke(
     request_body(content = Object, description = "The original arguments plus `action_token`", content_type = "application/json"),
     responses(
         (status = 200, description = "Confirmed and ran", body = CompletedBody),
-        (status = 400, description = "`bad_request` (e.g. the confirm body has no action token)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`invalid_action_token`, `insufficient_scope` or `policy_denied`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "`action_token_used` or `idempotency_in_progress`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 410, description = "`action_token_expired`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_arguments` or `idempotency_key_reused`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 502, description = "`tool_failed` or `upstream_error`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 504, description = "`tool_timeout`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn confirm(
@@ -102,13 +79,7 @@ pub async fn confirm(
     params(("id" = String, Path, description = "Tool id, `plugin:name`")),
     security(("bearer" = [])),
     request_body(content = Object, description = "The original arguments plus `action_token`", content_type = "application/json"),
-    responses(
-        (status = 400, description = "`bad_request` (e.g. no action token)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`invalid_action_token`, `insufficient_scope` or `policy_denied`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "`confirmation_declined`: declined, the token is spent and the tool did not run; or `action_token_used`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 410, description = "`action_token_expired`", body = ProblemBody, content_type = "application/problem+json"),
-    )
+    responses()
 )]
 pub async fn decline(
     State(state): State<AppState>,

@@ -1,8 +1,10 @@
-//! The REST API (`docs/api.md`): routes, the JSON body extractor, and the
-//! transport layers around them. Handlers are thin: they extract, call the
-//! pipeline or read state, and render.
+//! The HTTP router: the REST API (`docs/api.md`) and the transport layers
+//! around it; it mounts the MCP endpoint ([`crate::mcp`]) and serves
+//! `/metrics` on its own listener. Handlers are thin: they extract (the
+//! caller with [`caller::Authenticated`]), call the pipeline or read state,
+//! and render.
 
-pub(crate) mod body;
+mod caller;
 mod catalog;
 mod health;
 mod invoke;

@@ -1,15 +1,19 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the handlers
-//! and response types.
+//! and response types; each route's problem responses are generated from
+//! [`ApiError::class`] (status and code), for the errors [`problems_of`]
+//! says the route may answer.
 
 use super::{catalog, health, invoke};
-use crate::error::{FieldError, ProblemBody};
+use crate::error::{ApiError, FieldError, MCP_ONLY_CODES, ProblemBody, every_variant};
 use axum::Json;
+use std::collections::BTreeMap;
 use utoipa::OpenApi;
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     info(
         title = "FastMCP",
         description = "A host for agent tools running as sandboxed WebAssembly components."
@@ -39,6 +43,52 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The errors a route may answer (besides the router's own `not_found` and
+/// `method_not_allowed`, which any route may).
+fn problems_of(path: &str) -> Vec<ApiError> {
+    let tool_call = || every_variant().into_iter().filter(|e| !MCP_ONLY_CODES.contains(&e.code())).collect();
+    match path {
+        "/tools/{id}/invoke" | "/tools/{id}/confirm" | "/tools/{id}/decline" => tool_call(),
+        "/tool-catalog" | "/health" => vec![
+            ApiError::Unauthenticated(String::new()),
+            ApiError::InsufficientScope(String::new()),
+            ApiError::Overloaded,
+            ApiError::Internal,
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// Adds each route's problem responses, one per status, naming its codes.
+struct ProblemResponses;
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let mut by_status: BTreeMap<u16, Vec<&'static str>> = BTreeMap::new();
+            for error in problems_of(path) {
+                let codes = by_status.entry(error.status().as_u16()).or_default();
+                if !codes.contains(&error.code()) {
+                    codes.push(error.code());
+                }
+            }
+            let operations = [&mut item.get, &mut item.post];
+            for operation in operations.into_iter().flatten() {
+                for (status, codes) in &by_status {
+                    let description = codes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+                    let content =
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name("ProblemBody"))).build();
+                    let response = ResponseBuilder::new()
+                        .description(description)
+                        .content("application/problem+json", content)
+                        .build();
+                    operation.responses.responses.insert(status.to_string(), response.into());
+                }
+            }
+        }
     }
 }
 

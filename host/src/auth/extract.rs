@@ -1,17 +1,14 @@
 //! Who is calling, for every transport: the bearer token of a request
 //! becomes a [`Principal`] (or a 401), and [`require_scope`] checks scopes.
-//! [`Authenticated`] is the axum extractor handlers use, as in axum's JWT
-//! example; the tool pipeline takes the outcome as it is, so that even a
-//! failed authentication is decided and recorded in one place.
+//! The REST handlers' axum extractor is `api::caller::Authenticated`; the
+//! tool pipeline takes the outcome as it is, so that even a failed
+//! authentication is decided and recorded in one place.
 
-use crate::correlation::CorrelationId;
-use crate::error::{ApiError, Problem};
+use super::Authenticator;
+use crate::error::ApiError;
 use crate::principal::Principal;
-use crate::state::AppState;
-use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use std::sync::Arc;
 
 /// Scope every invoke and confirm needs.
@@ -22,13 +19,15 @@ pub const CATALOG_SCOPE: &str = "tools.query:catalog";
 pub const HEALTH_SCOPE: &str = "host.health:read";
 
 /// The bearer token in `headers` as a principal.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
+pub async fn authenticate(
+    authenticator: &Authenticator,
+    headers: &HeaderMap,
+) -> Result<Arc<Principal>, ApiError> {
     // Two credentials are ambiguous; proxies may disagree on which one counts.
     if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
         return Err(ApiError::Unauthenticated("more than one Authorization header".into()));
     }
-    state
-        .auth()
+    authenticator
         .authenticate(headers.get(AUTHORIZATION))
         .await
         .map_err(|e| ApiError::Unauthenticated(e.to_string()))
@@ -37,17 +36,4 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<P
 /// The caller must hold `scope`.
 pub fn require_scope(principal: &Principal, scope: &str) -> Result<(), ApiError> {
     if principal.has_scope(scope) { Ok(()) } else { Err(ApiError::InsufficientScope(scope.to_owned())) }
-}
-
-/// An authenticated caller, extracted from the `Authorization` header.
-#[derive(Debug, Clone)]
-pub struct Authenticated(pub Arc<Principal>);
-
-impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let correlation_id = CorrelationId::from_request_parts(parts, state).await.expect("infallible");
-        authenticate(state, &parts.headers).await.map(Self).map_err(|e| e.at(&correlation_id))
-    }
 }

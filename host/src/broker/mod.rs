@@ -17,8 +17,8 @@ pub mod oauth;
 pub mod providers;
 
 use crate::clock::Clock;
-use crate::outbound::origin::Host;
-use crate::outbound::origin::Origin;
+use crate::origin::Host;
+use crate::origin::Origin;
 use providers::{Credential, Provider, Secret};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};

@@ -27,7 +27,7 @@
 //! Secrets are read once, at startup, into [`Secret`] values whose `Debug`
 //! and `Display` never show them.
 
-use crate::outbound::origin::{Origin, Scheme};
+use crate::origin::{Origin, Scheme};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;

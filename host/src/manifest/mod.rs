@@ -10,7 +10,7 @@ pub mod spec;
 
 use crate::broker::Grant;
 use crate::error::FieldError;
-use crate::outbound::origin::OriginPattern;
+use crate::origin::OriginPattern;
 use crate::ratelimit::Limit;
 use serde_json::Value;
 use spec::{AnnotationsSpec, ManifestSpec, ToolSpec};

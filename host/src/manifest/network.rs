@@ -3,7 +3,7 @@
 
 use super::spec::{CredentialGrantSpec, NetworkSpec};
 use crate::broker::{Grant, Injection};
-use crate::outbound::origin::{Host, OriginPattern, split_host_port};
+use crate::origin::{Host, OriginPattern, split_host_port};
 use std::collections::{BTreeMap, HashSet};
 
 /// Most entries in `network.allow`.

@@ -13,6 +13,7 @@
 
 use super::metadata;
 use super::names;
+use super::sessions::Sessions;
 use crate::auth::{CATALOG_SCOPE, INVOKE_SCOPE, authenticate};
 use crate::correlation::{AlreadyLogged, CorrelationId};
 use crate::error::ApiError;
@@ -25,7 +26,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,7 +50,7 @@ impl CallLogged {
 /// The state of the layer.
 pub struct Access {
     state: AppState,
-    sessions: Arc<LocalSessionManager>,
+    sessions: Arc<Sessions>,
     /// Who opened each legacy session: (tenant, subject).
     owners: Mutex<HashMap<String, (String, String)>>,
     max_sessions: usize,
@@ -58,7 +58,7 @@ pub struct Access {
 
 impl Access {
     /// The layer over `sessions`, holding at most `max_sessions` of them.
-    pub fn new(state: AppState, sessions: Arc<LocalSessionManager>, max_sessions: usize) -> Self {
+    pub fn new(state: AppState, sessions: Arc<Sessions>, max_sessions: usize) -> Self {
         Self { state, sessions, owners: Mutex::default(), max_sessions }
     }
 }
@@ -70,7 +70,7 @@ pub async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    let principal = match authenticate(&access.state, request.headers()).await {
+    let principal = match authenticate(access.state.auth(), request.headers()).await {
         Ok(principal) => principal,
         Err(error) => return unauthenticated(&access.state, error, request, &correlation_id).await,
     };
@@ -137,7 +137,7 @@ async fn read_body(state: &AppState, request: Request) -> Result<Request, ApiErr
     }
     let config = state.config();
     let (parts, body) = request.into_parts();
-    let bytes = crate::api::body::read_bytes(
+    let bytes = crate::body::read_bytes(
         &parts.headers,
         body,
         config.server.max_body_bytes,
@@ -190,7 +190,8 @@ async fn unauthenticated(
 
 /// Record who opened a new session; over the limit, close it again (503).
 async fn admit_session(access: &Access, id: String, owner: (String, String)) -> Result<(), ApiError> {
-    let open = access.sessions.sessions.read().await.len();
+    let live = access.sessions.open().await;
+    let open = live.len();
     if open > access.max_sessions {
         use rmcp::transport::streamable_http_server::session::SessionManager;
         let _ = access.sessions.close_session(&id.into()).await;
@@ -201,8 +202,7 @@ async fn admit_session(access: &Access, id: String, owner: (String, String)) -> 
     // the map is as large as the session limit: it never holds more than
     // the live sessions plus this one.
     if access.owners.lock().expect("owners lock").len() >= access.max_sessions {
-        let live = access.sessions.sessions.read().await;
-        access.owners.lock().expect("owners lock").retain(|id, _| live.contains_key(id.as_str()));
+        access.owners.lock().expect("owners lock").retain(|id, _| live.contains(id.as_str()));
     }
     access.owners.lock().expect("owners lock").insert(id, owner);
     Ok(())

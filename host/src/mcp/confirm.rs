@@ -17,8 +17,9 @@
 //! schema apply, the token is spent); a decline or cancel runs its decline
 //! (the token is spent, nothing runs, the record says why).
 
-use super::handler::{Runner, protocol_error};
+use super::render::protocol_error;
 use super::render::{CORRELATION_META_KEY, Rendered, render};
+use super::runner::Runner;
 use crate::error::ApiError;
 use crate::pipeline::{CallOutcome, DeclineReason, Endpoint, PendingBody};
 use crate::text::clip;

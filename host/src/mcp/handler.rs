@@ -7,11 +7,10 @@
 
 use super::confirm;
 use super::names;
+use super::render::protocol_error;
+use super::runner::{IDEMPOTENCY_META_KEY, Runner, caller};
 use crate::auth::{CATALOG_SCOPE, require_scope};
-use crate::correlation::CorrelationId;
-use crate::error::ApiError;
-use crate::pipeline::{self, CallArgs, CallOutcome, CallRequest, Endpoint, Transport};
-use crate::principal::Principal;
+use crate::pipeline::Endpoint;
 use crate::state::AppState;
 use rmcp::ErrorData as McpError;
 use rmcp::ServerHandler;
@@ -21,13 +20,8 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 use serde_json::{Map, Value};
-use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::{CancellationToken, DropGuard};
-
-/// The `_meta` key of a call's idempotency key (REST: the `Idempotency-Key`
-/// header; same semantics).
-pub const IDEMPOTENCY_META_KEY: &str = "io.fastmcp/idempotency-key";
 
 /// Tools per `tools/list` page.
 const PAGE_SIZE: usize = 100;
@@ -49,41 +43,6 @@ impl ToolServer {
     pub fn new(state: AppState) -> Self {
         Self { state, notifier: OnceLock::new() }
     }
-}
-
-/// What the HTTP layer established about a request.
-pub(super) struct Caller {
-    pub principal: Arc<Principal>,
-    pub correlation_id: CorrelationId,
-    pub peer: Option<IpAddr>,
-    /// Tells the HTTP layer the call's record wrote the request's log line.
-    pub logged: Option<super::access::CallLogged>,
-}
-
-/// The caller of an MCP request. [`super::access`] refuses every request
-/// without a principal before rmcp sees it, so a missing one is a host fault.
-pub(super) fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
-    let parts = context.extensions.get::<http::request::Parts>();
-    let principal = parts.and_then(|p| p.extensions.get::<Arc<Principal>>()).cloned();
-    let Some(principal) = principal else {
-        tracing::error!("an MCP request reached the handler without a principal");
-        return Err(McpError::internal_error("internal error", None));
-    };
-    let correlation_id = parts
-        .and_then(|p| p.extensions.get::<CorrelationId>())
-        .cloned()
-        .unwrap_or_else(CorrelationId::generate);
-    let peer = parts.and_then(|p| {
-        p.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
-    });
-    let logged = parts.and_then(|p| p.extensions.get::<super::access::CallLogged>()).cloned();
-    Ok(Caller { principal, correlation_id, peer, logged })
-}
-
-/// A protocol error carrying the problem details of `error`.
-pub(super) fn protocol_error(code: ErrorCode, error: &ApiError, correlation_id: &CorrelationId) -> McpError {
-    let problem = serde_json::to_value(error.problem_body(correlation_id)).ok();
-    McpError::new(code, format!("{}: {error}", error.code()), problem)
 }
 
 impl ServerHandler for ToolServer {
@@ -220,50 +179,4 @@ fn idempotency_key(request: &CallToolRequestParams, context: &RequestContext<Rol
         .and_then(|meta| meta.0.get(IDEMPOTENCY_META_KEY))
         .or_else(|| context.meta.0.get(IDEMPOTENCY_META_KEY))
         .cloned()
-}
-
-/// Runs the pipeline for one MCP call.
-pub(super) struct Runner<'a> {
-    pub state: &'a AppState,
-    pub caller: &'a Caller,
-    pub tool: &'a str,
-    pub args: &'a Map<String, Value>,
-    pub key: &'a Option<Value>,
-    /// Cancelled when the client closes the request's stream.
-    pub cancel: &'a CancellationToken,
-}
-
-impl Runner<'_> {
-    /// Run the call through the pipeline at `endpoint` (the action token for
-    /// confirm and decline). rmcp runs every request's handler in a task of
-    /// its own, which it never aborts: the call always reaches its record; a
-    /// client that goes away cancels `context.ct`, which stops the tool.
-    pub async fn call(&self, endpoint: Endpoint, action_token: Option<String>) -> CallOutcome {
-        let (args, key) = (self.args.clone(), self.key.clone());
-        let request = CallRequest {
-            correlation_id: self.caller.correlation_id.clone(),
-            transport: Transport::Mcp,
-            endpoint,
-            caller: Ok(self.caller.principal.clone()),
-            peer: self.caller.peer,
-            tool: self.tool.to_owned(),
-            args: Box::pin(async move {
-                let idempotency_key = match key {
-                    None => None,
-                    Some(Value::String(key)) => Some(key),
-                    Some(_) => {
-                        return Err(ApiError::BadRequest(format!(
-                            "`_meta.{IDEMPOTENCY_META_KEY}` must be a string"
-                        )));
-                    }
-                };
-                Ok(CallArgs { args, action_token, idempotency_key })
-            }),
-            cancel: Some(self.cancel.clone()),
-        };
-        if let Some(logged) = &self.caller.logged {
-            logged.mark();
-        }
-        pipeline::call(self.state, request).await
-    }
 }

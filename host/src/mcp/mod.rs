@@ -17,24 +17,21 @@ mod handler;
 pub mod metadata;
 mod names;
 mod render;
+mod runner;
+mod sessions;
 
 pub use handler::ToolServer;
 
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::get;
-use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::sync::Arc;
 
 /// The routes: `/mcp` behind its access layer, and the resource metadata.
 pub fn routes(state: AppState) -> Router<AppState> {
     let config = &state.config().mcp;
-    let mut session_config = SessionConfig::default();
-    session_config.keep_alive = Some(config.session_idle);
-    let mut sessions = LocalSessionManager::default();
-    sessions.session_config = session_config;
-    let sessions = Arc::new(sessions);
+    let sessions = Arc::new(sessions::Sessions::new(config.session_idle));
     // Origin is checked against the configured list (empty: any request
     // carrying an Origin is refused). Host is not: every request carries a
     // bearer token, which a rebinding page cannot attach.

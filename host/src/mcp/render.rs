@@ -4,7 +4,6 @@
 //! whose `_meta["io.fastmcp/problem"]` carries the problem details REST
 //! would answer — except an unknown tool, which MCP makes a protocol error.
 
-use super::handler::protocol_error;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, ProblemBody};
 use crate::pipeline::{CompletedBody, PendingBody, Reply, ReplyBody, StoredOutcome};
@@ -48,6 +47,12 @@ pub(super) fn render(
         }
         Err(error) => Ok(Rendered::Result(failure(&error, correlation_id))),
     }
+}
+
+/// A protocol error carrying the problem details of `error`.
+pub(super) fn protocol_error(code: ErrorCode, error: &ApiError, correlation_id: &CorrelationId) -> McpError {
+    let problem = serde_json::to_value(error.problem_body(correlation_id)).ok();
+    McpError::new(code, format!("{}: {error}", error.code()), problem)
 }
 
 /// A completed call: the result as structured content and as text.

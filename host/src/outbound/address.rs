@@ -16,7 +16,7 @@
 //! The sender connects to exactly the addresses returned here: a name is
 //! resolved once per request and never again behind the check's back.
 
-use super::origin::{Host, Origin};
+use crate::origin::{Host, Origin};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -183,7 +183,7 @@ mod tests {
     #[tokio::test]
     async fn unresolvable_names_fail_and_localhost_stays_on_loopback() {
         let origin = Origin {
-            scheme: super::super::origin::Scheme::Http,
+            scheme: crate::origin::Scheme::Http,
             host: Host::Name("localtest.invalid".into()),
             port: 80,
         };

@@ -17,10 +17,10 @@
 
 use super::address::{AddressError, permitted_addresses};
 use super::log::EgressEvent;
-use super::origin::Origin;
 use super::send::{ConnectionTask, SendLimits, send};
 use super::{Egress, OutboundConfig};
 use crate::broker::Grant;
+use crate::origin::Origin;
 use http::HeaderValue;
 use std::sync::Arc;
 use wasmtime_wasi_http::{
@@ -37,7 +37,7 @@ pub struct OutboundHooks {
 impl OutboundHooks {
     /// Hooks for one call.
     pub fn new(egress: Egress, correlation_id: String) -> Self {
-        let requests_left = egress.config.max_requests_per_call;
+        let requests_left = egress.config.outbound.max_requests_per_call;
         Self { egress, requests_left, correlation_id }
     }
 
@@ -61,7 +61,7 @@ impl OutboundHooks {
         };
         let target = target_of(uri);
         if self.requests_left == 0 {
-            let limit = self.egress.config.max_requests_per_call;
+            let limit = self.egress.config.outbound.max_requests_per_call;
             return deny(
                 self,
                 target,
@@ -143,7 +143,7 @@ impl WasiHttpHooks for OutboundHooks {
         let correlation_id = self.correlation_id.clone();
         Box::new(async move {
             let (origin, grant) = admitted?;
-            let config: &OutboundConfig = &egress.config;
+            let config: &OutboundConfig = &egress.config.outbound;
             let addrs = match permitted_addresses(&origin, config.dns_timeout, &config.allow_internal).await {
                 Ok(addrs) => addrs,
                 Err(e) => {

@@ -1,7 +1,6 @@
 //! Outbound HTTP for plugins (`wasi:http/outgoing-handler`), on the host's
 //! terms (`docs/architecture.md`, Sandbox):
 //!
-//! - [`origin`]: the manifest's `network.allow` patterns and request origins;
 //! - [`address`]: the resolved addresses a request may really connect to;
 //! - [`hooks`]: the `WasiHttpHooks` of one call — allowlist, forbidden
 //!   headers, credential injection, limits;
@@ -15,11 +14,10 @@
 pub mod address;
 pub mod hooks;
 pub mod log;
-pub mod origin;
 pub mod send;
 
 use crate::broker::{Broker, Grant};
-use origin::OriginPattern;
+use crate::origin::OriginPattern;
 use std::sync::Arc;
 
 pub use crate::config::OutboundConfig;
@@ -56,8 +54,8 @@ pub struct Egress {
     pub network: Arc<PluginNetwork>,
     /// The broker.
     pub broker: Arc<Broker>,
-    /// Host-wide limits.
-    pub config: Arc<OutboundConfig>,
+    /// The host's configuration (its `outbound` limits).
+    pub config: Arc<crate::config::HostConfig>,
     /// This call's record of what it did.
     pub log: log::EgressLog,
 }

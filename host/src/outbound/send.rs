@@ -3,7 +3,7 @@
 //! behind the check), speaks TLS for `https` with the request's host as the
 //! server name and the webpki roots, and caps both bodies.
 
-use super::origin::{Host, Origin, Scheme};
+use crate::origin::{Host, Origin, Scheme};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;

@@ -1,7 +1,9 @@
-//! The application state shared by every request: configuration, the
-//! sandbox, the authenticator, the current registry and policy snapshots, and
-//! the metrics. Reloads live in [`reload`], the background tasks (sweeps,
-//! checks, refreshes, reports) in [`background`].
+//! The application state shared by every request: the configuration, the
+//! sandbox, the authenticator, the audit trail and metrics; the state
+//! replicas share (store, rate limits: embedded or one Redis); the swapped
+//! snapshots (plugins with their broker, policy); and the lifecycle.
+//! Reloads live in [`reload`], the background tasks (sweeps, checks,
+//! refreshes, reports) in [`background`].
 
 mod background;
 mod reload;
@@ -15,8 +17,8 @@ use crate::clock::Clock;
 use crate::config::HostConfig;
 use crate::confirm::ActionTokenKey;
 use crate::metrics::Metrics;
+use crate::outbound::Egress;
 use crate::outbound::log::EgressLog;
-use crate::outbound::{Egress, OutboundConfig};
 use crate::policy::PolicySet;
 use crate::ratelimit::{Limiter, RateLimits, RedisBuckets};
 use crate::registry::RegistrySnapshot;
@@ -24,10 +26,10 @@ use crate::runtime::Runtime;
 use crate::runtime::call_data::CallGrants;
 use crate::store::KeyValueStore;
 use crate::store::embedded::EmbeddedStore;
-use crate::store::redis::{RedisHealth, RedisStore};
+use crate::store::redis::{Redis, RedisStore};
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Cheap to clone; all clones share one host.
@@ -37,36 +39,68 @@ pub struct AppState {
 }
 
 struct Inner {
-    config: HostConfig,
+    config: Arc<HostConfig>,
     runtime: Runtime,
-    registry: ArcSwap<RegistrySnapshot>,
     auth: Authenticator,
-    policy: ArcSwap<PolicySnapshot>,
-    store: Arc<dyn KeyValueStore>,
     action_tokens: ActionTokenKey,
     audit: AuditLog,
-    rate_limits: Limiter,
-    /// Swapped (with the registry) when SIGHUP reloads the providers file.
-    broker: ArcSwap<Broker>,
-    outbound: Arc<OutboundConfig>,
-    redis: Option<redis::aio::ConnectionManager>,
-    /// The outcome of the last Redis operation or check.
-    redis_health: RedisHealth,
+    metrics: Metrics,
     /// Failed authentications per client address.
     auth_failures: AuthFailures,
-    last_policy_reload: Mutex<Option<ReloadOutcome>>,
-    last_reload: Mutex<Option<ReloadOutcome>>,
-    /// Serialises registry rebuilds (a watcher event and a SIGHUP at once).
-    registry_reload: tokio::sync::Mutex<()>,
+    /// State shared with replicas (or embedded): the store and rate limits.
+    shared: Shared,
+    /// The plugins and their credentials, swapped together by reloads.
+    plugins: ArcSwap<Plugins>,
+    /// The policy in force, swapped by policy reloads.
+    policy: ArcSwap<PolicySnapshot>,
+    /// How the last reloads went, and who hears of changes.
+    reloads: Reloads,
+    /// Shutdown and uptime.
+    lifecycle: Lifecycle,
+}
+
+/// Where the state that replicas share lives: the embedded store and
+/// in-memory buckets, or one Redis (whose handle is kept for `/health`).
+struct Shared {
+    store: Arc<dyn KeyValueStore>,
+    rate_limits: Limiter,
+    redis: Option<Redis>,
+}
+
+impl Shared {
+    async fn open(config: &HostConfig) -> anyhow::Result<Self> {
+        let Some(url) = &config.redis.url else {
+            return Ok(Self {
+                store: EmbeddedStore::open(&config.runtime_dir().join("state.redb"))?,
+                rate_limits: Limiter::Memory(RateLimits::new(config.clock.clone())),
+                redis: None,
+            });
+        };
+        let redis = Redis::connect(url, config.redis.timeout).await?;
+        let shown = crate::store::redis::redacted(url);
+        tracing::info!(url = %shown, fail_open = config.redis.fail_open, "shared state in Redis");
+        Ok(Self {
+            store: Arc::new(RedisStore::new(redis.clone())),
+            rate_limits: Limiter::Redis(RedisBuckets::new(redis.clone())),
+            redis: Some(redis),
+        })
+    }
+}
+
+/// The registry and the broker it was validated against: a reload of the
+/// providers file swaps both at once, so no call sees one without the other.
+pub(crate) struct Plugins {
+    registry: Arc<RegistrySnapshot>,
+    broker: Arc<Broker>,
+}
+
+/// Shutdown and uptime.
+struct Lifecycle {
     shutdown: tokio::sync::watch::Sender<bool>,
-    /// Bumped whenever a reload may change which tools a caller sees.
-    tools_changed: tokio::sync::watch::Sender<u64>,
-    metrics: Metrics,
     started_at: SystemTime,
 }
 
-pub use reload::ReloadOutcome;
-use reload::log_policy;
+use reload::{Reloads, log_policy};
 
 /// The policy in force and its version.
 pub struct PolicySnapshot {
@@ -89,38 +123,10 @@ impl AppState {
         };
         let audit = AuditLog::start(audit_config).await.context("opening the audit trail")?;
         let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
-        let mut redis_connection = None;
-        let redis_health = RedisHealth::default();
-        let (store, limiter): (Arc<dyn KeyValueStore>, Limiter) = match &config.redis.url {
-            None => (
-                EmbeddedStore::open(&config.runtime_dir().join("state.redb"))?,
-                Limiter::Memory(RateLimits::new(config.clock.clone())),
-            ),
-            Some(url) => {
-                let redis = &config.redis;
-                let connection = crate::store::redis::connect(url).await?;
-                let url = crate::store::redis::redacted(url);
-                tracing::info!(%url, fail_open = redis.fail_open, "shared state in Redis");
-                redis_connection = Some(connection.clone());
-                (
-                    Arc::new(RedisStore::new(connection.clone(), redis.timeout, redis_health.clone())),
-                    Limiter::Redis(RedisBuckets::new(connection, redis.timeout, redis_health.clone())),
-                )
-            }
-        };
-        let shutdown = tokio::sync::watch::channel(false).0;
+        let shared = Shared::open(&config).await?;
         let providers = crate::broker::providers::load_configured(&config)?;
         let broker = Broker::new(providers, config.broker.clone(), config.clock.clone());
-        let parts = StartParts {
-            redis_health,
-            auth,
-            store,
-            rate_limits: limiter,
-            redis: redis_connection,
-            audit,
-            broker,
-            shutdown,
-        };
+        let parts = StartParts { auth, shared, audit, broker };
         let state = tokio::task::spawn_blocking(move || Self::start_blocking(config, parts))
             .await
             .context("startup task panicked")??;
@@ -148,7 +154,7 @@ impl AppState {
     }
 
     fn start_blocking(config: HostConfig, parts: StartParts) -> anyhow::Result<Self> {
-        let StartParts { auth, store, rate_limits, redis, redis_health, audit, broker, shutdown } = parts;
+        let StartParts { auth, shared, audit, broker } = parts;
         let action_tokens = ActionTokenKey::load_or_create(&config.runtime_dir().join("action-token.key"))?;
         let policy = PolicySet::load(&config.policy_file())?;
         log_policy(&policy, 1);
@@ -165,31 +171,25 @@ impl AppState {
             "registry loaded"
         );
         let metrics = Metrics::new(&runtime, &broker, audit.batch_counters(), config.log_drops.clone());
-        let outbound = Arc::new(config.outbound.clone());
         let auth_failures = AuthFailures::new(config.server.auth_failures_per_minute);
+        let plugins = Plugins { registry: Arc::new(registry), broker: Arc::new(broker) };
         Ok(Self {
             inner: Arc::new(Inner {
-                config,
+                config: Arc::new(config),
                 runtime,
-                registry: ArcSwap::from_pointee(registry),
                 auth,
-                policy: ArcSwap::from_pointee(PolicySnapshot { version: 1, policy }),
-                last_policy_reload: Mutex::new(None),
-                last_reload: Mutex::new(None),
-                registry_reload: tokio::sync::Mutex::new(()),
-                shutdown,
-                broker: ArcSwap::from_pointee(broker),
-                outbound,
-                store,
                 action_tokens,
                 audit,
-                rate_limits,
-                redis,
-                redis_health,
-                auth_failures,
-                tools_changed: tokio::sync::watch::Sender::new(0),
                 metrics,
-                started_at: SystemTime::now(),
+                auth_failures,
+                shared,
+                plugins: ArcSwap::from_pointee(plugins),
+                policy: ArcSwap::from_pointee(PolicySnapshot { version: 1, policy }),
+                reloads: Reloads::default(),
+                lifecycle: Lifecycle {
+                    shutdown: tokio::sync::watch::channel(false).0,
+                    started_at: SystemTime::now(),
+                },
             }),
         })
     }
@@ -206,20 +206,19 @@ impl AppState {
 
     /// The current registry snapshot; keep the `Arc` for the whole call.
     pub fn registry(&self) -> Arc<RegistrySnapshot> {
-        self.inner.registry.load_full()
+        self.inner.plugins.load().registry.clone()
     }
 
     /// Shared state for confirmations and idempotency.
     pub fn store(&self) -> &dyn KeyValueStore {
-        self.inner.store.as_ref()
+        self.inner.shared.store.as_ref()
     }
 
     /// How the last Redis operation ended (`None` without Redis): the
     /// store's, the rate limiter's, or the host's periodic PING. `/health`
     /// reads it, so it never waits on Redis.
     pub fn redis_status(&self) -> Option<Result<(), String>> {
-        self.inner.redis.as_ref()?;
-        Some(self.inner.redis_health.last())
+        self.inner.shared.redis.as_ref().map(Redis::health)
     }
 
     /// Failed authentications per client address.
@@ -240,7 +239,7 @@ impl AppState {
 
     /// The credential broker in force; keep the `Arc` for the whole call.
     pub fn broker(&self) -> Arc<Broker> {
-        self.inner.broker.load_full()
+        self.inner.plugins.load().broker.clone()
     }
 
     /// What a call into `plugin` is given: its config values, and brokering
@@ -251,25 +250,20 @@ impl AppState {
             egress: Egress {
                 network: plugin.network.clone(),
                 broker: self.broker(),
-                config: self.inner.outbound.clone(),
+                config: self.inner.config.clone(),
                 log,
             },
         }
     }
 
-    /// The shared Redis connection, when configured.
-    pub(crate) fn redis(&self) -> Option<&redis::aio::ConnectionManager> {
-        self.inner.redis.as_ref()
-    }
-
-    /// Where Redis operations record their outcome.
-    pub(crate) fn redis_health(&self) -> &RedisHealth {
-        &self.inner.redis_health
+    /// The shared Redis, when configured.
+    pub(crate) fn redis(&self) -> Option<&Redis> {
+        self.inner.shared.redis.as_ref()
     }
 
     /// The rate-limit buckets.
     pub fn rate_limits(&self) -> &Limiter {
-        &self.inner.rate_limits
+        &self.inner.shared.rate_limits
     }
 
     /// The audit trail.
@@ -280,7 +274,7 @@ impl AppState {
     /// Stop: stop watching files, record `host.stop` and a final checkpoint.
     /// Call once, after the server has drained.
     pub async fn shutdown(&self) {
-        self.inner.shutdown.send_replace(true);
+        self.inner.lifecycle.shutdown.send_replace(true);
         self.report_auth_failures().await;
         let uptime = self.started_at().elapsed().map(|d| d.as_secs()).unwrap_or(0);
         self.audit().close(serde_json::json!({"uptime_s": uptime})).await;
@@ -313,34 +307,25 @@ impl AppState {
 
     /// When the host started.
     pub fn started_at(&self) -> SystemTime {
-        self.inner.started_at
+        self.inner.lifecycle.started_at
     }
 
     /// Changes whenever a registry or policy reload took effect (the MCP
     /// endpoint tells listening clients their tool list changed).
     pub fn tools_changed(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.tools_changed.subscribe()
-    }
-
-    /// Tell listeners the tool set may have changed.
-    fn announce_tools_changed(&self) {
-        self.inner.tools_changed.send_modify(|generation| *generation += 1);
+        self.inner.reloads.tools_changed.subscribe()
     }
 
     /// Resolves when the host begins to shut down.
     pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.inner.shutdown.subscribe()
+        self.inner.lifecycle.shutdown.subscribe()
     }
 }
 
 /// What `start` prepares before the blocking part of startup.
 struct StartParts {
-    redis_health: RedisHealth,
     auth: Authenticator,
-    store: Arc<dyn KeyValueStore>,
-    rate_limits: Limiter,
-    redis: Option<redis::aio::ConnectionManager>,
+    shared: Shared,
     audit: AuditLog,
     broker: Broker,
-    shutdown: tokio::sync::watch::Sender<bool>,
 }

@@ -2,13 +2,37 @@
 //! aside and swapped in whole, keeping the last good one on error, recorded
 //! in `/health` and the audit trail.
 
-use super::{AppState, PolicySnapshot};
+use super::{AppState, Plugins, PolicySnapshot};
 use crate::audit::record::AuditEvent;
 use crate::broker::{Broker, providers};
 use crate::policy::{PolicyError, PolicySet};
 use crate::registry::RegistrySnapshot;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+
+/// How the last reloads went, one rebuild at a time, and who hears of
+/// changes.
+pub(super) struct Reloads {
+    /// The last registry reload.
+    pub last_registry: Mutex<Option<ReloadOutcome>>,
+    /// The last policy reload.
+    pub last_policy: Mutex<Option<ReloadOutcome>>,
+    /// Serialises registry rebuilds (a watcher event and a SIGHUP at once).
+    pub registry_rebuild: tokio::sync::Mutex<()>,
+    /// Bumped whenever a reload may change which tools a caller sees.
+    pub tools_changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Reloads {
+    fn default() -> Self {
+        Self {
+            last_registry: Mutex::default(),
+            last_policy: Mutex::default(),
+            registry_rebuild: tokio::sync::Mutex::default(),
+            tools_changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
 
 /// The result of the last reload attempt.
 #[derive(Debug, Clone)]
@@ -24,6 +48,11 @@ pub struct ReloadOutcome {
 }
 
 impl AppState {
+    /// Tell listeners the tool set may have changed.
+    fn announce_tools_changed(&self) {
+        self.inner.reloads.tools_changed.send_modify(|generation| *generation += 1);
+    }
+
     /// Rebuild the registry aside from every manifest and component (reusing
     /// unchanged components) and swap it in whole; on failure keep serving
     /// the current one. Recorded in `/health` and the audit trail.
@@ -39,7 +68,7 @@ impl AppState {
         files: Vec<String>,
         new_broker: Option<Arc<Broker>>,
     ) -> Result<u64, String> {
-        let _one_at_a_time = self.inner.registry_reload.lock().await;
+        let _one_at_a_time = self.inner.reloads.registry_rebuild.lock().await;
         let current = self.registry();
         let state = self.clone();
         let next = current.version + 1;
@@ -51,9 +80,7 @@ impl AppState {
         .expect("registry build task panicked");
         let outcome = match built {
             Ok(snapshot) => {
-                if let Some(broker) = new_broker {
-                    self.inner.broker.store(broker);
-                }
+                let broker = new_broker.unwrap_or_else(|| self.broker());
                 tracing::info!(
                     version = next,
                     plugins = snapshot.plugins().count(),
@@ -61,7 +88,7 @@ impl AppState {
                     ?files,
                     "registry reloaded"
                 );
-                self.inner.registry.store(Arc::new(snapshot));
+                self.inner.plugins.store(Arc::new(Plugins { registry: Arc::new(snapshot), broker }));
                 self.announce_tools_changed();
                 Ok(next)
             }
@@ -70,7 +97,7 @@ impl AppState {
                 Err(e.to_string())
             }
         };
-        *self.inner.last_reload.lock().expect("reload lock") = Some(ReloadOutcome {
+        *self.inner.reloads.last_registry.lock().expect("reload lock") = Some(ReloadOutcome {
             ok: outcome.is_ok(),
             at: SystemTime::now(),
             error: outcome.as_ref().err().cloned(),
@@ -138,12 +165,12 @@ impl AppState {
 
     /// The result of the last registry reload, if any happened.
     pub fn last_reload(&self) -> Option<ReloadOutcome> {
-        self.inner.last_reload.lock().expect("reload lock").clone()
+        self.inner.reloads.last_registry.lock().expect("reload lock").clone()
     }
 
     /// The result of the last policy reload, if any happened.
     pub fn last_policy_reload(&self) -> Option<ReloadOutcome> {
-        self.inner.last_policy_reload.lock().expect("reload lock").clone()
+        self.inner.reloads.last_policy.lock().expect("reload lock").clone()
     }
 
     /// Reload `policies/policies.yml`: build the new policy aside and swap it
@@ -154,7 +181,7 @@ impl AppState {
             .await
             .expect("policy load task panicked");
         let outcome = {
-            let mut last = self.inner.last_policy_reload.lock().expect("reload lock");
+            let mut last = self.inner.reloads.last_policy.lock().expect("reload lock");
             match loaded {
                 Ok(policy) => {
                     let version = self.inner.policy.load().version + 1;

@@ -1,18 +1,80 @@
-//! The Redis state store: the same trait, so replicas sharing one Redis share
-//! spent action tokens and idempotency records exactly (`SET NX PX` is atomic
+//! Redis: [`Redis`], the one handle every Redis user of the host goes
+//! through (connection, timeout, health), and the Redis state store — the
+//! same trait as the embedded one, so replicas sharing one Redis share spent
+//! action tokens and idempotency records exactly (`SET NX PX` is atomic
 //! across every client).
 
 use super::{KeyValueStore, StoreError, StoreFuture};
 use anyhow::Context;
 use redis::aio::ConnectionManager;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The shared Redis: one reconnecting connection, the longest wait for any
+/// operation, and how the last operation ended. Cheap to clone; clones
+/// share all three.
+#[derive(Clone)]
+pub struct Redis {
+    connection: ConnectionManager,
+    timeout: Duration,
+    health: RedisHealth,
+}
+
+impl Redis {
+    /// Connect to `url` (and check it answers) within a few seconds; every
+    /// later operation gives up after `timeout`.
+    pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self::new(connect(url).await?, timeout))
+    }
+
+    /// A handle on an open connection.
+    pub fn new(connection: ConnectionManager, timeout: Duration) -> Self {
+        Self { connection, timeout, health: RedisHealth::default() }
+    }
+
+    /// Run one command.
+    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, String> {
+        let mut connection = self.connection.clone();
+        self.within(command.query_async(&mut connection)).await
+    }
+
+    /// Run one script.
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, String> {
+        let mut connection = self.connection.clone();
+        self.within(invocation.invoke_async(&mut connection)).await
+    }
+
+    /// PING, recording how it went.
+    pub async fn ping(&self) {
+        let _: Result<String, String> = self.query(&redis::cmd("PING")).await;
+    }
+
+    /// How the last operation ended.
+    pub fn health(&self) -> Result<(), String> {
+        self.health.last()
+    }
+
+    /// `operation` within the timeout; its outcome is the health.
+    async fn within<T>(&self, operation: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
+        let outcome = match tokio::time::timeout(self.timeout, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(format!("redis: {e}")),
+            Err(_) => Err(format!("redis: no answer within {:?}", self.timeout)),
+        };
+        self.health.record(&outcome);
+        outcome
+    }
+}
 
 /// The outcome of the last Redis operation — the store's, the rate
 /// limiter's, or the host's periodic PING — for `/health`, which therefore
 /// never waits on Redis itself. Clones share one outcome.
 #[derive(Clone)]
-pub struct RedisHealth(Arc<Mutex<Result<(), String>>>);
+struct RedisHealth(Arc<Mutex<Result<(), String>>>);
 
 impl Default for RedisHealth {
     fn default() -> Self {
@@ -22,23 +84,21 @@ impl Default for RedisHealth {
 
 impl RedisHealth {
     /// Remember how an operation ended.
-    pub fn record<T, E: std::fmt::Display>(&self, outcome: &Result<T, E>) {
+    fn record<T, E: std::fmt::Display>(&self, outcome: &Result<T, E>) {
         *self.0.lock().expect("redis health lock") = outcome.as_ref().map(drop).map_err(|e| e.to_string());
     }
 
     /// How the last operation ended.
-    pub fn last(&self) -> Result<(), String> {
+    fn last(&self) -> Result<(), String> {
         self.0.lock().expect("redis health lock").clone()
     }
 }
 
 /// A store on one Redis, reconnecting on its own after an outage.
 pub struct RedisStore {
-    connection: ConnectionManager,
-    timeout: Duration,
+    redis: Redis,
     prefix: String,
     admit_script: redis::Script,
-    health: RedisHealth,
 }
 
 /// `admit` for a bounded set: a sorted set scored by expiry (Redis's clock,
@@ -56,22 +116,15 @@ return 1
 ";
 
 impl RedisStore {
-    /// A store on `connection`; every key is prefixed, and every operation
-    /// gives up (and fails closed) after `timeout`.
-    pub fn new(connection: ConnectionManager, timeout: Duration, health: RedisHealth) -> Self {
+    /// A store on `redis`; every key is prefixed, and every operation
+    /// gives up (and fails closed) after the handle's timeout.
+    pub fn new(redis: Redis) -> Self {
         let admit_script = redis::Script::new(ADMIT_SCRIPT);
-        Self { connection, timeout, prefix: "fastmcp:state:".into(), admit_script, health }
+        Self { redis, prefix: "fastmcp:state:".into(), admit_script }
     }
 
     async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, StoreError> {
-        let mut connection = self.connection.clone();
-        let outcome = match tokio::time::timeout(self.timeout, command.query_async(&mut connection)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
-            Err(_) => Err(StoreError(format!("redis: no answer within {:?}", self.timeout))),
-        };
-        self.health.record(&outcome);
-        outcome
+        self.redis.query(&command).await.map_err(StoreError)
     }
 }
 
@@ -108,19 +161,10 @@ impl KeyValueStore for RedisStore {
 
     fn admit<'a>(&'a self, set: &'a str, member: &'a str, ttl: Duration, max: u64) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
             let mut invocation = self.admit_script.prepare_invoke();
             invocation.key(format!("{}{set}", self.prefix)).arg(member).arg(ttl_ms(ttl)).arg(max);
-            let outcome =
-                match tokio::time::timeout(self.timeout, invocation.invoke_async::<i64>(&mut connection))
-                    .await
-                {
-                    Ok(Ok(admitted)) => Ok(admitted == 1),
-                    Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
-                    Err(_) => Err(StoreError(format!("redis: no answer within {:?}", self.timeout))),
-                };
-            self.health.record(&outcome);
-            outcome
+            let admitted: i64 = self.redis.invoke(&invocation).await.map_err(StoreError)?;
+            Ok(admitted == 1)
         })
     }
 
@@ -144,7 +188,7 @@ impl KeyValueStore for RedisStore {
 }
 
 /// Connect to Redis at `url` (and check it answers) within a few seconds.
-pub async fn connect(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+async fn connect(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
     let client = redis::Client::open(url)
         .with_context(|| format!("REDIS_URL {} is not a Redis URL", redacted(url)))?;
     let connecting = redis::aio::ConnectionManager::new(client);

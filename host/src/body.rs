@@ -1,5 +1,6 @@
-//! The request body of tool calls: a JSON object of bounded size, with the
-//! error contract's 415 / 413 / 400 instead of axum's plain-text rejections.
+//! Request bodies, for both transports (REST and MCP): bounded in size and
+//! in time, and — for REST tool calls — a JSON object, with the error
+//! contract's 415 / 413 / 408 / 400 instead of axum's plain-text rejections.
 
 use crate::error::ApiError;
 use axum::extract::Request;

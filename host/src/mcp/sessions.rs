@@ -1,0 +1,111 @@
+//! The legacy (2025-11-25) MCP sessions: rmcp's local session manager,
+//! wrapped so that the host knows which sessions are open — for the session
+//! cap and for forgetting the owners of ended sessions — through rmcp's
+//! `SessionManager` trait alone, never its fields.
+
+use futures_core::Stream;
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::transport::streamable_http_server::session::local::{
+    LocalSessionManager, LocalSessionManagerError, SessionConfig,
+};
+use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId, SessionManager};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// rmcp's local sessions, and the ids of those this host opened.
+pub struct Sessions {
+    inner: LocalSessionManager,
+    opened: Mutex<HashSet<SessionId>>,
+}
+
+impl Sessions {
+    /// Sessions that close after `idle` without a request.
+    pub fn new(idle: Duration) -> Self {
+        let mut inner = LocalSessionManager::default();
+        let mut config = SessionConfig::default();
+        config.keep_alive = Some(idle);
+        inner.session_config = config;
+        Self { inner, opened: Mutex::default() }
+    }
+
+    /// The sessions open now; those rmcp has ended (idle, or the client
+    /// went away) are forgotten first.
+    pub async fn open(&self) -> HashSet<SessionId> {
+        let known: Vec<SessionId> = self.opened.lock().expect("sessions lock").iter().cloned().collect();
+        let mut live = HashSet::with_capacity(known.len());
+        for id in known {
+            if self.inner.has_session(&id).await.unwrap_or(false) {
+                live.insert(id);
+            }
+        }
+        self.opened.lock().expect("sessions lock").retain(|id| live.contains(id));
+        live
+    }
+}
+
+impl SessionManager for Sessions {
+    type Error = LocalSessionManagerError;
+    type Transport = <LocalSessionManager as SessionManager>::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        let (id, transport) = self.inner.create_session().await?;
+        self.opened.lock().expect("sessions lock").insert(id.clone());
+        Ok((id, transport))
+    }
+
+    fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> impl Future<Output = Result<ServerJsonRpcMessage, Self::Error>> + Send {
+        self.inner.initialize_session(id, message)
+    }
+
+    fn has_session(&self, id: &SessionId) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+        self.inner.has_session(id)
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        self.opened.lock().expect("sessions lock").remove(id);
+        self.inner.close_session(id).await
+    }
+
+    fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> impl Future<
+        Output = Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error>,
+    > + Send {
+        self.inner.create_stream(id, message)
+    }
+
+    fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.inner.accept_message(id, message)
+    }
+
+    fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> impl Future<
+        Output = Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error>,
+    > + Send {
+        self.inner.create_standalone_stream(id)
+    }
+
+    fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> impl Future<
+        Output = Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error>,
+    > + Send {
+        self.inner.resume(id, last_event_id)
+    }
+}
