@@ -47,6 +47,12 @@ pub fn language_examples() -> &'static [String] {
 /// The address the repository's `ads` manifest names (the development upstream).
 pub const DEV_UPSTREAM_ADDR: &str = "127.0.0.1:8001";
 
+/// Variables of `./dev check`'s lint wrapper (clippy-driver around rustc for
+/// the workspace's crates): builds the tests start themselves must not
+/// inherit them, or they would lint — and rebuild — what `./dev` built
+/// without them.
+pub const LINT_WRAPPER_ENV: [&str; 2] = ["RUSTC_WORKSPACE_WRAPPER", "CLIPPY_ARGS"];
+
 /// The workspace root.
 pub fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent")
@@ -65,6 +71,9 @@ pub fn plugin_dir() -> &'static Path {
             .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "plugin"])
             .arg("--target-dir")
             .arg(&target_dir);
+        for name in LINT_WRAPPER_ENV {
+            cargo.env_remove(name);
+        }
         for p in rust_plugins() {
             cargo.args(["-p", p]);
         }

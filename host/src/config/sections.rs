@@ -103,6 +103,8 @@ settings! {
         timeout: Duration = "250" as Millis, .range(1, 60_000).flag("redis-timeout-ms").env("FASTMCP_REDIS_TIMEOUT_MS");
         /// When Redis cannot answer, let calls through without rate limiting (confirmations and idempotency still fail closed).
         fail_open: bool = "false" as Flag, .flag("redis-fail-open").env("FASTMCP_REDIS_FAIL_OPEN");
+        /// How often the host PINGs Redis for `/health` (which never waits on Redis itself).
+        health_check_interval: Duration = "2000" as Millis, .range(100, 600_000);
     }
 
     /// Token brokering.

@@ -9,8 +9,6 @@ use std::time::Duration;
 
 /// How often suppressed authentication failures are audited in aggregate.
 pub(super) const AUTH_FAILURE_REPORT_EVERY: Duration = Duration::from_secs(60);
-/// How often Redis is checked for `/health`.
-const REDIS_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// How often idle rate-limit keys are evicted.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -19,7 +17,8 @@ pub(super) fn spawn_all(state: &AppState) {
     every(state, SWEEP_EVERY, |state| async move { state.rate_limits().sweep() });
     every(state, AUTH_FAILURE_REPORT_EVERY, |state| async move { state.report_auth_failures().await });
     if state.redis().is_some() {
-        every(state, REDIS_CHECK_EVERY, |state| async move { ping_redis(&state).await });
+        let period = state.config().redis.health_check_interval;
+        every(state, period, |state| async move { ping_redis(&state).await });
     }
     if state.config().auth.jwks_file.is_none() && state.config().auth.jwks_url.is_some() {
         let state = state.clone();

@@ -40,6 +40,9 @@ pub fn command(root: &Path, args: &[&str]) -> Command {
         .env("CARGO_TARGET_DIR", workspace().join("target/plugin-templates"))
         .env("FASTMCP_COMPILE_CACHE_DIR", shared_compile_cache())
         .env("RUST_BACKTRACE", "0");
+    for name in crate::harness::LINT_WRAPPER_ENV {
+        command.env_remove(name);
+    }
     command
 }
 
