@@ -60,11 +60,8 @@ async fn replicas_share_action_tokens_and_idempotency_keys() {
     let Some(redis) = RedisServer::start() else { return };
     let root_a = limited_root();
     let mut config = root_a.config();
-    config.redis = fastmcp_host::config::RedisConfig {
-        url: Some(redis.url()),
-        timeout: Duration::from_millis(500),
-        fail_open: false,
-    };
+    config.redis.url = Some(redis.url());
+    config.redis.timeout = Duration::from_millis(500);
     let a = TestServer::start_with(config.clone()).await;
     let root_b = replica_of(&root_a);
     let b = TestServer::start_with(fastmcp_host::HostConfig { root: root_b.path().to_path_buf(), ..config })
@@ -103,11 +100,8 @@ async fn redis_down_fails_closed_and_recovers() {
     let Some(mut redis) = RedisServer::start() else { return };
     let root = limited_root();
     let mut config = root.config();
-    config.redis = fastmcp_host::config::RedisConfig {
-        url: Some(redis.url()),
-        timeout: Duration::from_millis(250),
-        fail_open: false,
-    };
+    config.redis.url = Some(redis.url());
+    config.redis.timeout = Duration::from_millis(250);
     let server = TestServer::start_with(config).await;
     assert_eq!(json(server.invoke("util:echo", json!({})).await).await.0, 200);
     assert_eq!(json(server.get("/health").await).await.1["redis"]["ok"], true);
@@ -135,11 +129,8 @@ async fn replicas_share_each_callers_idempotency_key_quota() {
     let Some(redis) = RedisServer::start() else { return };
     let replica = |root: &TestRoot| {
         let mut config = root.config();
-        config.redis = fastmcp_host::config::RedisConfig {
-            url: Some(redis.url()),
-            timeout: Duration::from_millis(500),
-            fail_open: false,
-        };
+        config.redis.url = Some(redis.url());
+        config.redis.timeout = Duration::from_millis(500);
         config.idempotency.max_keys_per_caller = 2;
         TestServer::start_with(config)
     };

@@ -55,7 +55,7 @@ fn problems_of(path: &str) -> Vec<ApiError> {
         "/tool-catalog" | "/health" => vec![
             ApiError::Unauthenticated(String::new()),
             ApiError::InsufficientScope(String::new()),
-            ApiError::Overloaded,
+            ApiError::RequestTimeout { timeout_ms: 0 },
             ApiError::Internal,
         ],
         _ => Vec::new(),

@@ -203,18 +203,11 @@ impl Loaded {
             "# effective configuration of {} (config file: {file})",
             self.config.root.display()
         );
-        let table = settings();
-        let mut section = "";
-        for setting in &table {
-            let (this_section, name) = setting.key.split_once('.').expect("keys are section.name");
-            if this_section != section {
-                let _ = writeln!(out, "{this_section}:");
-                section = this_section;
-            }
+        write_by_section(&mut out, "", |out, name, setting| {
             let value = serde_json::to_string(&setting.show(&self.config)).expect("strings serialise");
             let source = self.sources.get(&setting.key).unwrap_or(&Source::Default);
             let _ = writeln!(out, "  {name}: {value}  # {source}");
-        }
+        });
         out
     }
 }
@@ -246,14 +239,7 @@ pub fn example_file() -> String {
          # variables override it and `serve` flags override both. Uncomment to change;\n\
          # `fastmcp config check` validates, `fastmcp config print` shows the result.\n",
     );
-    let table = settings();
-    let mut section = "";
-    for setting in &table {
-        let (this_section, name) = setting.key.split_once('.').expect("keys are section.name");
-        if this_section != section {
-            let _ = write!(out, "\n{this_section}:\n");
-            section = this_section;
-        }
+    write_by_section(&mut out, "\n", |out, name, setting| {
         let mut line = String::new();
         for word in setting.doc.split(' ') {
             if !line.is_empty() && line.len() + word.len() > 72 {
@@ -269,6 +255,25 @@ pub fn example_file() -> String {
         let range = setting.range.map(|(min, max)| format!("  # {min}..={max}")).unwrap_or_default();
         let value = serde_json::to_string(setting.default).expect("strings serialise");
         let _ = writeln!(out, "  # {name}: {value}{range}");
-    }
+    });
     out
+}
+
+/// Every setting under its section's header (`section:`, after
+/// `before_section`), written by `entry` with its name in the section.
+fn write_by_section(
+    out: &mut String,
+    before_section: &str,
+    mut entry: impl FnMut(&mut String, &str, &Setting),
+) {
+    let table = settings();
+    let mut section = "";
+    for setting in &table {
+        let (this_section, name) = setting.key.split_once('.').expect("keys are section.name");
+        if this_section != section {
+            let _ = writeln!(out, "{before_section}{this_section}:");
+            section = this_section;
+        }
+        entry(out, name, setting);
+    }
 }
