@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
     let tool = registry.tool("util:echo").unwrap().clone();
     c.bench_function("raw_instantiate_call", |b| {
         b.to_async(&tokio).iter(|| async {
-            let grants = state.call_grants(&tool.plugin, EgressLog::default());
+            let grants = state.call_grants(&tool.plugin, state.broker(), EgressLog::default());
             let mut store = Store::new(&engine, CallData::new(identity(), grants, 16 << 20, 16));
             store.set_epoch_deadline(u64::MAX / 2);
             let plugin = pre.instantiate_async(&mut store).await.unwrap();
@@ -90,7 +90,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("sandbox_call", |b| {
         b.to_async(&tokio).iter(|| async {
             let plugin = &tool.plugin;
-            let grants = state.call_grants(plugin, EgressLog::default());
+            let grants = state.call_grants(plugin, state.broker(), EgressLog::default());
             let call = state.runtime().call(
                 &plugin.component,
                 plugin.limits,

@@ -101,7 +101,7 @@ fn bad_files_name_the_file_the_key_and_what_is_allowed() {
         ),
         ("server:\n  keep_alive: {a: 1}\n", "server.keep_alive: expected a value"),
         ("- 1\n", "expected a mapping of sections"),
-        ("redis:\n  url: http://x\n", "redis.url: must start with redis://"),
+        ("redis:\n  url: http://x\n", "redis.url: not a URL the Redis client accepts"),
     ];
     for (text, expected) in cases {
         let (dir, path) = write_config(text);

@@ -95,10 +95,12 @@ impl HostConfig {
         if self.auth.jwks_min_max_age > self.auth.jwks_max_max_age {
             anyhow::bail!("auth.jwks_min_max_age_s: must not exceed auth.jwks_max_max_age_s");
         }
+        // The Redis client's own parser; the URL may hold a password, so the
+        // error never shows it.
         if let Some(url) = &self.redis.url
-            && !["redis://", "rediss://", "unix://"].iter().any(|scheme| url.starts_with(scheme))
+            && redis::Client::open(url.as_str()).is_err()
         {
-            anyhow::bail!("redis.url: must start with redis://, rediss:// or unix://");
+            anyhow::bail!("redis.url: not a URL the Redis client accepts (redis://, rediss://, unix://…)");
         }
         if self.metrics.listen.is_some_and(|m| m == self.server.listen && m.port() != 0) {
             anyhow::bail!(

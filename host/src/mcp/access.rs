@@ -190,7 +190,7 @@ async fn unauthenticated(
 
 /// Record who opened a new session; over the limit, close it again (503).
 async fn admit_session(access: &Access, id: String, owner: (String, String)) -> Result<(), ApiError> {
-    let live = access.sessions.open().await;
+    let live = access.sessions.open();
     let open = live.len();
     if open > access.max_sessions {
         use rmcp::transport::streamable_http_server::session::SessionManager;

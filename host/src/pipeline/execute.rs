@@ -27,7 +27,7 @@ pub(super) async fn execute(
         tool_id: tool.def.id.clone(),
     };
     let plugin = &tool.plugin;
-    let grants = state.call_grants(plugin, record.egress.clone());
+    let grants = state.call_grants(plugin, call.broker.clone(), record.egress.clone());
     let running = state.runtime().call(
         &plugin.component,
         plugin.limits,

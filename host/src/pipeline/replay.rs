@@ -77,11 +77,10 @@ pub(super) async fn settle(
     let too_large = || {
         let error =
             ApiError::IdempotencyReplyTooLarge { limit, first_correlation_id: correlation_id.to_string() };
-        Kept::Typed(problem(&error, correlation_id))
+        Kept::from_outcome(&problem(&error, correlation_id))
     };
-    if let Err(e) =
-        idempotency::finish(state.store(), reservation, Kept::Typed(stored), limit, too_large).await
-    {
+    let kept = Kept::from_outcome(&stored);
+    if let Err(e) = idempotency::finish(state.store(), reservation, kept, limit, too_large).await {
         tracing::error!(error = %e, "could not store an idempotent outcome; retries see 409 until it expires");
     }
 }
@@ -90,29 +89,43 @@ fn problem(error: &ApiError, correlation_id: &CorrelationId) -> StoredOutcome {
     StoredOutcome::Problem(error.problem_body(correlation_id))
 }
 
-/// What a key holds: a typed outcome, or — written by a host before typed
-/// outcomes, within the last 24 hours — an HTTP status and body.
+/// How an outcome is kept under a key: its HTTP status, its body and
+/// whether that is problem details — the form every version of the host
+/// writes and reads, so replicas of different versions sharing one Redis
+/// replay each other's outcomes. The pipeline sees it only as a typed
+/// [`StoredOutcome`].
 #[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-#[allow(clippy::large_enum_variant, reason = "read once per replay and dropped at once")]
-enum Kept {
-    Typed(StoredOutcome),
-    Legacy { status: u16, body: Value, problem: bool },
+struct Kept {
+    status: u16,
+    body: Value,
+    problem: bool,
 }
 
 impl Kept {
+    fn from_outcome(outcome: &StoredOutcome) -> Self {
+        let body = |value: Result<Value, serde_json::Error>| value.expect("bodies serialise");
+        match outcome {
+            StoredOutcome::Completed(b) => {
+                Kept { status: 200, body: body(serde_json::to_value(b)), problem: false }
+            }
+            StoredOutcome::Pending(b) => {
+                Kept { status: 202, body: body(serde_json::to_value(b)), problem: false }
+            }
+            StoredOutcome::Problem(p) => {
+                Kept { status: p.status, body: body(serde_json::to_value(p)), problem: true }
+            }
+        }
+    }
+
     fn into_outcome(self) -> Result<StoredOutcome, ApiError> {
-        let (status, body, problem) = match self {
-            Kept::Typed(outcome) => return Ok(outcome),
-            Kept::Legacy { status, body, problem } => (status, body, problem),
-        };
+        let Kept { status, body, problem } = self;
         let parsed = match (problem, status) {
             (true, _) => serde_json::from_value::<ProblemBody>(body).map(StoredOutcome::Problem),
             (false, 202) => serde_json::from_value(body).map(StoredOutcome::Pending),
             (false, _) => serde_json::from_value(body).map(StoredOutcome::Completed),
         };
         parsed.map_err(|e| {
-            tracing::error!(error = %e, "an idempotency record of an earlier version does not parse");
+            tracing::error!(error = %e, "a kept idempotent outcome does not parse");
             ApiError::StateUnavailable
         })
     }
@@ -124,20 +137,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn outcomes_kept_by_an_earlier_version_replay_typed() {
-        let legacy = json!({"status": 200, "problem": false, "body": {
+    fn outcomes_are_kept_in_the_form_every_version_reads() {
+        let kept = json!({"status": 200, "problem": false, "body": {
             "status": "completed", "tool": "util:echo", "result": {"a": 1}, "correlation_id": "c1"}});
-        let kept: Kept = serde_json::from_value(legacy).unwrap();
-        let StoredOutcome::Completed(body) = kept.into_outcome().unwrap() else { panic!("completed") };
+        let outcome = serde_json::from_value::<Kept>(kept.clone()).unwrap().into_outcome().unwrap();
+        let StoredOutcome::Completed(body) = &outcome else { panic!("completed") };
         assert_eq!(body.result, json!({"a": 1}));
+        assert_eq!(serde_json::to_value(Kept::from_outcome(&outcome)).unwrap(), kept, "written as read");
         let problem = ApiError::ToolTimeout { timeout_ms: 5 }.problem_body(&CorrelationId::generate());
-        let legacy = json!({"status": 504, "problem": true, "body": problem});
-        let kept: Kept = serde_json::from_value(legacy).unwrap();
-        assert_eq!(kept.into_outcome().unwrap().status(), 504);
-        // What this version writes reads back as itself.
-        let typed = serde_json::to_value(Kept::Typed(StoredOutcome::Problem(problem.clone()))).unwrap();
-        assert_eq!(typed["outcome"], "problem");
-        let kept: Kept = serde_json::from_value(typed).unwrap();
+        let kept = Kept::from_outcome(&StoredOutcome::Problem(problem.clone()));
+        assert_eq!((kept.status, kept.problem), (504, true));
         assert_eq!(kept.into_outcome().unwrap(), StoredOutcome::Problem(problem));
     }
 }

@@ -6,6 +6,7 @@
 use super::digest::args_digest;
 use super::{ArgsSource, CallArgs, CallRecord};
 use crate::auth::{INVOKE_SCOPE, require_scope};
+use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::policy::{ConfirmRule, Decision};
@@ -41,10 +42,12 @@ pub(super) struct Presented {
     pub action_token: Option<String>,
 }
 
-/// An authorized caller and the tool, resolved.
+/// An authorized caller and the tool, resolved (with the broker of the
+/// registry it was found in).
 pub(super) struct Resolved {
     authorized: Authorized,
     tool: Arc<Tool>,
+    broker: Arc<Broker>,
 }
 
 /// A resolved call whose arguments passed the schema.
@@ -63,6 +66,8 @@ pub(super) struct Checked {
     pub policy: Arc<PolicySnapshot>,
     /// The tool.
     pub tool: Arc<Tool>,
+    /// The broker the tool's registry was validated against.
+    pub broker: Arc<Broker>,
     /// The validated arguments.
     pub args: Value,
     /// SHA-256 of the canonical arguments.
@@ -125,8 +130,9 @@ pub(super) fn resolve(
     record: &mut CallRecord,
     authorized: Authorized,
 ) -> Result<Resolved, ApiError> {
-    let tool = state
-        .registry()
+    let plugins = state.plugins();
+    let tool = plugins
+        .registry
         .tool(&record.tool)
         .cloned()
         .ok_or_else(|| ApiError::ToolNotFound(record.tool.clone()))?;
@@ -134,7 +140,7 @@ pub(super) fn resolve(
     for scope in &tool.def.scopes {
         require_scope(&authorized.principal, scope)?;
     }
-    Ok(Resolved { authorized, tool })
+    Ok(Resolved { authorized, tool, broker: plugins.broker.clone() })
 }
 
 /// The arguments against the tool's schema; recorded when the manifest
@@ -157,7 +163,7 @@ pub(super) fn validate(
 /// rule that applies.
 pub(super) fn evaluate_rules(state: &AppState, validated: Validated) -> Result<Checked, ApiError> {
     let Validated {
-        resolved: Resolved { authorized: Authorized { principal, policy }, tool },
+        resolved: Resolved { authorized: Authorized { principal, policy }, tool, broker },
         args,
         args_sha256,
     } = validated;
@@ -165,7 +171,7 @@ pub(super) fn evaluate_rules(state: &AppState, validated: Validated) -> Result<C
     match policy.policy.evaluate(&principal, &tool.def, &args, now) {
         Decision::Deny { rule, reason } => Err(ApiError::PolicyDenied { rule, reason }),
         Decision::Permit { confirm } => {
-            Ok(Checked { principal, policy, tool, args, args_sha256, confirm_rule: confirm })
+            Ok(Checked { principal, policy, tool, broker, args, args_sha256, confirm_rule: confirm })
         }
     }
 }

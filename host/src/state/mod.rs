@@ -90,8 +90,10 @@ impl Shared {
 /// The registry and the broker it was validated against: a reload of the
 /// providers file swaps both at once, so no call sees one without the other.
 pub(crate) struct Plugins {
-    registry: Arc<RegistrySnapshot>,
-    broker: Arc<Broker>,
+    /// The registry.
+    pub registry: Arc<RegistrySnapshot>,
+    /// The broker it was validated against.
+    pub broker: Arc<Broker>,
 }
 
 /// Shutdown and uptime.
@@ -237,19 +239,32 @@ impl AppState {
         }
     }
 
-    /// The credential broker in force; keep the `Arc` for the whole call.
+    /// The credential broker in force.
     pub fn broker(&self) -> Arc<Broker> {
         self.inner.plugins.load().broker.clone()
     }
 
+    /// The registry and its broker in force; a call keeps the `Arc` from
+    /// resolution to execution, so it never pairs a tool with another
+    /// reload's broker.
+    pub(crate) fn plugins(&self) -> Arc<Plugins> {
+        self.inner.plugins.load_full()
+    }
+
     /// What a call into `plugin` is given: its config values, and brokering
-    /// and outbound HTTP within its grants, recorded in `log`.
-    pub fn call_grants(&self, plugin: &crate::registry::LoadedPlugin, log: EgressLog) -> CallGrants {
+    /// (by `broker`, the one its registry was validated against) and
+    /// outbound HTTP within its grants, recorded in `log`.
+    pub fn call_grants(
+        &self,
+        plugin: &crate::registry::LoadedPlugin,
+        broker: Arc<Broker>,
+        log: EgressLog,
+    ) -> CallGrants {
         CallGrants {
             config: plugin.config.clone(),
             egress: Egress {
                 network: plugin.network.clone(),
-                broker: self.broker(),
+                broker,
                 config: self.inner.config.clone(),
                 log,
             },
