@@ -190,8 +190,7 @@ async fn unauthenticated(
 
 /// Record who opened a new session; over the limit, close it again (503).
 async fn admit_session(access: &Access, id: String, owner: (String, String)) -> Result<(), ApiError> {
-    let live = access.sessions.open();
-    let open = live.len();
+    let open = access.sessions.open_count();
     if open > access.max_sessions {
         use rmcp::transport::streamable_http_server::session::SessionManager;
         let _ = access.sessions.close_session(&id.into()).await;
@@ -202,7 +201,7 @@ async fn admit_session(access: &Access, id: String, owner: (String, String)) -> 
     // the map is as large as the session limit: it never holds more than
     // the live sessions plus this one.
     if access.owners.lock().expect("owners lock").len() >= access.max_sessions {
-        access.owners.lock().expect("owners lock").retain(|id, _| live.contains(id.as_str()));
+        access.owners.lock().expect("owners lock").retain(|id, _| access.sessions.is_open(id));
     }
     access.owners.lock().expect("owners lock").insert(id, owner);
     Ok(())

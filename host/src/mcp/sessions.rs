@@ -30,12 +30,18 @@ impl Sessions {
         Self { inner, opened: Mutex::default() }
     }
 
-    /// The sessions open now. Exact without asking rmcp: rmcp closes every
-    /// session through [`SessionManager::close_session`] — on DELETE, and
-    /// when its worker ends (idle, or the client went away) — and a session
-    /// that somehow ended without it stays counted (the cap errs closed).
-    pub fn open(&self) -> HashSet<SessionId> {
-        self.opened.lock().expect("sessions lock").clone()
+    /// How many sessions are open now. Exact without asking rmcp: rmcp
+    /// closes every session through [`SessionManager::close_session`] — on
+    /// DELETE, and when its worker ends (idle, or the client went away) — and
+    /// a session that somehow ended without it stays counted (the cap errs
+    /// closed).
+    pub fn open_count(&self) -> usize {
+        self.opened.lock().expect("sessions lock").len()
+    }
+
+    /// Whether the session `id` is open.
+    pub fn is_open(&self, id: &str) -> bool {
+        self.opened.lock().expect("sessions lock").contains(id)
     }
 }
 
