@@ -62,8 +62,12 @@ sed -e "s/127.0.0.1:8001/$UPSTREAM/g" -e "s|../.runtime/dev-upstream.secret|.run
 "$BIN/fastmcp-dev-upstream" --listen "$UPSTREAM" --secret-file "$ROOT/.runtime/dev-upstream.secret" 2>/dev/null &
 PIDS+=($!)
 for _ in $(seq 100); do [ -s "$ROOT/.runtime/dev-upstream.secret" ] && break; sleep 0.05; done
+# One token drives every connection: its fair share of sandbox slots (32 by
+# default) is raised to the whole pool, as the test measures throughput, not
+# fairness.
 "$BIN/fastmcp" serve --root "$ROOT" --listen "$HOST" --metrics-listen "$METRICS" --no-watch \
-  --providers "$ROOT/providers.yml" --outbound-allow-internal 127.0.0.1/32 > "$ROOT/host.log" &
+  --providers "$ROOT/providers.yml" --outbound-allow-internal 127.0.0.1/32 \
+  --runtime-max-calls-per-principal 128 > "$ROOT/host.log" &
 HOST_PID=$!
 PIDS+=($HOST_PID)
 "$BIN/fastmcp-floor" --listen "$FLOOR" &

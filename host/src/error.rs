@@ -132,6 +132,15 @@ pub enum ApiError {
         /// The timeout.
         timeout_ms: u64,
     },
+    /// The caller holds as much of a shared resource (sessions, streams,
+    /// connections, sandbox slots) as one caller may ([`crate::share`]).
+    #[error("this caller already holds {limit} {resource}, the most one caller may; release some and retry")]
+    ShareExceeded {
+        /// The resource (`sessions`, `streams`, `connections`, `calls`, ...).
+        resource: &'static str,
+        /// The per-caller cap.
+        limit: usize,
+    },
     /// The caller holds as many live Idempotency-Keys as allowed.
     #[error("this caller already holds {limit} live Idempotency-Keys")]
     IdempotencyQuotaExceeded {
@@ -304,6 +313,9 @@ impl ApiError {
             RequestTimeout { .. } => {
                 c(StatusCode::SERVICE_UNAVAILABLE, "request_timeout", "Request timeout", Failed, false)
             }
+            ShareExceeded { .. } => {
+                c(StatusCode::TOO_MANY_REQUESTS, "share_exceeded", "Share exceeded", Limited, false)
+            }
             IdempotencyQuotaExceeded { .. } => c(
                 StatusCode::TOO_MANY_REQUESTS,
                 "idempotency_quota_exceeded",
@@ -339,6 +351,7 @@ impl ApiError {
         match self {
             RateLimited { retry_after_s, .. } => Some(*retry_after_s),
             Overloaded
+            | ShareExceeded { .. }
             | StateUnavailable
             | AuditUnavailable
             | RateLimitUnavailable
@@ -465,7 +478,12 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (ProblemBody, Ext
                 }
             }
         }
-        Overloaded | StateUnavailable | AuditUnavailable | RateLimitUnavailable | RequestTimeout { .. } => {
+        Overloaded
+        | ShareExceeded { .. }
+        | StateUnavailable
+        | AuditUnavailable
+        | RateLimitUnavailable
+        | RequestTimeout { .. } => {
             extra_headers.push((header::RETRY_AFTER, HeaderValue::from(error.retry_after_s().unwrap_or(1))))
         }
         BadRequest(_)

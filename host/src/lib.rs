@@ -40,6 +40,7 @@
 //! - [`logging`] — JSON log lines through a bounded, non-blocking writer;
 //! - [`metrics`] — Prometheus metrics;
 //! - [`server`] — accepting connections within the server's limits;
+//! - [`share`] — fair share: per-principal caps on what every caller shares;
 //! - [`watch`] — hot reload of manifests, components and policies;
 //! - [`state`] — the shared application state;
 //! - [`text`] — bounding outside text before it is echoed, logged or recorded.
@@ -83,6 +84,7 @@ pub(crate) mod ratelimit;
 pub(crate) mod registry;
 pub(crate) mod runtime;
 pub(crate) mod server;
+pub(crate) mod share;
 pub(crate) mod state;
 pub(crate) mod store;
 pub(crate) mod text;
@@ -127,7 +129,8 @@ pub async fn serve(
         tracing::error!(error = %e, "cannot watch files: hot reload is off (SIGHUP still reloads)");
     }
     let app = api::router(state.clone());
-    let served = server::run(listener, app, &state.config().server, shutdown).await;
+    let shares = Some(state.shares().clone());
+    let served = server::run(listener, app, &state.config().server, shares, shutdown).await;
     state.shutdown().await;
     served
 }
@@ -139,5 +142,5 @@ pub async fn serve_metrics(listener: TcpListener, state: AppState) -> std::io::R
     let stopped = async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
-    server::run(listener, app, &state.config().server, stopped).await
+    server::run(listener, app, &state.config().server, None, stopped).await
 }

@@ -1,5 +1,6 @@
 //! Prometheus metrics: calls, outcomes and latency per tool, instantiation
-//! time, sandbox occupancy, and provider token fetches. Rendered in the text
+//! time, sandbox occupancy, provider token fetches, and fair-share refusals
+//! per resource. Rendered in the text
 //! exposition format at `GET /metrics`.
 //!
 //! Tool labels only ever carry ids of tools in the registry, so a client
@@ -56,6 +57,7 @@ impl Metrics {
         runtime: &Runtime,
         broker: &Broker,
         audit: &crate::audit::BatchCounters,
+        shares: &crate::share::Shares,
         log_drops_source: Option<crate::logging::LogDrops>,
     ) -> Self {
         let mut registry = Registry::with_prefix("fastmcp");
@@ -91,6 +93,11 @@ impl Metrics {
             audit.batches.clone(),
         );
         registry.register("audit_batched_records", "Audit records in those batches", audit.records.clone());
+        registry.register(
+            "share_refusals",
+            "Requests refused because their caller held its fair share of a resource",
+            shares.refusal_counter(),
+        );
         let log_drops = Counter::default();
         registry.register(
             "log_lines_dropped",

@@ -11,13 +11,19 @@
 //! - a **connection limit**: at most `max_connections` are served at once;
 //!   beyond that the listener stops accepting (clients wait in the kernel's
 //!   backlog) until one closes;
-//! - optional **keep-alive** (on by default).
+//! - optional **keep-alive** (on by default);
+//! - with `shares`, a **fair share** of connections: each client address
+//!   holds at most its cap of connections not yet used by an authenticated
+//!   request (beyond it, new ones are closed at once), and each connection
+//!   counts against its principal's cap once a request on it is
+//!   authenticated ([`ConnectionShare`], claimed by the router).
 //!
 //! Body-read and whole-request timeouts are applied per request by the
 //! router ([`crate::api`]). Each request carries the peer's address as
 //! axum's `ConnectInfo`.
 
 use crate::config::ServerConfig;
+use crate::share::{ConnectionShare, Shares};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -31,11 +37,13 @@ use tower::ServiceExt;
 
 /// Serve `app` on `listener` until `shutdown` resolves; then stop accepting
 /// and wait (at most `limits.shutdown_grace`) for open connections to finish
-/// their requests.
+/// their requests. With `shares`, connections are held within their fair
+/// share (the API listener; the metrics listener has none).
 pub async fn run(
     listener: TcpListener,
     app: Router,
     limits: &ServerConfig,
+    shares: Option<Arc<Shares>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -63,11 +71,24 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
+        let share = match shares.as_ref().map(|shares| ConnectionShare::accept(shares, peer.ip())).transpose()
+        {
+            Ok(share) => share.map(Arc::new),
+            Err(_) => {
+                // Closed at once: this address holds its cap of connections
+                // that no authenticated request has used yet.
+                tracing::debug!(%peer, "connection refused beyond the address's fair share");
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let service =
             hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(share) = &share {
+                    request.extensions_mut().insert(share.clone());
+                }
                 app.clone().oneshot(request.map(axum::body::Body::new))
             });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));

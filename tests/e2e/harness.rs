@@ -402,12 +402,33 @@ pub fn mint(runtime_dir: &Path, sub: &str, tenant: &str, roles: &[&str], scopes:
     DevKeyFiles::in_dir(runtime_dir).mint(&claims).unwrap()
 }
 
+/// Flags that lift one caller's fair share to the whole host, for tests
+/// that drive a host with one token from hundreds of connections at once
+/// (they test something else: rate limits' exactness).
+pub const ONE_CALLER_MAY_USE_ALL: &[&str] = &[
+    "--server-max-connections-per-principal",
+    "1024",
+    "--server-max-unauthenticated-connections-per-peer",
+    "1024",
+    "--runtime-max-calls-per-principal",
+    "128",
+];
+
+/// The same as [`ONE_CALLER_MAY_USE_ALL`], for an in-process host.
+pub fn one_caller_may_use_all(config: &mut HostConfig) {
+    config.server.max_connections_per_principal = config.server.max_connections;
+    config.server.max_unauthenticated_connections_per_peer = config.server.max_connections;
+    config.runtime.max_calls_per_principal = config.runtime.max_concurrent_calls;
+}
+
 /// The real `fastmcp` binary serving `root` on an ephemeral port.
 pub struct ServerProcess {
     /// The child process.
     pub child: tokio::process::Child,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// `127.0.0.1:PORT` of the metrics listener.
+    pub metrics_addr: String,
     /// Every log line, once the process has exited.
     pub logs: tokio::task::JoinHandle<Vec<String>>,
 }
@@ -430,12 +451,17 @@ impl ServerProcess {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut startup = Vec::new();
+        let mut metrics_addr = String::new();
         let addr = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await.unwrap() {
                 let log: Value = serde_json::from_str(&line).expect("log lines are JSON");
                 startup.push(line);
+                let addr = || log["fields"]["addr"].as_str().unwrap().to_owned();
+                if log["fields"]["message"] == "metrics listening" {
+                    metrics_addr = addr();
+                }
                 if log["fields"]["message"] == "listening" {
-                    return log["fields"]["addr"].as_str().unwrap().to_owned();
+                    return addr();
                 }
             }
             panic!("the server exited before listening");
@@ -450,7 +476,24 @@ impl ServerProcess {
             }
             all
         });
-        Self { child, addr, logs }
+        Self { child, addr, metrics_addr, logs }
+    }
+
+    /// `http://ADDR/path` on the API listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The process's resident set now and at its peak, in KiB (`VmRSS`,
+    /// `VmHWM`).
+    pub fn rss_kib(&self) -> (u64, u64) {
+        let pid = self.child.id().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| {
+            let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+        };
+        (field("VmRSS:"), field("VmHWM:"))
     }
 
     /// Send a signal (`-TERM`, `-HUP`, `-KILL`) to the process.

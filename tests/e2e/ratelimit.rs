@@ -2,7 +2,7 @@
 //! isolation, the draft `RateLimit*` headers, `Retry-After` honoured, and
 //! every 429 audited.
 
-use crate::harness::{ALL_SCOPES, TestRoot, TestServer, json, problem};
+use crate::harness::{ALL_SCOPES, TestRoot, TestServer, json, one_caller_may_use_all, problem};
 use fastmcp_host::audit::recover::trail_files;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -25,7 +25,8 @@ pub fn limited_root() -> TestRoot {
 #[tokio::test(flavor = "multi_thread")]
 async fn exactly_the_quota_passes_under_concurrency() {
     let root = limited_root();
-    let config = root.config();
+    let mut config = root.config();
+    one_caller_may_use_all(&mut config);
     let clock = config.clock.clone();
     let server = TestServer::start_with(config).await;
     let responses = join_all((0..200).map(|i| server.invoke("util:echo", json!({"i": i})))).await;

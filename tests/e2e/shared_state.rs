@@ -3,7 +3,8 @@
 //! idempotency across replicas, and fail-closed while Redis is down.
 
 use crate::harness::{
-    ALL_SCOPES, RedisServer, ServerProcess, TestRoot, TestServer, eventually, json, mint, problem,
+    ALL_SCOPES, ONE_CALLER_MAY_USE_ALL, RedisServer, ServerProcess, TestRoot, TestServer, eventually, json,
+    mint, problem,
 };
 use crate::ratelimit::limited_root;
 use futures_util::future::join_all;
@@ -25,9 +26,10 @@ fn replica_of(first: &TestRoot) -> TestRoot {
 async fn two_host_processes_share_buckets_exactly() {
     let Some(redis) = RedisServer::start() else { return };
     let (root_a, url) = (limited_root(), redis.url());
-    let a = ServerProcess::start(&root_a, "info", &["--redis-url", &url]).await;
+    let args = [&["--redis-url", url.as_str()], ONE_CALLER_MAY_USE_ALL].concat();
+    let a = ServerProcess::start(&root_a, "info", &args).await;
     let root_b = replica_of(&root_a);
-    let b = ServerProcess::start(&root_b, "info", &["--redis-url", &url]).await;
+    let b = ServerProcess::start(&root_b, "info", &args).await;
     assert_ne!(a.addr, b.addr);
     let token = mint(&root_a.path().join(".runtime"), "tester", "public", &["tester"], ALL_SCOPES);
     let client = reqwest::Client::new();

@@ -1,18 +1,19 @@
 //! `GET /health` and `GET /metrics`.
 //!
-//! Without credentials `/health` says only whether the host is serving and
-//! ready (`{"status": "ok" | "degraded"}`); the detail — versions, reload
-//! errors and files, the audit head, Redis — needs a token with
-//! [`HEALTH_SCOPE`]. `/metrics` is served on its own listener
-//! ([`crate::serve_metrics`], loopback by default), never on the API's.
+//! `/health` is liveness and readiness for anyone: `200 {"status": "ok" |
+//! "degraded"}` whatever credentials are presented — none, invalid ones, or
+//! a token without the scope (probes and generic clients send a bearer on
+//! every request). The detail — versions, reload errors and files, the
+//! audit head, Redis — is shown only to a token with [`HEALTH_SCOPE`].
+//! `/metrics` is served on its own listener ([`crate::serve_metrics`],
+//! loopback by default), never on the API's; `/health` is served there too,
+//! so that probes are answered even when the API listener is saturated.
 
-use crate::auth::{HEALTH_SCOPE, authenticate, require_scope};
-use crate::correlation::CorrelationId;
-use crate::error::Problem;
+use crate::auth::{HEALTH_SCOPE, caller_of};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::extract::{Request, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -150,14 +151,10 @@ fn unix_seconds(t: SystemTime) -> u64 {
     get, path = "/health", tag = "operations",
     security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "Serving: `{status}` without credentials, the detail with the scope", body = HealthResponse),
+        (status = 200, description = "Serving: `{status}` for anyone, the detail with the scope", body = HealthResponse),
     )
 )]
-pub async fn health(
-    State(state): State<AppState>,
-    correlation_id: CorrelationId,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
+pub async fn health(State(state): State<AppState>, request: Request) -> Response {
     let audit = state.audit().status();
     let redis_status = state.redis_status();
     let degraded = audit.failed.is_some()
@@ -165,11 +162,13 @@ pub async fn health(
         || audit.witness_error.is_some()
         || redis_status.as_ref().is_some_and(|r| r.is_err());
     let status = if degraded { "degraded" } else { "ok" };
-    if !headers.contains_key(header::AUTHORIZATION) {
-        return Ok(Json(PublicHealth { status }).into_response());
+    let shows_detail = request.headers().contains_key(header::AUTHORIZATION)
+        && caller_of(state.auth(), request.extensions(), request.headers())
+            .await
+            .is_ok_and(|principal| principal.has_scope(HEALTH_SCOPE));
+    if !shows_detail {
+        return Json(PublicHealth { status }).into_response();
     }
-    let principal = authenticate(state.auth(), &headers).await.map_err(|e| e.at(&correlation_id))?;
-    require_scope(&principal, HEALTH_SCOPE).map_err(|e| e.at(&correlation_id))?;
     let registry = state.registry();
     let runtime = state.runtime();
     let policy = state.policy();
@@ -178,7 +177,7 @@ pub async fn health(
         error: result.err(),
         fail_open: state.config().redis.fails_open(),
     });
-    Ok(Json(HealthResponse {
+    Json(HealthResponse {
         status,
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: state.started_at().elapsed().map(|d| d.as_secs()).unwrap_or(0),
@@ -222,7 +221,7 @@ pub async fn health(
         }),
         redis,
     })
-    .into_response())
+    .into_response()
 }
 
 /// Prometheus metrics — served on the metrics listener (`--metrics-listen`,

@@ -1,8 +1,9 @@
 //! The HTTP router: the REST API (`docs/api.md`) and the transport layers
-//! around it; it mounts the MCP endpoint ([`crate::mcp`]) and serves
-//! `/metrics` on its own listener. Handlers are thin: they extract (the
-//! caller with [`caller::Authenticated`]), call the pipeline or read state,
-//! and render.
+//! around it (one authentication per request: [`caller::middleware`]); it
+//! mounts the MCP endpoint ([`crate::mcp`]) and serves `/metrics` (and
+//! `/health` for probes) on its own listener. Handlers are thin: they
+//! extract (the caller with [`caller::Authenticated`]), call the pipeline
+//! or read state, and render.
 
 mod caller;
 mod catalog;
@@ -38,14 +39,19 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::mcp::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), caller::middleware))
         .layer(axum::middleware::from_fn_with_state(request_timeout, deadline))
         .layer(axum::middleware::from_fn(correlation::middleware))
         .with_state(state)
 }
 
-/// The metrics listener's router: `GET /metrics` only.
+/// The metrics listener's router: `GET /metrics`, and `GET /health` for
+/// probes (answered here even when the API listener is saturated).
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(health::metrics)).with_state(state)
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .route("/health", get(health::health))
+        .with_state(state)
 }
 
 /// Answer 503 `request_timeout` when a response takes longer than the

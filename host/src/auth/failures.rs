@@ -7,7 +7,14 @@
 //!
 //! Addresses are keyed per IPv4 address and per IPv6 /64 (one host usually
 //! holds a whole /64). Behind a reverse proxy every client is the proxy.
+//!
+//! The budget's table holds at most `max_peers` addresses. When it is full
+//! (an attacker with many addresses), entries whose budget is back in full
+//! are dropped at most once a second; while it is still full, failures get
+//! no budget: they are counted for the aggregate record only. Nothing is lost — every failure is in a record
+//! or a count — and memory stays bounded.
 
+use crate::share::PeerKey;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use serde_json::{Value, json};
@@ -15,16 +22,23 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Addresses whose suppressed failures are counted one by one; the rest
 /// are summed under `other`.
 const MAX_COUNTED: usize = 1024;
 /// Addresses named in one aggregate record.
 const MAX_REPORTED: usize = 32;
+/// How often a full table may be swept for addresses back at full budget.
+const SWEEP_WHEN_FULL_EVERY: Duration = Duration::from_secs(1);
+
+type Limiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, governor::clock::DefaultClock>;
 
 /// The per-address budget and the suppressed counts.
 pub struct AuthFailures {
-    limiter: Option<RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, governor::clock::DefaultClock>>,
+    limiter: Option<Limiter>,
+    max_peers: usize,
+    last_sweep: Mutex<Option<Instant>>,
     suppressed: Mutex<Suppressed>,
 }
 
@@ -35,18 +49,38 @@ struct Suppressed {
 }
 
 impl AuthFailures {
-    /// `per_minute` audited failures per address (0: audit none one by one).
-    pub fn new(per_minute: u32) -> Self {
+    /// `per_minute` audited failures per address (0: audit none one by one),
+    /// for at most `max_peers` addresses at once.
+    pub fn new(per_minute: u32, max_peers: usize) -> Self {
         let limiter = NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)));
-        Self { limiter, suppressed: Mutex::new(Suppressed::default()) }
+        Self {
+            limiter,
+            max_peers,
+            last_sweep: Mutex::new(None),
+            suppressed: Mutex::new(Suppressed::default()),
+        }
+    }
+
+    /// Whether `key` may be given (or use) a budget of its own: the table
+    /// has room, or can be made some.
+    fn has_room(&self, limiter: &Limiter) -> bool {
+        if limiter.len() < self.max_peers {
+            return true;
+        }
+        let mut last = self.last_sweep.lock().expect("auth failures lock");
+        if last.is_none_or(|at| at.elapsed() >= SWEEP_WHEN_FULL_EVERY) {
+            *last = Some(Instant::now());
+            limiter.retain_recent();
+        }
+        limiter.len() < self.max_peers
     }
 
     /// A failed authentication from `peer`: `true` if it is within the
     /// address's budget and should be audited on its own, `false` if it was
     /// counted for the aggregate record instead.
     pub fn admit(&self, peer: IpAddr) -> bool {
-        let key = key_of(peer);
-        if self.limiter.as_ref().is_some_and(|l| l.check_key(&key).is_ok()) {
+        let key = PeerKey::from(peer).0;
+        if self.limiter.as_ref().is_some_and(|l| self.has_room(l) && l.check_key(&key).is_ok()) {
             return true;
         }
         let mut suppressed = self.suppressed.lock().expect("auth failures lock");
@@ -85,28 +119,13 @@ impl AuthFailures {
     }
 }
 
-/// IPv4 as is; IPv6 cut to its /64.
-fn key_of(peer: IpAddr) -> IpAddr {
-    match peer {
-        IpAddr::V4(_) => peer,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut segments = v6.segments();
-                segments[4..].fill(0);
-                IpAddr::V6(segments.into())
-            }
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn within_budget_one_by_one_beyond_it_in_aggregate() {
-        let failures = AuthFailures::new(3);
+        let failures = AuthFailures::new(3, 100);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "2001:db8::1".parse().unwrap();
         assert!((0..3).all(|_| failures.admit(a)));
@@ -118,5 +137,19 @@ mod tests {
         assert_eq!(report["total"], 5);
         assert_eq!(report["peers"][0]["peer"], "10.0.0.1");
         assert!(failures.take_report().is_none(), "counts reset");
+    }
+
+    #[test]
+    fn a_full_table_gives_new_addresses_no_budget_but_counts_them() {
+        let failures = AuthFailures::new(3, 2);
+        assert!(failures.admit("10.0.0.1".parse().unwrap()));
+        assert!(failures.admit("10.0.0.2".parse().unwrap()));
+        // Both entries are mid-budget, so a sweep frees nothing.
+        assert!(!failures.admit("10.0.0.3".parse().unwrap()));
+        assert!(!failures.admit("10.0.0.3".parse().unwrap()));
+        let report = failures.take_report().unwrap();
+        assert_eq!(report["total"], 2);
+        assert_eq!(report["peers"][0]["peer"], "10.0.0.3");
+        assert!(failures.limiter.as_ref().unwrap().len() <= 2);
     }
 }

@@ -25,7 +25,9 @@ pub mod extract;
 pub mod failures;
 pub mod keys;
 
-pub use extract::{CATALOG_SCOPE, HEALTH_SCOPE, INVOKE_SCOPE, authenticate, require_scope};
+pub use extract::{
+    CATALOG_SCOPE, HEALTH_SCOPE, INVOKE_SCOPE, Verdict, authenticate, caller_of, require_scope,
+};
 
 use crate::config::AuthConfig;
 use crate::principal::Principal;

@@ -27,6 +27,10 @@ settings! {
         request_timeout: Duration = "120000" as Millis, .range(1, 86_400_000).flag("request-timeout-ms").env("FASTMCP_REQUEST_TIMEOUT_MS");
         /// Connections served at once; beyond, new ones wait to be accepted.
         max_connections: usize = "1024" as Num, .range(1, 1_000_000).flag("max-connections").env("FASTMCP_MAX_CONNECTIONS");
+        /// Connections one principal may hold (counted by the last authenticated request on each); beyond, 429 `share_exceeded` and the connection is closed.
+        max_connections_per_principal: usize = "128" as Num, .range(1, 1_000_000);
+        /// Connections one client address (IPv4, or IPv6 /64) may hold before an authenticated request on them (all addresses together: half of `max_connections`); beyond, new ones are closed at once. Behind a proxy every client is the proxy: raise it there.
+        max_unauthenticated_connections_per_peer: usize = "64" as Num, .range(1, 1_000_000);
         /// Largest request line plus headers, in bytes.
         max_header_bytes: usize = "65536" as Num, .range(8192, 1 << 20).flag("max-header-bytes").env("FASTMCP_MAX_HEADER_BYTES");
         /// Keep connections open between requests.
@@ -35,12 +39,16 @@ settings! {
         shutdown_grace: Duration = "30" as Secs, .range(0, 3600);
         /// Failed authentications per client address per minute audited one by one; beyond, counted and audited in aggregate.
         auth_failures_per_minute: u32 = "30" as Num, .range(1, 1_000_000).flag("auth-failures-per-minute").env("FASTMCP_AUTH_FAILURES_PER_MINUTE");
+        /// Client addresses the failed-authentication budget tracks at once; while the table is full, failures are audited only in aggregate.
+        auth_failure_peers: usize = "65536" as Num, .range(1, 16_777_216);
     }
 
     /// The WebAssembly sandbox, as far as it is not per plugin.
     runtime: RuntimeConfig {
         /// Plugin calls that may run at once; the pooling allocator is sized to match.
         max_concurrent_calls: u32 = "128" as Num, .range(1, 100_000).flag("max-concurrent-calls").env("FASTMCP_MAX_CONCURRENT_CALLS");
+        /// Sandbox slots one principal may hold, running or waiting for one; beyond, 429 `share_exceeded`.
+        max_calls_per_principal: u32 = "32" as Num, .range(1, 100_000);
         /// How long a call may wait for a free sandbox slot before 503 `overloaded`.
         queue_timeout: Duration = "250" as Millis, .range(0, 60_000).flag("queue-timeout-ms").env("FASTMCP_QUEUE_TIMEOUT_MS");
         /// Epoch tick: the granularity of deadlines and of cooperative yields.
@@ -165,8 +173,16 @@ settings! {
         authorization_servers: Vec<String> = "" as List, .flag("authorization-servers").env("FASTMCP_AUTHORIZATION_SERVERS");
         /// Legacy (2025-11-25) sessions open at once; beyond, 503 `overloaded`.
         max_sessions: usize = "256" as Num, .range(1, 1_000_000).flag("mcp-max-sessions").env("FASTMCP_MCP_MAX_SESSIONS");
+        /// Legacy sessions one principal may hold; beyond, 429 `share_exceeded`.
+        max_sessions_per_principal: usize = "16" as Num, .range(1, 1_000_000);
         /// A legacy session idle this long is closed.
         session_idle: Duration = "300" as Secs, .range(1, 86_400).flag("mcp-session-idle-s").env("FASTMCP_MCP_SESSION_IDLE_S");
+        /// Streams (`subscriptions/listen`, `GET /mcp`) open at once, and never more than half of `server.max_connections`; beyond, 503 `overloaded`.
+        max_streams: usize = "256" as Num, .range(1, 1_000_000);
+        /// Streams one principal may hold open; beyond, 429 `share_exceeded`.
+        max_streams_per_principal: usize = "8" as Num, .range(1, 1_000_000);
+        /// A stream is ended after this long; clients reconnect (and re-list the tools).
+        stream_lifetime: Duration = "600" as Secs, .range(1, 86_400);
     }
 
     /// Prometheus metrics.

@@ -8,27 +8,30 @@
 //! the REST limits (size and time) only after authentication.
 //!
 //! Legacy sessions (2025-11-25) belong to the principal that opened them:
-//! a request naming another caller's session is answered as an unknown
-//! session, and their number is bounded.
+//! a request naming another caller's session gets exactly the answer of an
+//! unknown session (404, the same bytes on POST, GET and DELETE). Their
+//! number is bounded globally and per principal (429 `share_exceeded`), as
+//! are long-lived streams ([`super::streams`]).
 
 use super::metadata;
 use super::names;
 use super::sessions::Sessions;
-use crate::auth::{CATALOG_SCOPE, INVOKE_SCOPE, authenticate};
+use super::streams::Streams;
+use crate::auth::{CATALOG_SCOPE, INVOKE_SCOPE, caller_of};
 use crate::correlation::{AlreadyLogged, CorrelationId};
 use crate::error::ApiError;
 use crate::pipeline::{self, CallArgs, CallRequest, Endpoint, Transport};
 use crate::principal::Principal;
 use crate::server::peer_of;
+use crate::share::Owner;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const METHOD_HEADER: &str = "mcp-method";
@@ -51,15 +54,14 @@ impl CallLogged {
 pub struct Access {
     state: AppState,
     sessions: Arc<Sessions>,
-    /// Who opened each legacy session: (tenant, subject).
-    owners: Mutex<HashMap<String, (String, String)>>,
-    max_sessions: usize,
+    streams: Streams,
 }
 
 impl Access {
-    /// The layer over `sessions`, holding at most `max_sessions` of them.
-    pub fn new(state: AppState, sessions: Arc<Sessions>, max_sessions: usize) -> Self {
-        Self { state, sessions, owners: Mutex::default(), max_sessions }
+    /// The layer over `sessions`.
+    pub fn new(state: AppState, sessions: Arc<Sessions>) -> Self {
+        let streams = Streams::new(state.config(), state.shares().clone());
+        Self { state, sessions, streams }
     }
 }
 
@@ -70,20 +72,27 @@ pub async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    let principal = match authenticate(access.state.auth(), request.headers()).await {
+    let principal = match caller_of(access.state.auth(), request.extensions(), request.headers()).await {
         Ok(principal) => principal,
         Err(error) => return unauthenticated(&access.state, error, request, &correlation_id).await,
     };
     if let Err(error) = check_scopes(&principal, &request) {
         return error.at(&correlation_id).into_response();
     }
-    let owner = (principal.tenant.clone(), principal.sub.clone());
-    let session = request.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if let Some(id) = &session
-        && access.owners.lock().expect("owners lock").get(id).is_some_and(|o| *o != owner)
-    {
-        return unknown_session();
-    }
+    let owner = Owner::from(principal.as_ref());
+    let session = match request.headers().get(SESSION_HEADER) {
+        None => None,
+        Some(id) => match id.to_str() {
+            Ok(id) if access.sessions.is_owned_by(id, &owner) => Some(id.to_owned()),
+            // Unknown, ended, or another caller's: one answer for all.
+            _ => return unknown_session(),
+        },
+    };
+    let stream = match Streams::opens_stream(&request).then(|| access.streams.admit(&principal)) {
+        Some(Err(refused)) => return refused.at(&correlation_id).into_response(),
+        Some(Ok(held)) => Some(held),
+        None => None,
+    };
     let mut request = match read_body(&access.state, request).await {
         Ok(request) => request,
         Err(error) => return error.at(&correlation_id).into_response(),
@@ -97,15 +106,22 @@ pub async fn guard(
         // The call's record wrote the request's one log line.
         response.extensions_mut().insert(AlreadyLogged);
     }
+    if let Some(held) = stream {
+        response = access.streams.bound(response, held);
+    }
     match (&session, response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())) {
         (None, Some(opened)) => {
             let opened = opened.to_owned();
-            if let Err(error) = admit_session(&access, opened, owner).await {
-                response = error.at(&correlation_id).into_response();
+            match admit_session(&access, opened, owner).await {
+                Ok(true) => {}
+                // Ended already (the client went away).
+                Ok(false) => response = unknown_session(),
+                Err(error) => response = error.at(&correlation_id).into_response(),
             }
         }
-        (Some(id), _) if method == Method::DELETE && response.status().is_success() => {
-            access.owners.lock().expect("owners lock").remove(id);
+        // The session ended between the check and rmcp: still one answer.
+        (Some(_), _) if is_unknown_session(&response) => response = unknown_session(),
+        (Some(_), _) if method == Method::DELETE && response.status().is_success() => {
             // rmcp answers 202; clients expect 200 or 204 for a terminated
             // session (the Python SDK logs a failure otherwise).
             *response.status_mut() = StatusCode::NO_CONTENT;
@@ -188,26 +204,41 @@ async fn unauthenticated(
     response
 }
 
-/// Record who opened a new session; over the limit, close it again (503).
-async fn admit_session(access: &Access, id: String, owner: (String, String)) -> Result<(), ApiError> {
+/// Record who opened a new session (`false` if it is gone already); over
+/// the global limit (503) or the owner's share (429), close it again.
+async fn admit_session(access: &Access, id: String, owner: Owner) -> Result<bool, ApiError> {
+    use rmcp::transport::streamable_http_server::session::SessionManager;
     let open = access.sessions.open_count();
-    if open > access.max_sessions {
-        use rmcp::transport::streamable_http_server::session::SessionManager;
+    let limit = access.state.config().mcp.max_sessions;
+    let admitted = if open > limit {
+        tracing::warn!(open, limit, "MCP session limit reached");
+        Err(ApiError::Overloaded)
+    } else {
+        access.state.shares().sessions.take(owner).map(|share| access.sessions.admit(&id, share))
+    };
+    if !matches!(admitted, Ok(true)) {
         let _ = access.sessions.close_session(&id.into()).await;
-        tracing::warn!(open, limit = access.max_sessions, "MCP session limit reached");
-        return Err(ApiError::Overloaded);
     }
-    // Forget the owners of sessions that ended (idle timeout, DELETE) once
-    // the map is as large as the session limit: it never holds more than
-    // the live sessions plus this one.
-    if access.owners.lock().expect("owners lock").len() >= access.max_sessions {
-        access.owners.lock().expect("owners lock").retain(|id, _| access.sessions.is_open(id));
-    }
-    access.owners.lock().expect("owners lock").insert(id, owner);
-    Ok(())
+    admitted
 }
 
-/// What rmcp answers for a session it does not know.
+/// rmcp's own answer for a session it does not know: a plain-text 404 (a
+/// JSON-RPC error that maps to 404 is not one).
+fn is_unknown_session(response: &Response) -> bool {
+    response.status() == StatusCode::NOT_FOUND
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|value| value.as_bytes().starts_with(b"text/plain"))
+}
+
+/// The one answer for a session that is unknown, ended, or another
+/// caller's: the same status, headers and body whichever it is.
 fn unknown_session() -> Response {
-    (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Not Found: Session not found",
+    )
+        .into_response()
 }

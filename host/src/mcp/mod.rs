@@ -5,6 +5,8 @@
 //! chosen per request by rmcp. See `docs/mcp.md`.
 //!
 //! - [`access`]: authentication, scopes, body limits, session ownership.
+//! - [`sessions`]: legacy sessions, their owners and shares.
+//! - [`streams`]: long-lived streams within their shares and lifetime.
 //! - [`handler`]: `tools/list`, `tools/call`, change notifications.
 //! - [`confirm`]: the confirmation gate as elicitation.
 //! - [`render`]: outcomes as `tools/call` results.
@@ -19,6 +21,7 @@ mod names;
 mod render;
 mod runner;
 mod sessions;
+mod streams;
 
 pub use handler::ToolServer;
 
@@ -49,7 +52,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         sessions.clone(),
         server_config,
     );
-    let access = Arc::new(access::Access::new(state.clone(), sessions, config.max_sessions));
+    let access = Arc::new(access::Access::new(state.clone(), sessions));
     Router::new()
         .route_service("/mcp", service)
         .layer(axum::middleware::from_fn_with_state(access, access::guard))

@@ -1,23 +1,27 @@
 //! The legacy (2025-11-25) MCP sessions: rmcp's local session manager,
-//! wrapped so that the host knows which sessions are open — for the session
-//! cap and for forgetting the owners of ended sessions — through rmcp's
-//! `SessionManager` trait alone, never its fields.
+//! wrapped so that the host knows which sessions are open and who owns each
+//! — for the global cap, each principal's share, and answering another
+//! caller's session as unknown — through rmcp's `SessionManager` trait
+//! alone, never its fields. A session's share is held in the map and
+//! released when rmcp closes the session.
 
+use crate::share::{Owner, Share};
 use futures_core::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError, SessionConfig,
 };
 use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId, SessionManager};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// rmcp's local sessions, and the ids of those this host opened.
+/// rmcp's local sessions, and those this host opened with their owner's
+/// share (`None` between creation and [`Sessions::admit`]).
 pub struct Sessions {
     inner: LocalSessionManager,
-    opened: Mutex<HashSet<SessionId>>,
+    opened: Mutex<HashMap<SessionId, Option<Share<Owner>>>>,
 }
 
 impl Sessions {
@@ -39,9 +43,25 @@ impl Sessions {
         self.opened.lock().expect("sessions lock").len()
     }
 
-    /// Whether the session `id` is open.
-    pub fn is_open(&self, id: &str) -> bool {
-        self.opened.lock().expect("sessions lock").contains(id)
+    /// Record that `share`'s owner opened the session `id` (false if the
+    /// session is gone already).
+    pub fn admit(&self, id: &str, share: Share<Owner>) -> bool {
+        match self.opened.lock().expect("sessions lock").get_mut(id) {
+            Some(owner) => {
+                *owner = Some(share);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the session `id` is open and `owner`'s.
+    pub fn is_owned_by(&self, id: &str, owner: &Owner) -> bool {
+        self.opened
+            .lock()
+            .expect("sessions lock")
+            .get(id)
+            .is_some_and(|share| share.as_ref().is_some_and(|share| share.owner() == owner))
     }
 }
 
@@ -51,7 +71,7 @@ impl SessionManager for Sessions {
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
         let (id, transport) = self.inner.create_session().await?;
-        self.opened.lock().expect("sessions lock").insert(id.clone());
+        self.opened.lock().expect("sessions lock").insert(id.clone(), None);
         Ok((id, transport))
     }
 
@@ -68,7 +88,8 @@ impl SessionManager for Sessions {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.opened.lock().expect("sessions lock").remove(id);
+        let share = self.opened.lock().expect("sessions lock").remove(id);
+        drop(share);
         self.inner.close_session(id).await
     }
 

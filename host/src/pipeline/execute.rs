@@ -1,5 +1,7 @@
-//! Execute: run the tool in a fresh sandbox and map how it ended to the
-//! error contract. Clients learn what kind of failure it was; the runtime's
+//! Execute: run the tool in a fresh sandbox — within the caller's share of
+//! sandbox slots, running or waiting (429 `share_exceeded` beyond it, so
+//! that one caller's slow calls cannot make every other caller wait out the
+//! queue) — and map how it ended to the error contract. Clients learn what kind of failure it was; the runtime's
 //! own words (trap messages, wasmtime errors) go to the log only.
 
 use super::CallRecord;
@@ -7,6 +9,7 @@ use super::steps::Checked;
 use crate::error::ApiError;
 use crate::runtime::call_data::CallIdentity;
 use crate::runtime::{CallError, ToolError};
+use crate::share::Owner;
 use crate::state::AppState;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +29,7 @@ pub(super) async fn execute(
         subject: principal.sub.clone(),
         tool_id: tool.def.id.clone(),
     };
+    let _slot_share = state.shares().calls.take(Owner::from(principal.as_ref()))?;
     let plugin = &tool.plugin;
     let grants = state.call_grants(plugin, call.broker.clone(), record.egress.clone());
     let running = state.runtime().call(

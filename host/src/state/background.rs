@@ -1,21 +1,24 @@
 //! The host's background tasks, each stopping once the host is dropped or
 //! shuts down: idle rate-limit keys are swept, Redis is PINGed for
 //! `/health`, a remote JWKS is refreshed on schedule, and authentication
-//! failures over their budget are audited in aggregate.
+//! failures over their budget and fair-share refusals are audited in
+//! aggregate.
 
 use super::AppState;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often suppressed authentication failures are audited in aggregate.
-pub(super) const AUTH_FAILURE_REPORT_EVERY: Duration = Duration::from_secs(60);
+/// How often suppressed authentication failures and fair-share refusals are
+/// audited in aggregate.
+pub(super) const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How often idle rate-limit keys are evicted.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Start every background task of `state`.
 pub(super) fn spawn_all(state: &AppState) {
     every(state, SWEEP_EVERY, |state| async move { state.rate_limits().sweep() });
-    every(state, AUTH_FAILURE_REPORT_EVERY, |state| async move { state.report_auth_failures().await });
+    every(state, REPORT_EVERY, |state| async move { state.report_auth_failures().await });
+    every(state, REPORT_EVERY, |state| async move { state.report_share_refusals().await });
     if state.redis().is_some() {
         let period = state.config().redis.health_check_interval;
         every(state, period, |state| async move { ping_redis(&state).await });

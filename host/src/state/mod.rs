@@ -24,6 +24,7 @@ use crate::ratelimit::{Limiter, RateLimits, RedisBuckets};
 use crate::registry::RegistrySnapshot;
 use crate::runtime::Runtime;
 use crate::runtime::call_data::CallGrants;
+use crate::share::Shares;
 use crate::store::KeyValueStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::{Redis, RedisStore};
@@ -47,6 +48,8 @@ struct Inner {
     metrics: Metrics,
     /// Failed authentications per client address.
     auth_failures: AuthFailures,
+    /// What each caller holds of what all share.
+    shares: Arc<Shares>,
     /// State shared with replicas (or embedded): the store and rate limits.
     shared: Shared,
     /// The plugins and their credentials, swapped together by reloads.
@@ -172,8 +175,11 @@ impl AppState {
             compile_cache_misses = runtime.cache_stats().misses.get(),
             "registry loaded"
         );
-        let metrics = Metrics::new(&runtime, &broker, audit.batch_counters(), config.log_drops.clone());
-        let auth_failures = AuthFailures::new(config.server.auth_failures_per_minute);
+        let shares = Arc::new(Shares::new(&config));
+        let metrics =
+            Metrics::new(&runtime, &broker, audit.batch_counters(), &shares, config.log_drops.clone());
+        let auth_failures =
+            AuthFailures::new(config.server.auth_failures_per_minute, config.server.auth_failure_peers);
         let plugins = Plugins { registry: Arc::new(registry), broker: Arc::new(broker) };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -184,6 +190,7 @@ impl AppState {
                 audit,
                 metrics,
                 auth_failures,
+                shares,
                 shared,
                 plugins: ArcSwap::from_pointee(plugins),
                 policy: ArcSwap::from_pointee(PolicySnapshot { version: 1, policy }),
@@ -228,11 +235,28 @@ impl AppState {
         &self.inner.auth_failures
     }
 
+    /// What each caller holds of what all share.
+    pub fn shares(&self) -> &Arc<Shares> {
+        &self.inner.shares
+    }
+
+    /// Audit the fair-share refusals counted since the last report, in one
+    /// `share.refused` record (nothing if there were none).
+    pub async fn report_share_refusals(&self) {
+        let Some(mut detail) = self.shares().take_report() else { return };
+        detail["window_s"] = background::REPORT_EVERY.as_secs().into();
+        tracing::warn!(refused = %detail["refused"], "callers refused beyond their fair share");
+        let event = AuditEvent::host("share.refused", "refused", detail);
+        if let Err(e) = self.audit().append(event).await {
+            tracing::error!(error = %e, "cannot record fair-share refusals");
+        }
+    }
+
     /// Audit the authentication failures counted since the last report, in
     /// one `auth.failures_suppressed` record (nothing if there were none).
     pub async fn report_auth_failures(&self) {
         let Some(mut detail) = self.auth_failures().take_report() else { return };
-        detail["window_s"] = background::AUTH_FAILURE_REPORT_EVERY.as_secs().into();
+        detail["window_s"] = background::REPORT_EVERY.as_secs().into();
         let event = AuditEvent::host("auth.failures_suppressed", "unauthenticated", detail);
         if let Err(e) = self.audit().append(event).await {
             tracing::error!(error = %e, "cannot record suppressed authentication failures");
@@ -291,6 +315,7 @@ impl AppState {
     pub async fn shutdown(&self) {
         self.inner.lifecycle.shutdown.send_replace(true);
         self.report_auth_failures().await;
+        self.report_share_refusals().await;
         let uptime = self.started_at().elapsed().map(|d| d.as_secs()).unwrap_or(0);
         self.audit().close(serde_json::json!({"uptime_s": uptime})).await;
     }

@@ -52,11 +52,12 @@ async fn health_says_little_without_a_scope_and_metrics_are_not_on_the_api_liste
     assert_eq!(status, 200);
     assert_eq!(public, json!({"status": "ok"}), "liveness and readiness only");
 
+    // Liveness whatever the credentials: no detail without the scope.
     let no_scope = server.token_for("agent", "public", &["tester"], &["tools.invoke:write"]);
-    let response = server.client().get(server.url("/health")).bearer_auth(&no_scope).send().await.unwrap();
-    problem(response, 403, "insufficient_scope").await;
-    let response = server.client().get(server.url("/health")).bearer_auth("garbage").send().await.unwrap();
-    problem(response, 401, "unauthenticated").await;
+    for token in [no_scope.as_str(), "garbage"] {
+        let response = server.client().get(server.url("/health")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(json(response).await, (200, json!({"status": "ok"})));
+    }
     let (_, detail) = json(server.get("/health").await).await;
     assert!(detail["registry"]["tools"].is_number() && detail["audit"]["head"].is_string(), "{detail}");
 

@@ -4,6 +4,7 @@
 
 mod access;
 mod credentials;
+mod fairness;
 mod idempotency;
 mod plugins;
 mod rollback;

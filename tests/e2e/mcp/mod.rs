@@ -6,7 +6,7 @@
 
 mod calls;
 mod clients;
-mod confirmation;
+pub mod confirmation;
 mod protocol;
 
 use crate::harness::{TestServer, audit_records};
