@@ -16,7 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use fastmcp_host::auth::devkeys::{DevKeyFiles, dev_claims};
 use fastmcp_host::internals::EgressLog;
 use fastmcp_host::internals::PluginPre;
-use fastmcp_host::internals::{CallData, CallIdentity, call_context};
+use fastmcp_host::internals::{CallData, CallIdentity, OutputLimits, call_context};
 use fastmcp_host::{AppState, HostConfig};
 use serde_json::{Map, Value, json};
 use std::path::Path;
@@ -78,7 +78,10 @@ fn bench(c: &mut Criterion) {
     c.bench_function("raw_instantiate_call", |b| {
         b.to_async(&tokio).iter(|| async {
             let grants = state.call_grants(&tool.plugin, state.broker(), EgressLog::default());
-            let mut store = Store::new(&engine, CallData::new(identity(), grants, 16 << 20, 16));
+            let mut store = Store::new(
+                &engine,
+                CallData::new(identity(), grants, 16 << 20, OutputLimits { log_lines: 16, output_bytes: 0 }),
+            );
             store.set_epoch_deadline(u64::MAX / 2);
             let plugin = pre.instantiate_async(&mut store).await.unwrap();
             let out =

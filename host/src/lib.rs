@@ -107,7 +107,7 @@ pub mod internals {
     pub use crate::policy::PolicySet;
     pub use crate::ratelimit::{Limit, Limiter, RateLimits, RedisBuckets, caller_key};
     pub use crate::runtime::bindings::PluginPre;
-    pub use crate::runtime::call_data::{CallData, CallIdentity, call_context};
+    pub use crate::runtime::call_data::{CallData, CallIdentity, OutputLimits, call_context};
     pub use crate::runtime::{engine, link_imports};
     pub use crate::store::redis::Redis;
 }

@@ -109,6 +109,9 @@ pub struct LoadedPlugin {
     pub network: Arc<PluginNetwork>,
     /// The manifest's `config:` values.
     pub config: Arc<BTreeMap<String, String>>,
+    /// Tools the component implements that the manifest does not describe,
+    /// so not served.
+    pub unexposed: Vec<String>,
 }
 
 /// One tool: its definition and the plugin that runs it.
@@ -219,7 +222,7 @@ impl RegistrySnapshot {
             memory_bytes: manifest.memory_bytes,
             timeout: Duration::from_millis(manifest.timeout_ms),
         };
-        check_declared_tools(config, runtime, &manifest, &component, limits)?;
+        let unexposed = check_declared_tools(config, runtime, &manifest, &component, limits)?;
         let plugin = Arc::new(LoadedPlugin {
             name: manifest.plugin.clone(),
             version: manifest.version,
@@ -229,6 +232,7 @@ impl RegistrySnapshot {
             limits,
             network: Arc::new(PluginNetwork::new(manifest.allow, manifest.grants)),
             config: Arc::new(manifest.config),
+            unexposed,
         });
         for def in manifest.tools {
             let tool = Arc::new(Tool { def, plugin: plugin.clone() });
@@ -254,8 +258,9 @@ impl RegistrySnapshot {
     }
 }
 
-/// A 0.2.0 component must implement exactly the manifest's tools (and the
-/// schemas it declares must be the manifest's). The first time a component
+/// A 0.2.0 component must implement every tool of the manifest (and the
+/// schemas it declares must be the manifest's); the tools it implements
+/// beyond those are returned (not served). The first time a component
 /// is loaded it is asked in a sandbox under the manifest's limits, with its
 /// `config:` values and no grants; reloads reuse the answer. 0.1.0
 /// components cannot say; they load as before, with a warning.
@@ -265,7 +270,7 @@ fn check_declared_tools(
     manifest: &Manifest,
     component: &LoadedComponent,
     limits: CallLimits,
-) -> Result<(), RegistryError> {
+) -> Result<Vec<String>, RegistryError> {
     let mismatch = |field: &str, reason: String| RegistryError::Tools {
         file: manifest.file.clone(),
         field: field.into(),
@@ -301,7 +306,7 @@ fn check_declared_tools(
             "the component implements fastmcp:plugin@0.1.0, which cannot declare its tools: \
              the manifest's tools are not checked against it (docs/plugins.md, migrating to 0.2.0)"
         );
-        return Ok(());
+        return Ok(Vec::new());
     };
     declared::compare(&manifest.tools, declared).map_err(|m| mismatch(&m.field, m.reason))
 }

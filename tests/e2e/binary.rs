@@ -28,7 +28,7 @@ async fn serves_and_drains_on_sigterm() {
         let response = client.get(format!("http://{addr}/health")).bearer_auth(&token).send().await.unwrap();
         response.json::<Value>().await.unwrap()
     };
-    assert_eq!(catalog_size().await, 18);
+    assert_eq!(catalog_size().await, 19);
     root.write("policies/policies.yml", "version: 1\nroles: { tester: { tools: [\"ads:*\"\n");
     signal("-HUP");
     // Generous waits: this test runs while other tests install the MCP SDK
@@ -39,7 +39,7 @@ async fn serves_and_drains_on_sigterm() {
     })
     .await;
     assert_eq!(health().await["policy"]["version"], 1);
-    assert_eq!(catalog_size().await, 18, "the previous policy stays in force");
+    assert_eq!(catalog_size().await, 19, "the previous policy stays in force");
     root.write(
         "policies/policies.yml",
         "version: 1\nroles: { tester: { tools: [\"util:*\", \"misbehave:*\"] } }\n",
@@ -49,7 +49,7 @@ async fn serves_and_drains_on_sigterm() {
         (health().await["policy"]["version"] == 2).then_some(())
     })
     .await;
-    assert_eq!(catalog_size().await, 16);
+    assert_eq!(catalog_size().await, 17);
 
     // A call that takes the fixture's whole 500 ms deadline is in flight when
     // SIGTERM arrives; it must still get its answer.

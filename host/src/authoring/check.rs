@@ -31,6 +31,9 @@ pub struct Loaded {
     pub contract: &'static str,
     /// The manifest's tools, in id order.
     pub tools: Vec<String>,
+    /// Tools the component implements that the manifest does not describe
+    /// (not served).
+    pub unexposed: Vec<String>,
 }
 
 impl std::fmt::Display for Verdict {
@@ -49,7 +52,15 @@ impl std::fmt::Display for Verdict {
                     loaded.plugin,
                     loaded.contract,
                     loaded.tools.join(", ")
-                )
+                )?;
+                if !loaded.unexposed.is_empty() {
+                    write!(
+                        f,
+                        "; not exposed (the component implements them, the manifest does not describe them): [{}]",
+                        loaded.unexposed.join(", ")
+                    )?;
+                }
+                Ok(())
             }
             Err(reason) => write!(f, "rejected: {reason}"),
         }
@@ -87,6 +98,7 @@ impl Checker {
                 .map(|(plugin, tools)| Loaded {
                     plugin: plugin.name.clone(),
                     contract: plugin.component.contract.version(),
+                    unexposed: plugin.unexposed.clone(),
                     tools,
                 })
                 .map_err(|e| e.to_string());

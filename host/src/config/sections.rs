@@ -61,8 +61,10 @@ settings! {
         pooling: bool = "true" as Flag, .negated_flag("no-pooling").env("FASTMCP_NO_POOLING");
         /// Largest JSON result a plugin may return, in bytes.
         max_result_bytes: usize = "4194304" as Num, .range(1024, 1 << 30);
-        /// Log lines a single call may write through the `log` import.
+        /// Log lines a single call may write through the `log` import (and its standard output and error, which are logged line by line).
         max_log_lines_per_call: u32 = "256" as Num, .range(0, 100_000);
+        /// Bytes of a call's standard output and error kept for the log (both together); beyond, writes succeed and are dropped.
+        max_output_bytes_per_call: usize = "16384" as Num, .range(0, 1 << 20);
         /// Bytes of each plugin memory reset in place (memset, kept resident) rather than returned to the kernel when a call ends; either way the next call starts from a clean memory.
         memory_keep_resident_bytes: usize = "4194304" as Num, .range(0, 1 << 30).flag("memory-keep-resident-bytes").env("FASTMCP_MEMORY_KEEP_RESIDENT_BYTES");
         /// The same for tables.

@@ -1,8 +1,10 @@
 //! A call's outcome as an MCP `tools/call` result. The JSON result of a tool
 //! is `structuredContent` plus the same JSON as a text block; every refusal
-//! or failure is an `isError` result whose text names the stable `code` and
-//! whose `_meta["io.fastmcp/problem"]` carries the problem details REST
-//! would answer — except an unknown tool, which MCP makes a protocol error.
+//! or failure is an `isError` result whose text names the stable `code` (and,
+//! for invalid arguments, each failing argument and why, so that a model can
+//! correct its call) and whose `_meta["io.fastmcp/problem"]` carries the
+//! problem details REST would answer — except an unknown tool, which MCP
+//! makes a protocol error.
 
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, ProblemBody};
@@ -75,7 +77,8 @@ pub(super) fn failure(error: &ApiError, correlation_id: &CorrelationId) -> CallT
 }
 
 fn problem(body: ProblemBody, retry_after_s: Option<u64>) -> CallToolResult {
-    let text = format!("{}: {}", body.code, body.detail);
+    let mut text = format!("{}: {}", body.code, body.detail);
+    append_field_errors(&mut text, &body);
     let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
     let mut meta = MetaObject::new();
     meta.insert(CORRELATION_META_KEY.into(), Value::String(body.correlation_id.clone()));
@@ -85,6 +88,28 @@ fn problem(body: ProblemBody, retry_after_s: Option<u64>) -> CallToolResult {
     meta.insert(PROBLEM_META_KEY.into(), serde_json::to_value(body).expect("problems serialise"));
     result.meta = Some(meta);
     result
+}
+
+/// Field errors named in an `isError` text at most.
+const MAX_FIELD_ERRORS_IN_TEXT: usize = 10;
+/// The longest a field error's line gets in the text.
+const MAX_FIELD_ERROR_LINE: usize = 200;
+
+/// Name each failing argument and why, as REST's body does, so that a model
+/// can correct its call (MCP reports input errors as tool errors for this).
+/// Only callers authorized for the tool get here: the arguments are
+/// validated after authorization. Bounded in count and length.
+fn append_field_errors(text: &mut String, body: &ProblemBody) {
+    let Some(errors) = &body.errors else { return };
+    for error in errors.iter().take(MAX_FIELD_ERRORS_IN_TEXT) {
+        let at = if error.path.is_empty() { "(the arguments)" } else { error.path.as_str() };
+        let line = format!("{at}: {}", error.message);
+        text.push_str("\n- ");
+        text.push_str(&crate::text::clip(&line, MAX_FIELD_ERROR_LINE));
+    }
+    if errors.len() > MAX_FIELD_ERRORS_IN_TEXT {
+        text.push_str(&format!("\n- and {} more", errors.len() - MAX_FIELD_ERRORS_IN_TEXT));
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +135,27 @@ mod tests {
         assert_eq!(meta(&overloaded).get(RETRY_AFTER_META_KEY), Some(&json!(1)));
         let denied = failure(&ApiError::ToolDenied("no".into()), &correlation_id);
         assert_eq!(meta(&denied).get(RETRY_AFTER_META_KEY), None);
+    }
+
+    #[test]
+    fn invalid_arguments_name_each_failing_argument_in_the_text() {
+        let correlation_id = CorrelationId::generate();
+        let field = |path: &str, message: &str| crate::error::FieldError {
+            path: path.into(),
+            message: message.into(),
+        };
+        let mut errors = vec![
+            field("/budget", "\"x\" is not of type \"number\""),
+            field("", "\"name\" is a required property"),
+        ];
+        errors.extend((0..12).map(|i| field(&format!("/n{i}"), &"m".repeat(500))));
+        let result = failure(&ApiError::InvalidArguments(errors), &correlation_id);
+        let text = serde_json::to_value(&result.content[0]).unwrap()["text"].as_str().unwrap().to_owned();
+        assert!(text.starts_with("invalid_arguments: "), "{text}");
+        assert!(text.contains("\n- /budget: \"x\" is not of type \"number\""), "{text}");
+        assert!(text.contains("\n- (the arguments): \"name\" is a required property"), "{text}");
+        assert!(text.ends_with("\n- and 4 more"), "{text}");
+        assert!(text.len() < 3000, "bounded: {} bytes", text.len());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use super::CallRecord;
 use super::steps::Checked;
+use crate::correlation::CorrelationId;
 use crate::error::ApiError;
 use crate::runtime::call_data::CallIdentity;
 use crate::runtime::{CallError, ToolError};
@@ -48,7 +49,7 @@ pub(super) async fn execute(
             _ = cancel.cancelled() => return Err(ApiError::Cancelled),
         },
     };
-    let output = output.map_err(|e| call_error(&tool.def.id, e))?;
+    let output = output.map_err(|e| call_error(&record.correlation_id, &tool.def.id, e))?;
     state.metrics().record_instantiate(output.instantiate);
     // A result must be what the manifest promises callers (and MCP clients,
     // which check `structuredContent` against `outputSchema`).
@@ -63,16 +64,18 @@ pub(super) async fn execute(
 }
 /// Map a sandbox failure to the error contract. Plugin messages are already
 /// cut to [`crate::runtime::MAX_TOOL_ERROR_MESSAGE`] in guest memory.
-fn call_error(tool: &str, error: CallError) -> ApiError {
+fn call_error(correlation_id: &CorrelationId, tool: &str, error: CallError) -> ApiError {
     match error {
         CallError::Overloaded => ApiError::Overloaded,
         CallError::Timeout(timeout_ms) => ApiError::ToolTimeout { timeout_ms },
         CallError::MemoryLimit(_) | CallError::StackOverflow | CallError::BadResult(_) => {
-            tracing::warn!(tool, error = %error, "plugin failed");
+            tracing::warn!(%correlation_id, tool, error = %error, "plugin failed");
             ApiError::ToolFailed(format!("tool `{tool}` {error}"))
         }
         CallError::Trap(detail) => {
-            tracing::warn!(tool, %detail, "plugin trapped");
+            // What the plugin printed (its panic message, traceback or
+            // error) was logged just before, under the same correlation id.
+            tracing::warn!(%correlation_id, tool, %detail, "plugin trapped");
             ApiError::ToolFailed(format!("tool `{tool}` trapped"))
         }
         CallError::Tool(ToolError::InvalidInput(message)) => ApiError::ToolRejectedInput(message),

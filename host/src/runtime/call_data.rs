@@ -1,4 +1,5 @@
-//! Per-call store data: the sandbox's (empty) WASI context, the `wasi:http`
+//! Per-call store data: the sandbox's (empty) WASI context — whose standard
+//! output and error are captured ([`super::guest_output`]) — the `wasi:http`
 //! context with this call's [`OutboundHooks`], the memory cap, and the
 //! host side of the `broker`, `config` and `log` imports.
 //!
@@ -6,6 +7,7 @@
 //! shared with any other call, caller or tenant.
 
 use super::bindings::fastmcp::plugin::{broker, log, types};
+use super::guest_output::{self, Capture, GuestOutput, Stream};
 use crate::broker::BrokerError;
 use crate::outbound::Egress;
 use crate::outbound::hooks::OutboundHooks;
@@ -61,17 +63,40 @@ pub struct CallData {
     /// result and errors.
     issued: Vec<crate::broker::providers::Secret>,
     log_lines_left: u32,
+    /// What the guest wrote to its standard output and error.
+    output: Capture,
+}
+
+/// How much a call may write to the host's log.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputLimits {
+    /// Lines, through the `log` import and from stdout and stderr together.
+    pub log_lines: u32,
+    /// Bytes of stdout and stderr kept (together).
+    pub output_bytes: usize,
 }
 
 /// What replaces a brokered token that a plugin tried to pass on.
 pub const REDACTED: &str = "[redacted credential]";
 
 impl CallData {
-    /// Fresh state: WASI with no files, no environment, no sockets, no stdio;
+    /// Fresh state: WASI with no files, no environment, no sockets, no
+    /// stdin, and stdout and stderr captured up to `limits.output_bytes`;
     /// outbound HTTP only as the plugin's grants allow.
-    pub fn new(identity: CallIdentity, grants: CallGrants, memory_bytes: usize, max_log_lines: u32) -> Self {
-        let wasi =
-            WasiCtxBuilder::new().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+    pub fn new(
+        identity: CallIdentity,
+        grants: CallGrants,
+        memory_bytes: usize,
+        limits: OutputLimits,
+    ) -> Self {
+        let output = guest_output::capture(limits.output_bytes);
+        let wasi = WasiCtxBuilder::new()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .stdout(GuestOutput::new(&output, Stream::Stdout))
+            .stderr(GuestOutput::new(&output, Stream::Stderr))
+            .build();
         Self {
             wasi,
             http: {
@@ -85,7 +110,43 @@ impl CallData {
             identity,
             config: grants.config,
             issued: Vec::new(),
-            log_lines_left: max_log_lines,
+            log_lines_left: limits.log_lines,
+            output,
+        }
+    }
+
+    /// Write what the guest printed to the log, line by line, within the
+    /// call's line budget (tokens it was issued redacted); called once the
+    /// call has ended, however it ended.
+    pub(super) fn flush_output(&mut self) {
+        let captured = std::mem::take(&mut *self.output.lock().expect("guest output lock"));
+        for (stream, bytes) in [(Stream::Stdout, &captured.stdout), (Stream::Stderr, &captured.stderr)] {
+            for line in guest_output::lines(bytes) {
+                if !self.take_log_line() {
+                    return;
+                }
+                let line = crate::text::clip(&line, MAX_LOG_MESSAGE).into_owned();
+                let line = self.redact(&line);
+                let CallIdentity { correlation_id, tool_id, .. } = &self.identity;
+                let stream = stream.as_str();
+                match stream {
+                    "stdout" => {
+                        tracing::info!(target: "fastmcp::plugin", correlation_id, tool = tool_id, stream, "{line}")
+                    }
+                    _ => {
+                        tracing::warn!(target: "fastmcp::plugin", correlation_id, tool = tool_id, stream, "{line}")
+                    }
+                }
+            }
+        }
+        if captured.dropped > 0 && self.take_log_line() {
+            let CallIdentity { correlation_id, tool_id, .. } = &self.identity;
+            tracing::warn!(
+                correlation_id,
+                tool = tool_id,
+                dropped_bytes = captured.dropped,
+                "plugin output over the call's budget was dropped"
+            );
         }
     }
 

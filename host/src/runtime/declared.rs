@@ -66,10 +66,12 @@ pub struct Mismatch {
     pub reason: String,
 }
 
-/// Every manifest tool must be declared, every declared tool described,
-/// and a declared schema must equal the manifest's. The first difference
-/// (in manifest order, then declaration order) is returned.
-pub fn compare(manifest: &[ToolDef], declared: &[DeclaredTool]) -> Result<(), Mismatch> {
+/// Every manifest tool must be declared, and a declared schema must equal
+/// the manifest's; the first difference (in manifest order) is returned.
+/// The manifest may describe a subset of the component's tools (the
+/// operator exposes less than the author wrote): the others, returned in
+/// declaration order, are not served.
+pub fn compare(manifest: &[ToolDef], declared: &[DeclaredTool]) -> Result<Vec<String>, Mismatch> {
     let names = || declared.iter().map(|t| format!("`{}`", t.name)).collect::<Vec<_>>().join(", ");
     for (index, tool) in manifest.iter().enumerate() {
         let Some(found) = declared.iter().find(|d| d.name == tool.name) else {
@@ -95,17 +97,11 @@ pub fn compare(manifest: &[ToolDef], declared: &[DeclaredTool]) -> Result<(), Mi
             });
         }
     }
-    if let Some(extra) = declared.iter().find(|d| !manifest.iter().any(|t| t.name == d.name)) {
-        return Err(Mismatch {
-            field: "tools".into(),
-            reason: format!(
-                "the component implements `{}`, which the manifest does not describe (describe it under \
-                 `tools`, or stop declaring it)",
-                extra.name
-            ),
-        });
-    }
-    Ok(())
+    Ok(declared
+        .iter()
+        .filter(|d| !manifest.iter().any(|t| t.name == d.name))
+        .map(|d| d.name.clone())
+        .collect())
 }
 
 #[cfg(test)]
@@ -125,15 +121,14 @@ mod tests {
     }
 
     #[test]
-    fn the_declared_tools_must_be_the_manifests() {
+    fn the_manifests_tools_must_be_declared() {
         let tools = manifest_tools();
-        assert_eq!(compare(&tools, &declared(&["b", "a"])), Ok(()));
+        assert_eq!(compare(&tools, &declared(&["b", "a"])), Ok(vec![]));
         let missing = compare(&tools, &declared(&["a"])).unwrap_err();
         assert_eq!(missing.field, "tools[1].name");
         assert!(missing.reason.contains("does not implement `b` (it declares: [`a`])"), "{missing:?}");
-        let extra = compare(&tools, &declared(&["a", "b", "c"])).unwrap_err();
-        assert_eq!(extra.field, "tools");
-        assert!(extra.reason.contains("implements `c`, which the manifest does not describe"), "{extra:?}");
+        // A subset is fine: what the manifest does not describe is not served.
+        assert_eq!(compare(&tools, &declared(&["a", "c", "b", "d"])), Ok(vec!["c".into(), "d".into()]));
     }
 
     #[test]
@@ -141,7 +136,7 @@ mod tests {
         let tools = manifest_tools();
         let mut same = declared(&["a", "b"]);
         same[1].input_schema = Some(json!({"required": ["x"], "type": "object"}));
-        assert_eq!(compare(&tools, &same), Ok(()), "key order does not matter");
+        assert_eq!(compare(&tools, &same), Ok(vec![]), "key order does not matter");
         let mut different = declared(&["a", "b"]);
         different[1].input_schema = Some(json!({"type": "object"}));
         let mismatch = compare(&tools, &different).unwrap_err();

@@ -5,7 +5,8 @@
 //! - [`cache`] keeps precompiled components on disk, and compiled functions
 //!   in memory;
 //! - [`call_data`] is the per-call store data; `imports` the host side of
-//!   `broker`, `config` and `log`;
+//!   `broker`, `config` and `log`; [`guest_output`] captures the guest's
+//!   stdout and stderr for the log;
 //! - [`bindings`] is the generated `fastmcp:plugin` world;
 //! - [`contract`] tells which contract version a component implements, or
 //!   what differs;
@@ -22,12 +23,13 @@ pub mod call_data;
 pub mod contract;
 pub mod declared;
 pub mod engine;
+mod guest_output;
 mod imports;
 
 use crate::config::RuntimeConfig;
 use bindings::fastmcp::plugin::types::{CallContext, ToolDeclaration};
 use cache::CompileCache;
-use call_data::{CallData, CallGrants, CallIdentity, call_context};
+use call_data::{CallData, CallGrants, CallIdentity, OutputLimits, call_context};
 use contract::Contract;
 use declared::DeclaredTool;
 use sha2::Digest as _;
@@ -222,7 +224,15 @@ impl Runtime {
     fn store(&self, identity: CallIdentity, grants: CallGrants, limits: CallLimits) -> Store<CallData> {
         let mut store = Store::new(
             &self.engine,
-            CallData::new(identity, grants, limits.memory_bytes, self.config.max_log_lines_per_call),
+            CallData::new(
+                identity,
+                grants,
+                limits.memory_bytes,
+                OutputLimits {
+                    log_lines: self.config.max_log_lines_per_call,
+                    output_bytes: self.config.max_output_bytes_per_call,
+                },
+            ),
         );
         store.limiter(|data| &mut data.memory);
         let deadline = Instant::now() + limits.timeout;
@@ -265,7 +275,9 @@ impl Runtime {
             let (list,) = declare.call_async(&mut store, ()).await?;
             wasmtime::Result::Ok(declared::read(list))
         };
-        let declared = match tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, run).await {
+        let outcome = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, run).await;
+        store.data_mut().flush_output();
+        let declared = match outcome {
             Err(_elapsed) => return Err(CallError::Timeout(timeout_ms)),
             Ok(Err(trap)) => return Err(classify_trap(&trap, &store, timeout_ms)),
             Ok(Ok(declared)) => declared.map_err(CallError::BadResult)?,
@@ -306,6 +318,9 @@ impl Runtime {
             wasmtime::Result::Ok(bound_answer(returned, max_result))
         };
         let outcome = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, run).await;
+        // What the guest printed (a panic message, a traceback) is logged
+        // however the call ended, before the trap's own line.
+        store.data_mut().flush_output();
         let returned = match outcome {
             Err(_elapsed) => return Err(CallError::Timeout(timeout_ms)),
             Ok(Err(trap)) => return Err(classify_trap(&trap, &store, timeout_ms)),

@@ -1,7 +1,8 @@
 //! What is wrong with a plugin is named before any call, with file and
 //! field, by `fastmcp plugin check` and identically by the host at load and
-//! reload: a manifest tool the component does not implement, a component
-//! tool the manifest does not describe, a component built against another
+//! reload: a manifest tool the component does not implement (a component
+//! tool the manifest does not describe is only not served), a component
+//! built against another
 //! contract version, one that lacks a function, or imports the host does
 //! not provide.
 
@@ -35,23 +36,40 @@ fn util_root(manifest: String, component: Vec<u8>) -> TestRoot {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn tools_the_component_does_not_implement_or_the_manifest_does_not_describe_are_named() {
-    let cases = [
-        (
-            format!("{UTIL}{}{}{}", tool("echo"), tool("sha256"), tool("shout")),
-            "util.yaml: tools[2].name: the component does not implement `shout` (it declares: [`echo`, `sha256`])",
+async fn a_tool_the_component_does_not_implement_is_named() {
+    let manifest = format!("{UTIL}{}{}{}", tool("echo"), tool("sha256"), tool("shout"));
+    let expected = "util.yaml: tools[2].name: the component does not implement `shout` (it declares: [`echo`, `sha256`])";
+    let root = util_root(manifest, plugin_bytes("util"));
+    rejected_by_check(&root, &[expected]);
+    let error = fastmcp_host::AppState::start(root.config()).await.err().expect("refused").to_string();
+    assert!(error.contains(expected), "the host says the same at load: {error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_may_expose_fewer_tools_than_the_component_implements() {
+    let root = util_root(format!("{UTIL}{}{}", tool("echo"), tool("sha256")), plugin_bytes("util"));
+    root.write("policies/policies.yml", "version: 1\nroles:\n  tester: { tools: [\"util:*\"] }\n");
+    let server = TestServer::start(&root).await;
+    assert_eq!(server.invoke("util:sha256", serde_json::json!({"text": "a"})).await.status(), 200);
+    // The operator withdraws `sha256`: the manifest no longer describes it.
+    root.write("manifests/util.yaml", format!("{UTIL}{}", tool("echo")));
+    eventually("sha256 is withdrawn", Duration::from_secs(30), || async {
+        (server.invoke("util:sha256", serde_json::json!({"text": "a"})).await.status() == 404).then_some(())
+    })
+    .await;
+    let (status, _) = json(server.invoke("util:echo", serde_json::json!({"msg": "still"})).await).await;
+    assert_eq!(status, 200);
+    // `check` loads it and says what is not exposed.
+    let output = fastmcp(root.path(), &["plugin", "check", "manifests/util.yaml"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains(
+            "not exposed (the component implements them, the manifest does not describe them): [sha256]"
         ),
-        (
-            format!("{UTIL}{}", tool("echo")),
-            "util.yaml: tools: the component implements `sha256`, which the manifest does not describe",
-        ),
-    ];
-    for (manifest, expected) in cases {
-        let root = util_root(manifest, plugin_bytes("util"));
-        rejected_by_check(&root, &[expected]);
-        let error = fastmcp_host::AppState::start(root.config()).await.err().expect("refused").to_string();
-        assert!(error.contains(expected), "the host says the same at load: {error}");
-    }
+        "{}",
+        text(&output)
+    );
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,6 +7,7 @@
 mod checks;
 mod dev_loop;
 mod examples;
+mod output;
 mod workflow;
 
 use crate::harness::{shared_compile_cache, workspace};

@@ -109,7 +109,11 @@ async fn refusals_are_error_results_naming_the_code() {
         assert_eq!(problem_code(&result), "invalid_arguments", "{sdk:?}");
         let errors = &result["meta"]["io.fastmcp/problem"]["errors"];
         assert!(errors.as_array().is_some_and(|e| !e.is_empty()), "{result}");
-        assert!(result["text"][0].as_str().unwrap().starts_with("invalid_arguments: "), "{result}");
+        let text = result["text"][0].as_str().unwrap();
+        assert!(text.starts_with("invalid_arguments: "), "{result}");
+        // The text itself names the argument and why (a model reads the
+        // text, not `_meta`).
+        assert!(text.contains("\n- /text: 5 is not of type \"string\""), "{sdk:?}: {text}");
         // A policy rule denies (budget cap).
         let campaign = json!({"name": "Huge", "budget": 90000, "startDate": "2026-01-01"});
         let result = call(server.token.clone(), "ads.createCampaign", campaign).await;
