@@ -130,24 +130,53 @@ pub struct RegistrySnapshot {
     pub loaded_at: SystemTime,
     plugins: BTreeMap<String, Arc<LoadedPlugin>>,
     tools: BTreeMap<String, Arc<Tool>>,
+    /// Manifests that did not load in this (re)load, each with why and
+    /// whether its plugin's last good version is still served.
+    pub failures: Vec<PluginFailure>,
+}
+
+/// A manifest that did not load.
+#[derive(Debug, Clone)]
+pub struct PluginFailure {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// Why, naming file and field.
+    pub error: String,
+    /// The plugin whose last good version is still served, if any.
+    pub kept: Option<String>,
 }
 
 impl RegistrySnapshot {
     /// An empty registry.
     pub fn empty() -> Self {
-        Self { version: 0, loaded_at: SystemTime::now(), plugins: BTreeMap::new(), tools: BTreeMap::new() }
+        Self {
+            version: 0,
+            loaded_at: SystemTime::now(),
+            plugins: BTreeMap::new(),
+            tools: BTreeMap::new(),
+            failures: Vec::new(),
+        }
     }
 
     /// Build a snapshot from every `*.yaml`/`*.yml` in the manifests directory.
     /// Components whose bytes are unchanged since `previous` are reused as they
     /// are. Blocking (reads files, compiles components): run it off the async
     /// threads.
+    ///
+    /// With `per_plugin` (a reload of manifests and components), each
+    /// plugin loads or fails on its own: a manifest that does not load is
+    /// recorded in [`RegistrySnapshot::failures`], its plugin's version from
+    /// `previous` keeps serving (or it is absent if it never loaded), and
+    /// the others load as usual. Without (startup, or new providers, which
+    /// are adopted only with a registry that validates against them whole),
+    /// every manifest must load.
     pub fn load(
         config: &HostConfig,
         runtime: &Runtime,
         broker: &Broker,
         version: u64,
         previous: Option<&RegistrySnapshot>,
+        per_plugin: bool,
     ) -> Result<Self, RegistryError> {
         let reusable: HashMap<&str, &Arc<LoadedComponent>> = previous
             .map(|p| {
@@ -161,12 +190,41 @@ impl RegistrySnapshot {
             max_timeout_ms: runtime.config().max_timeout_ms,
         };
         let mut snapshot = Self { version, ..Self::empty() };
+        let mut failed = Vec::new();
         for file in files {
-            let manifest = Manifest::load(&file, bounds)?;
-            check_providers(&manifest, broker)?;
-            snapshot.add(config, runtime, manifest, &reusable)?;
+            let loaded = Manifest::load(&file, bounds).map_err(RegistryError::from).and_then(|manifest| {
+                check_providers(&manifest, broker)?;
+                snapshot.add(config, runtime, manifest, &reusable)
+            });
+            match loaded {
+                Ok(()) => {}
+                Err(e) if per_plugin => failed.push((file, e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        for (file, error) in failed {
+            let last_good = previous.and_then(|p| {
+                p.plugins().find(|plugin| plugin.manifest_file == file).map(|plugin| (p, plugin))
+            });
+            let kept = match last_good {
+                Some((previous, plugin)) if !snapshot.plugins.contains_key(&plugin.name) => {
+                    snapshot.keep(plugin, previous);
+                    Some(plugin.name.clone())
+                }
+                _ => None,
+            };
+            tracing::warn!(manifest = %file.display(), %error, kept = ?kept, "plugin not loaded");
+            snapshot.failures.push(PluginFailure { file, error, kept });
         }
         Ok(snapshot)
+    }
+
+    /// Serve `plugin` and its tools as `previous` served them.
+    fn keep(&mut self, plugin: &Arc<LoadedPlugin>, previous: &RegistrySnapshot) {
+        for tool in previous.tools().filter(|t| Arc::ptr_eq(&t.plugin, plugin)) {
+            self.tools.entry(tool.def.id.clone()).or_insert_with(|| tool.clone());
+        }
+        self.plugins.insert(plugin.name.clone(), plugin.clone());
     }
 
     /// Load one manifest and its component exactly as a (re)load would,

@@ -223,3 +223,50 @@ async fn a_component_built_after_its_manifest_is_picked_up() {
     .await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_broken_plugin_never_holds_back_the_others() {
+    let root = TestRoot::new();
+    let server = TestServer::start(&root).await;
+    let has = |id: &'static str| {
+        let server = &server;
+        move || async move { tool_ids(server).await.contains(&id.to_owned()) }
+    };
+    // `util` breaks on disk: its last good version keeps serving.
+    let util = std::fs::read_to_string(root.path().join("manifests/util.yaml")).unwrap();
+    root.write("manifests/util.yaml", util.replace("tools:", "colour: red\ntools:"));
+    eventually("the broken plugin is reported", || async { health(&server).await["reload"]["ok"] == false })
+        .await;
+    // A new plugin added meanwhile is served at once; so is a new one whose
+    // component is not built yet — absent, with its reason.
+    root.write("manifests/extra.yaml", EXTRA);
+    root.write(
+        "manifests/later.yaml",
+        EXTRA
+            .replace("plugin: extra", "plugin: later")
+            .replace("plugins/util/util.wasm", "plugins/later/later.wasm"),
+    );
+    eventually("extra:echo appears beside the broken util", has("extra:echo")).await;
+    assert_eq!(json(server.invoke("extra:echo", json!({"a": 1})).await).await.0, 200);
+    assert_eq!(json(server.invoke("util:echo", json!({"a": 1})).await).await.0, 200, "last good util serves");
+    let report = health(&server).await["reload"].clone();
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("util.yaml: colour: unknown field"), "{report}");
+    assert!(error.contains("plugin `util` keeps serving its last good version"), "{report}");
+    assert!(
+        error.contains("later.yaml: component: cannot read") && error.contains("(not served)"),
+        "{report}"
+    );
+    assert!(!tool_ids(&server).await.iter().any(|t| t.starts_with("later:")));
+    // The trail says the reload was partial.
+    let partial = crate::harness::audit_records(root.path())
+        .into_iter()
+        .any(|r| r["event"] == "registry.reload" && r["decision"] == "partial");
+    assert!(partial);
+    // Fixed and built: everything serves and the reload is clean.
+    root.write("manifests/util.yaml", util);
+    root.write("plugins/later/later.wasm", plugin_bytes("util"));
+    eventually("later:echo appears once built", has("later:echo")).await;
+    eventually("the reload is clean again", || async { health(&server).await["reload"]["ok"] == true }).await;
+    server.stop().await;
+}

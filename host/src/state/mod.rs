@@ -165,7 +165,7 @@ impl AppState {
         log_policy(&policy, 1);
         let runtime = Runtime::new(config.runtime.clone(), config.compile_cache_dir())
             .context("building the WebAssembly runtime")?;
-        let registry = RegistrySnapshot::load(&config, &runtime, &broker, 1, None)?;
+        let registry = RegistrySnapshot::load(&config, &runtime, &broker, 1, None, false)?;
         tracing::info!(
             root = %config.root.display(),
             plugins = registry.plugins().count(),

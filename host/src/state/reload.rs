@@ -73,41 +73,52 @@ impl AppState {
         let state = self.clone();
         let next = current.version + 1;
         let broker = new_broker.clone().unwrap_or_else(|| self.broker());
+        // New providers are adopted only with a registry that validates
+        // against them whole; otherwise each plugin reloads on its own.
+        let per_plugin = new_broker.is_none();
         let built = tokio::task::spawn_blocking(move || {
-            RegistrySnapshot::load(state.config(), state.runtime(), &broker, next, Some(&current))
+            RegistrySnapshot::load(state.config(), state.runtime(), &broker, next, Some(&current), per_plugin)
         })
         .await
         .expect("registry build task panicked");
-        let outcome = match built {
+        // The version now served, and what did not load (if anything).
+        let outcome: Result<(u64, Option<String>), String> = match built {
             Ok(snapshot) => {
                 let broker = new_broker.unwrap_or_else(|| self.broker());
                 tracing::info!(
                     version = next,
                     plugins = snapshot.plugins().count(),
                     tools = snapshot.tools().count(),
+                    failed = snapshot.failures.len(),
                     ?files,
                     "registry reloaded"
                 );
+                let failures = describe_failures(&snapshot);
                 self.inner.plugins.store(Arc::new(Plugins { registry: Arc::new(snapshot), broker }));
                 self.announce_tools_changed();
-                Ok(next)
+                Ok((next, failures))
             }
             Err(e) => {
                 tracing::error!(error = %e, ?files, "registry reload rejected; the previous registry keeps serving");
                 Err(e.to_string())
             }
         };
-        *self.inner.reloads.last_registry.lock().expect("reload lock") = Some(ReloadOutcome {
-            ok: outcome.is_ok(),
-            at: SystemTime::now(),
-            error: outcome.as_ref().err().cloned(),
-            files: files.clone(),
-        });
+        // `/health` shows a reload that left a plugin out as failed, naming it.
+        let error = match &outcome {
+            Ok((_, failures)) => failures.clone(),
+            Err(e) => Some(e.clone()),
+        };
+        *self.inner.reloads.last_registry.lock().expect("reload lock") =
+            Some(ReloadOutcome { ok: error.is_none(), at: SystemTime::now(), error, files: files.clone() });
         let registry = self.registry();
         let (decision, detail) = match &outcome {
-            Ok(version) => (
+            Ok((version, None)) => (
                 "reloaded",
                 serde_json::json!({"version": version, "tools": registry.tools().count(), "files": files}),
+            ),
+            Ok((version, Some(failures))) => (
+                "partial",
+                serde_json::json!({"version": version, "tools": registry.tools().count(), "files": files, "failed": failures}),
             ),
             Err(error) => (
                 "rejected",
@@ -115,7 +126,7 @@ impl AppState {
             ),
         };
         self.audit_host_event(AuditEvent::host("registry.reload", decision, detail)).await;
-        outcome
+        outcome.map(|(version, _)| version)
     }
 
     /// Record an event of the host; a failure is logged (the trail then
@@ -224,4 +235,21 @@ pub(super) fn log_policy(policy: &PolicySet, version: u64) {
         ),
         None => tracing::warn!(version, "no policy file: every call is denied"),
     }
+}
+
+/// The manifests of `snapshot` that did not load, as one text: each file,
+/// why, and whether its last good version still serves.
+fn describe_failures(snapshot: &RegistrySnapshot) -> Option<String> {
+    if snapshot.failures.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = snapshot
+        .failures
+        .iter()
+        .map(|f| match &f.kept {
+            Some(plugin) => format!("{} (plugin `{plugin}` keeps serving its last good version)", f.error),
+            None => format!("{} (not served)", f.error),
+        })
+        .collect();
+    Some(lines.join("; "))
 }
