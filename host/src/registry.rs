@@ -193,7 +193,7 @@ impl RegistrySnapshot {
         let mut failed = Vec::new();
         for file in files {
             let loaded = Manifest::load(&file, bounds).map_err(RegistryError::from).and_then(|manifest| {
-                check_providers(&manifest, broker)?;
+                check_providers(config, &manifest, broker)?;
                 snapshot.add(config, runtime, manifest, &reusable)
             });
             match loaded {
@@ -246,7 +246,7 @@ impl RegistrySnapshot {
         if let Some(component) = component {
             manifest.component = component.to_path_buf();
         }
-        check_providers(&manifest, broker)?;
+        check_providers(config, &manifest, broker)?;
         let mut snapshot = Self::empty();
         snapshot.add(config, runtime, manifest, &HashMap::new())?;
         let tools = snapshot.tools.values().map(|t| t.def.name.clone()).collect();
@@ -372,15 +372,25 @@ fn check_declared_tools(
 /// Every granted provider must be configured by the operator and bound by
 /// the operator to this plugin; an injection must name a host (and port) of
 /// one of the origins the operator bound the provider to.
-fn check_providers(manifest: &Manifest, broker: &Broker) -> Result<(), RegistryError> {
+fn check_providers(config: &HostConfig, manifest: &Manifest, broker: &Broker) -> Result<(), RegistryError> {
     for (index, grant) in manifest.grants.iter().enumerate() {
         let Some(provider) = broker.provider(&grant.provider) else {
             let configured: Vec<&str> = broker.provider_names().collect();
+            let configured = if configured.is_empty() { "none".to_owned() } else { configured.join(", ") };
+            // Say which file was read: a development host and `plugin
+            // check` may be looking at different ones.
+            let source = match config.providers_file() {
+                Some(file) => format!("from {}", file.display()),
+                None => format!(
+                    "no providers file: {} is absent; set `broker.providers_file` (`--providers`)",
+                    config.runtime_dir().join("providers.yml").display()
+                ),
+            };
             return Err(RegistryError::UnknownProvider {
                 file: manifest.file.clone(),
                 index,
                 provider: grant.provider.clone(),
-                configured: if configured.is_empty() { "none".into() } else { configured.join(", ") },
+                configured: format!("{configured}; {source}"),
             });
         };
         let not_bound = |reason: String| RegistryError::ProviderNotBound {

@@ -360,6 +360,11 @@ async fn sighup_reloads_the_providers_file_and_keeps_the_last_good() {
     server.state.reload_all().await;
     let error = server.state.last_reload().unwrap().error.unwrap();
     assert!(error.contains("no provider `ads-api` is configured"), "{error}");
+    // It names the file it read.
+    assert!(
+        error.contains("(configured: none; from ") && error.contains(".runtime/providers.yml)"),
+        "{error}"
+    );
     assert_eq!(list().await, 200);
     assert_eq!(upstream.stats().await["token_requests"], 1);
 
