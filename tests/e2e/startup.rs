@@ -67,7 +67,7 @@ async fn bad_manifests_are_rejected_with_file_and_field() {
         ),
         (
             UTIL_MANIFEST.replace("{ type: object }", "{ type: object, minProperties: -1 }"),
-            "util.yaml: tools[0].input_schema: invalid JSON Schema",
+            "util.yaml: tools[0].input_schema/minProperties: invalid JSON Schema",
         ),
         (
             UTIL_MANIFEST.replace("plugins/util/util.wasm", "plugins/util/missing.wasm"),

@@ -108,7 +108,12 @@ fn rejects_bad_schemas() {
         "tools[0].input_schema",
         "object",
     );
-    rejected(&GOOD.replace("minLength: 1", "minLength: -3"), "tools[0].input_schema", "invalid JSON Schema");
+    // Named at the pointer of the offending keyword inside the schema.
+    rejected(
+        &GOOD.replace("minLength: 1", "minLength: -3"),
+        "tools[0].input_schema/properties/name/minLength",
+        "invalid JSON Schema",
+    );
 }
 
 #[test]

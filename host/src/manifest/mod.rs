@@ -213,6 +213,13 @@ impl Manifest {
     }
 }
 
+/// An invalid schema's error, at the JSON pointer of the offending keyword
+/// inside the schema (`tools[0].input_schema/properties/name/type`).
+fn schema_error(field: String, error: &jsonschema::ValidationError<'_>) -> (String, String) {
+    let at = error.instance_path().as_str();
+    (format!("{field}{at}"), format!("invalid JSON Schema: {error}"))
+}
+
 fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (String, String)> {
     let field = |name: &str| format!("tools[{index}].{name}");
     if !is_tool_name(&spec.name) {
@@ -221,14 +228,13 @@ fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (Stri
     if spec.input_schema.get("type").and_then(Value::as_str) != Some("object") {
         return Err((field("input_schema"), "must be an object schema (`type: object`)".into()));
     }
-    let validator = jsonschema::validator_for(&spec.input_schema)
-        .map_err(|e| (field("input_schema"), format!("invalid JSON Schema: {e}")))?;
+    let validator =
+        jsonschema::validator_for(&spec.input_schema).map_err(|e| schema_error(field("input_schema"), &e))?;
     let output_validator = match &spec.output_schema {
         None => None,
-        Some(output) => Some(
-            jsonschema::validator_for(output)
-                .map_err(|e| (field("output_schema"), format!("invalid JSON Schema: {e}")))?,
-        ),
+        Some(output) => {
+            Some(jsonschema::validator_for(output).map_err(|e| schema_error(field("output_schema"), &e))?)
+        }
     };
     let confirmation = match spec.confirmation {
         Some(c) if c.required => {
