@@ -108,6 +108,11 @@ fn rejects_bad_schemas() {
         "tools[0].input_schema",
         "object",
     );
+    rejected(
+        &GOOD.replace("type: string, minLength", "type: strng, minLength"),
+        "tools[0].input_schema/properties/name/type",
+        "\"strng\" is not valid under any of the schemas listed in the 'anyOf' keyword",
+    );
     // Named at the pointer of the offending keyword inside the schema.
     rejected(
         &GOOD.replace("minLength: 1", "minLength: -3"),
