@@ -78,6 +78,7 @@ pub(crate) mod metrics;
 pub(crate) mod origin;
 pub(crate) mod outbound;
 pub(crate) mod pipeline;
+pub mod plugin_log;
 pub(crate) mod policy;
 pub(crate) mod principal;
 pub(crate) mod ratelimit;

@@ -45,22 +45,29 @@ pub fn init_for_terminal() {
 }
 
 /// Install the JSON subscriber on a non-blocking stdout writer (`RUST_LOG`
-/// sets levels, `info` by default). Keep the guard until the process ends:
-/// dropping it flushes what is buffered.
+/// sets levels, `info` by default), and beside it the plugins' own files
+/// ([`crate::plugin_log`], every level of its target whatever `RUST_LOG`
+/// says; written once `serve` starts them). Keep the guard until the
+/// process ends: dropping it flushes what is buffered.
 pub fn init() -> (WorkerGuard, LogDrops) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{Layer as _, filter::Targets};
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)
         .buffered_lines_limit(BUFFERED_LINES)
         .finish(std::io::stdout());
     let drops = LogDrops(writer.error_counter());
-    tracing_subscriber::fmt()
+    let json = tracing_subscriber::fmt::layer()
         .json()
         .with_writer(writer)
-        .with_env_filter(filter())
         .with_current_span(false)
         // Lines name their correlation id themselves; rendering every
         // line's span list was a large part of each line's cost.
         .with_span_list(false)
-        .init();
+        .with_filter(filter());
+    let plugin_files = crate::plugin_log::PluginLogLayer
+        .with_filter(Targets::new().with_target(crate::plugin_log::TARGET, tracing::Level::TRACE));
+    tracing_subscriber::registry().with(json).with(plugin_files).init();
     (guard, drops)
 }

@@ -236,6 +236,10 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 
 async fn serve(config: HostConfig) -> anyhow::Result<()> {
     let listen = config.server.listen;
+    fastmcp_host::plugin_log::start(
+        config.runtime_dir().join(fastmcp_host::plugin_log::DIR),
+        config.runtime.plugin_log_bytes,
+    );
     let state = AppState::start(config).await?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;

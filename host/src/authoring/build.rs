@@ -1,12 +1,19 @@
 //! `fastmcp plugin build`: a plugin's sources into its component, with the
 //! language's standard tool, moved into place by rename.
 //!
-//! - Rust: `cargo build --release --target wasm32-wasip2` (the crate's own
-//!   target directory unless `CARGO_TARGET_DIR` says otherwise);
+//! - Rust: `cargo build --release --target wasm32-wasip2` into one target
+//!   directory shared by the project's plugins (`ROOT/.fastmcp/target`
+//!   unless `CARGO_TARGET_DIR` says otherwise), so their dependencies
+//!   compile once; `plugin new` writes a lockfile with the versions the
+//!   examples use;
 //! - Python: `componentize-py` for the `http-plugin` world, `app.py` as the
-//!   entry module (other modules beside it are bundled);
-//! - JavaScript: `componentize-js` for the `plugin` world, `app.js` as the
-//!   entry module (the JS runtime imports `wasi:http` for `fetch` itself).
+//!   entry module (other modules beside it are bundled), entered through a
+//!   generated module that first imports the codecs the standard library
+//!   looks up by name at run time ([`python_entry`]);
+//! - JavaScript: a syntax check that names file, line and column
+//!   ([`JS_SYNTAX_CHECK`]), then `componentize-js` for the `plugin` world,
+//!   `app.js` as the entry module (the JS runtime imports `wasi:http` for
+//!   `fetch` itself).
 //!
 //! The tools write to the terminal, so build errors show as each tool
 //! reports them.
@@ -60,31 +67,39 @@ pub fn build_into(project: &Project, plugin: &PluginSource, out: &Path) -> anyho
     }
     match tool {
         Tool::Cargo => {
-            let artifact = cargo_build(&plugin.dir)?;
+            let artifact = cargo_build(project, &plugin.dir)?;
             std::fs::copy(&artifact, out)
                 .with_context(|| format!("copying {} to {}", artifact.display(), out.display()))?;
         }
-        Tool::ComponentizePy(exe) => toolchain::run(
-            Command::new(exe)
-                .arg("--quiet")
-                .arg("--wit-path")
-                .arg(plugin.wit_dir(project)?)
-                .args(["--world", "http-plugin", "componentize", "--python-path"])
-                .arg(&plugin.dir)
-                .args(["app", "--output"])
-                .arg(out),
-            "componentize-py",
-        )?,
-        Tool::ComponentizeJs(exe) => toolchain::run(
-            Command::new(exe)
-                .arg("--wit")
-                .arg(plugin.wit_dir(project)?)
-                .args(["--world-name", "plugin", "--out"])
-                .arg(out)
-                .arg(plugin.dir.join("app.js"))
-                .stdout(Stdio::null()),
-            "componentize-js",
-        )?,
+        Tool::ComponentizePy(exe) => {
+            let entry_dir = python_entry(project, plugin)?;
+            toolchain::run(
+                Command::new(exe)
+                    .arg("--quiet")
+                    .arg("--wit-path")
+                    .arg(plugin.wit_dir(project)?)
+                    .args(["--world", "http-plugin", "componentize", "--python-path"])
+                    .arg(&plugin.dir)
+                    .arg("--python-path")
+                    .arg(&entry_dir)
+                    .args([PYTHON_ENTRY, "--output"])
+                    .arg(out),
+                "componentize-py",
+            )?
+        }
+        Tool::ComponentizeJs(exe) => {
+            check_js_syntax(project, &plugin.dir.join("app.js"))?;
+            toolchain::run(
+                Command::new(exe)
+                    .arg("--wit")
+                    .arg(plugin.wit_dir(project)?)
+                    .args(["--world-name", "plugin", "--out"])
+                    .arg(out)
+                    .arg(plugin.dir.join("app.js"))
+                    .stdout(Stdio::null()),
+                "componentize-js",
+            )?
+        }
     }
     let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     Ok(Built { bytes, took: started.elapsed() })
@@ -94,11 +109,68 @@ fn rename(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::rename(from, to).with_context(|| format!("moving {} to {}", from.display(), to.display()))
 }
 
+/// The module componentize-py enters through (generated, see [`python_entry`]).
+const PYTHON_ENTRY: &str = "fastmcp_entry";
+
+/// Write the generated entry module for `plugin`; the directory holding it.
+///
+/// componentize-py bundles the modules imported while it pre-initialises
+/// the app, and the component has no files at run time, so a module first
+/// imported during a call is not found. The standard library looks some up
+/// by name only when needed — the `idna` and `punycode` codecs, which every
+/// host name passes through (`str.encode("idna")`, `socket`, `urllib`,
+/// `http.client`) — and without them a call fails with `LookupError:
+/// unknown encoding: idna`. The entry imports them, then re-exports the
+/// app's `Tools`.
+fn python_entry(project: &Project, plugin: &PluginSource) -> anyhow::Result<PathBuf> {
+    let dir = project.root.join(".fastmcp/build/python").join(&plugin.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let entry = dir.join(format!("{PYTHON_ENTRY}.py"));
+    std::fs::write(&entry, PYTHON_ENTRY_SOURCE).with_context(|| format!("writing {}", entry.display()))?;
+    Ok(dir)
+}
+
+const PYTHON_ENTRY_SOURCE: &str = "\
+# Generated by `fastmcp plugin build`: the codecs the standard library looks
+# up by name at run time, bundled now (the component has no files), then the app.
+import encodings.idna  # noqa: F401
+import encodings.punycode  # noqa: F401
+
+from app import Tools  # noqa: F401
+";
+
+/// The syntax check run before componentize-js (whose own parser reports
+/// only a count of errors): oxc's parser, the one componentize-js uses,
+/// from the same install, printing `file:line:column: message` and a code
+/// frame for each error.
+const JS_SYNTAX_CHECK: &str = include_str!("../../toolchains/js/check-syntax.mjs");
+
+/// Fail naming each syntax error of `file`, with its line and column.
+fn check_js_syntax(project: &Project, file: &Path) -> anyhow::Result<()> {
+    let script = project.tools_dir.join("js").join("check-syntax.mjs");
+    if std::fs::read_to_string(&script).ok().as_deref() != Some(JS_SYNTAX_CHECK) {
+        std::fs::write(&script, JS_SYNTAX_CHECK).with_context(|| format!("writing {}", script.display()))?;
+    }
+    let status = Command::new("node")
+        .arg(&script)
+        .arg(file)
+        .status()
+        .context("cannot start node for the syntax check")?;
+    if !status.success() {
+        bail!("{} has syntax errors (above)", file.display());
+    }
+    Ok(())
+}
+
 /// `cargo build` the crate in `dir` for `wasm32-wasip2`; the `.wasm` it made.
-fn cargo_build(dir: &Path) -> anyhow::Result<PathBuf> {
+fn cargo_build(project: &Project, dir: &Path) -> anyhow::Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+        command.env("CARGO_TARGET_DIR", project.root.join(".fastmcp/target"));
+    }
+    let output = command
         .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(&manifest)

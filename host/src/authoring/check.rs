@@ -85,6 +85,12 @@ impl Checker {
         Ok(Self { config, runtime, broker })
     }
 
+    /// The file where a host serving this configuration writes what
+    /// `plugin` says ([`crate::plugin_log`]).
+    pub fn plugin_log_file(&self, plugin: &str) -> PathBuf {
+        crate::plugin_log::file_of(&self.config.runtime_dir().join(crate::plugin_log::DIR), plugin)
+    }
+
     /// Load `manifest` as the host would. Blocking.
     pub fn check(&self, manifest: &Path) -> Verdict {
         self.check_with(manifest, None)

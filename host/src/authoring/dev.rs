@@ -7,7 +7,10 @@
 //!
 //! The terminal shows each tool's build errors as it prints them, then the
 //! verdict: `loaded: …` with the tools, or `rejected: …` naming the file,
-//! the field and the mismatch.
+//! the field and the mismatch; and, live, what the plugin says while a host
+//! on the same root serves it (its output, log lines, failures, refused
+//! requests: [`crate::plugin_log`]'s file, followed, each line prefixed
+//! `plugin: `).
 
 use super::check::Checker;
 use super::{PluginSource, Project, build, temporary_beside};
@@ -58,6 +61,7 @@ pub fn run(
             .watch(dir, RecursiveMode::NonRecursive)
             .with_context(|| format!("watching {}", dir.display()))?;
     }
+    follow(checker.plugin_log_file(&plugin.name));
     eprintln!(
         "fastmcp: watching {} and {} ({}); Ctrl-C to stop",
         plugin.dir.display(),
@@ -104,6 +108,54 @@ pub fn round(project: &Project, plugin: &PluginSource, checker: &Checker) -> Rou
     }
     eprintln!("{verdict}; in place after {:.1} s, the host reloads it now", started.elapsed().as_secs_f64());
     Round::Serving
+}
+
+/// How often the plugin's log file is read for new lines.
+const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+
+/// Print the lines added to `file` from now on (from the start of a file
+/// that is rotated or created later), on a thread of its own.
+fn follow(file: std::path::PathBuf) {
+    use std::io::{BufRead, Seek};
+    eprintln!("fastmcp: printing what the plugin says as a host serves it (from {})", file.display());
+    let start = std::fs::metadata(&file).map_or(0, |m| m.len());
+    let path = file.clone();
+    let spawned = std::thread::Builder::new().name("plugin-log".into()).spawn(move || {
+        let mut offset = start;
+        let mut partial = String::new();
+        loop {
+            std::thread::sleep(FOLLOW_EVERY);
+            let Ok(len) = std::fs::metadata(&file).map(|m| m.len()) else { continue };
+            if len < offset {
+                // Rotated: the new file holds only lines not yet printed.
+                offset = 0;
+                partial.clear();
+            }
+            if len == offset {
+                continue;
+            }
+            let Ok(mut reader) = std::fs::File::open(&file).map(std::io::BufReader::new) else { continue };
+            if reader.seek(std::io::SeekFrom::Start(offset)).is_err() {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            while let Ok(n) = reader.read_until(b'\n', &mut bytes) {
+                if n == 0 {
+                    break;
+                }
+                offset += n as u64;
+                partial.push_str(&String::from_utf8_lossy(&bytes));
+                bytes.clear();
+                if partial.ends_with('\n') {
+                    eprint!("plugin: {partial}");
+                    partial.clear();
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        eprintln!("fastmcp: cannot follow {}: {e}", path.display());
+    }
 }
 
 /// A change the loop rebuilds for (`path` relative to the sources): not

@@ -9,6 +9,7 @@ pub fn sources(lang: Lang) -> &'static [(&'static str, &'static str)] {
     match lang {
         Lang::Rust => &[
             ("Cargo.toml", include_str!("../../templates/rust/Cargo.toml")),
+            ("Cargo.lock", RUST_LOCKFILE),
             ("src/lib.rs", include_str!("../../templates/rust/src/lib.rs")),
             (".gitignore", include_str!("../../templates/rust/gitignore")),
         ],
@@ -22,6 +23,11 @@ pub fn sources(lang: Lang) -> &'static [(&'static str, &'static str)] {
         ],
     }
 }
+
+/// The Rust template's lockfile: the versions the workspace's own plugins
+/// build with, so a new plugin's first build needs no registry lookup and
+/// shares compiled dependencies with them.
+const RUST_LOCKFILE: &str = include_str!("../../templates/rust/Cargo.lock");
 
 /// The manifest; `{{name}}`, `{{lang}}`, `{{component}}` and `{{memory_mb}}`
 /// are replaced.
@@ -38,3 +44,33 @@ pub const WIT: &[(&str, &str)] = &[
     ("deps/random.wit", include_str!("../../../wit/deps/random.wit")),
     ("deps/sockets.wit", include_str!("../../../wit/deps/sockets.wit")),
 ];
+
+#[cfg(test)]
+mod tests {
+    /// `(name, version)` of every package a lockfile pins.
+    fn pinned(lockfile: &str) -> Vec<(String, String)> {
+        let mut pins = Vec::new();
+        let mut name = None;
+        for line in lockfile.lines() {
+            if let Some(n) = line.strip_prefix("name = ") {
+                name = Some(n.trim_matches('"').to_owned());
+            } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take()) {
+                pins.push((n, v.trim_matches('"').to_owned()));
+            }
+        }
+        pins
+    }
+
+    #[test]
+    fn the_rust_template_pins_what_the_workspace_builds_with() {
+        let workspace = pinned(include_str!("../../../Cargo.lock"));
+        let template = pinned(super::RUST_LOCKFILE);
+        assert!(template.iter().any(|(n, _)| n == "wit-bindgen"), "{template:?}");
+        for pin in template.iter().filter(|(n, _)| n != "{{name}}") {
+            assert!(
+                workspace.contains(pin),
+                "host/templates/rust/Cargo.lock pins {pin:?}, which Cargo.lock does not: regenerate it from Cargo.lock (docs/plugins.md)"
+            );
+        }
+    }
+}

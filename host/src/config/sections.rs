@@ -65,6 +65,8 @@ settings! {
         max_log_lines_per_call: u32 = "256" as Num, .range(0, 100_000);
         /// Bytes of a call's standard output and error kept for the log (both together); beyond, writes succeed and are dropped.
         max_output_bytes_per_call: usize = "16384" as Num, .range(0, 1 << 20);
+        /// Bytes of each plugin's own log file (`.runtime/plugin-output/NAME.log`: its output, log lines, failures and refused requests, which `plugin dev` follows); beyond, it is rotated once to `NAME.log.1`; 0 writes none.
+        plugin_log_bytes: u64 = "1048576" as Num, .range(0, 1 << 30);
         /// Bytes of each plugin memory reset in place (memset, kept resident) rather than returned to the kernel when a call ends; either way the next call starts from a clean memory.
         memory_keep_resident_bytes: usize = "4194304" as Num, .range(0, 1 << 30).flag("memory-keep-resident-bytes").env("FASTMCP_MEMORY_KEEP_RESIDENT_BYTES");
         /// The same for tables.

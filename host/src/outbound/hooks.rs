@@ -32,13 +32,15 @@ pub struct OutboundHooks {
     egress: Egress,
     requests_left: u32,
     correlation_id: String,
+    /// The tool being called (`plugin:tool`), for the plugin's own log.
+    tool: String,
 }
 
 impl OutboundHooks {
     /// Hooks for one call.
-    pub fn new(egress: Egress, correlation_id: String) -> Self {
+    pub fn new(egress: Egress, correlation_id: String, tool: String) -> Self {
         let requests_left = egress.config.outbound.max_requests_per_call;
-        Self { egress, requests_left, correlation_id }
+        Self { egress, requests_left, correlation_id, tool }
     }
 
     /// The call's broker, network rules and egress log.
@@ -55,7 +57,11 @@ impl OutboundHooks {
     fn admit(&mut self, uri: &http::Uri) -> Result<(Origin, Option<Grant>), Error> {
         let deny = |this: &Self, target: String, reason: String, error: Error| {
             let reason = crate::text::clip(&reason, super::log::MAX_FIELD).into_owned();
-            tracing::warn!(correlation_id = %this.correlation_id, %target, %reason, "outbound request denied");
+            tracing::warn!(
+                target: crate::plugin_log::TARGET,
+                correlation_id = %this.correlation_id, tool = %this.tool, %target, %reason,
+                "outbound request denied"
+            );
             this.egress.log.push(EgressEvent::Denied { target, reason });
             Err(error)
         };
@@ -141,13 +147,18 @@ impl WasiHttpHooks for OutboundHooks {
         let admitted = self.admit(request.uri());
         let egress = self.egress.clone();
         let correlation_id = self.correlation_id.clone();
+        let tool = self.tool.clone();
         Box::new(async move {
             let (origin, grant) = admitted?;
             let config: &OutboundConfig = &egress.config.outbound;
             let addrs = match permitted_addresses(&origin, config.dns_timeout, &config.allow_internal).await {
                 Ok(addrs) => addrs,
                 Err(e) => {
-                    tracing::warn!(%correlation_id, target = %origin, reason = %e, "outbound request denied");
+                    tracing::warn!(
+                        target: crate::plugin_log::TARGET,
+                        %correlation_id, %tool, target = %origin, reason = %e,
+                        "outbound request denied"
+                    );
                     egress
                         .log
                         .push(EgressEvent::Denied { target: origin.to_string(), reason: e.to_string() });
@@ -161,8 +172,15 @@ impl WasiHttpHooks for OutboundHooks {
             for header in &egress.network.forbidden_headers {
                 request.headers_mut().remove(header);
             }
-            if let Some(grant) = grant {
-                inject(&egress, &grant, &origin, &mut request).await?;
+            if let Some(grant) = grant
+                && let Err(e) = inject(&egress, &grant, &origin, &mut request).await
+            {
+                tracing::warn!(
+                    target: crate::plugin_log::TARGET,
+                    %correlation_id, %tool, target = %origin, reason = ?e,
+                    "outbound request denied"
+                );
+                return Err(e);
             }
             let limits = SendLimits {
                 connect_timeout: clamp(options.and_then(|o| o.connect_timeout), config.connect_timeout),
@@ -181,7 +199,14 @@ impl WasiHttpHooks for OutboundHooks {
             let sent = send(request, &origin, &addrs, limits).await;
             let (status, error) = match &sent {
                 Ok((response, _)) => (Some(response.status().as_u16()), None),
-                Err(e) => (None, Some(e.to_string())),
+                Err(e) => {
+                    tracing::info!(
+                        target: crate::plugin_log::TARGET,
+                        %correlation_id, %tool, target = %origin, error = %e,
+                        "outbound request failed"
+                    );
+                    (None, Some(e.to_string()))
+                }
             };
             egress.log.push(EgressEvent::Request { method, origin: origin.to_string(), status, error });
             sent

@@ -69,21 +69,23 @@ fn call_error(correlation_id: &CorrelationId, tool: &str, error: CallError) -> A
         CallError::Overloaded => ApiError::Overloaded,
         CallError::Timeout(timeout_ms) => ApiError::ToolTimeout { timeout_ms },
         CallError::MemoryLimit(_) | CallError::StackOverflow | CallError::BadResult(_) => {
-            tracing::warn!(%correlation_id, tool, error = %error, "plugin failed");
+            tracing::warn!(target: crate::plugin_log::TARGET, %correlation_id, tool, error = %error, "plugin failed");
             ApiError::ToolFailed(format!("tool `{tool}` {error}"))
         }
         CallError::Trap(detail) => {
             // What the plugin printed (its panic message, traceback or
             // error) was logged just before, under the same correlation id.
-            tracing::warn!(%correlation_id, tool, %detail, "plugin trapped");
+            tracing::warn!(target: crate::plugin_log::TARGET, %correlation_id, tool, %detail, "plugin trapped");
             ApiError::ToolFailed(format!("tool `{tool}` trapped"))
         }
         CallError::Tool(ToolError::InvalidInput(message)) => ApiError::ToolRejectedInput(message),
         CallError::Tool(ToolError::Denied(message)) => ApiError::ToolDenied(message),
         CallError::Tool(ToolError::Upstream(message)) => {
+            tracing::info!(target: crate::plugin_log::TARGET, %correlation_id, tool, %message, "the tool reported an upstream failure");
             ApiError::Upstream(format!("tool `{tool}` reported an upstream failure: {message}"))
         }
         CallError::Tool(ToolError::Internal(message)) => {
+            tracing::info!(target: crate::plugin_log::TARGET, %correlation_id, tool, %message, "the tool reported an internal failure");
             ApiError::ToolFailed(format!("tool `{tool}` failed: {message}"))
         }
     }

@@ -104,7 +104,11 @@ impl CallData {
                 http.set_field_size_limit(MAX_HEADER_FIELDS_BYTES);
                 http
             },
-            hooks: OutboundHooks::new(grants.egress, identity.correlation_id.clone()),
+            hooks: OutboundHooks::new(
+                grants.egress,
+                identity.correlation_id.clone(),
+                identity.tool_id.clone(),
+            ),
             table: ResourceTable::new(),
             memory: MemoryCap::new(memory_bytes),
             identity,
@@ -142,6 +146,7 @@ impl CallData {
         if captured.dropped > 0 && self.take_log_line() {
             let CallIdentity { correlation_id, tool_id, .. } = &self.identity;
             tracing::warn!(
+                target: "fastmcp::plugin",
                 correlation_id,
                 tool = tool_id,
                 dropped_bytes = captured.dropped,

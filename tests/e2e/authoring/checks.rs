@@ -143,3 +143,25 @@ async fn a_declare_that_never_returns_is_stopped_at_the_manifests_deadline() {
         "{printed}"
     );
 }
+
+#[test]
+fn a_javascript_syntax_error_is_named_by_file_line_and_column() {
+    let root = TestRoot::empty();
+    let new = fastmcp(root.path(), &["plugin", "new", "broken", "--lang", "js"]);
+    assert!(new.status.success(), "{}", text(&new));
+    let app = root.path().join("plugins/broken/app.js");
+    let source = std::fs::read_to_string(&app).unwrap();
+    let line = source.lines().position(|l| l.contains("const args = JSON.parse(argsJson);")).unwrap() + 1;
+    std::fs::write(
+        &app,
+        source.replace("const args = JSON.parse(argsJson);", "const args = JSON.parse(argsJson;"),
+    )
+    .unwrap();
+    let build = fastmcp(root.path(), &["plugin", "build", "broken"]);
+    let printed = text(&build);
+    assert!(!build.status.success(), "{printed}");
+    let expected = format!("{}:{line}:", app.display());
+    assert!(printed.contains(&expected), "`{expected}` in {printed}");
+    assert!(printed.contains("has syntax errors"), "{printed}");
+    assert!(!root.path().join("plugins/broken/broken.wasm").exists(), "nothing was put in place");
+}

@@ -3,12 +3,17 @@
 //! call's correlation id, within the call's budget — a Rust panic message,
 //! a Python traceback (componentize-py prints it, then traps), a JavaScript
 //! error with its stack (componentize-js prints it, then aborts) — and the
-//! caller learns none of it.
+//! caller learns none of it. The same lines, and an outbound request the
+//! host refused with its reason, go to the plugin's own file under
+//! `.runtime/plugin-output/`, which `fastmcp plugin dev` prints live.
 
-use super::{fastmcp, grant, text};
+use super::{command, fastmcp, grant, text};
 use crate::harness::{ALL_SCOPES, ServerProcess, TestRoot, mint};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// Stop `server` and return its log lines as JSON.
 async fn logs_of(mut server: ServerProcess) -> Vec<Value> {
@@ -94,18 +99,24 @@ fn broken_plugin(root: &std::path::Path, lang: &str, name: &str) {
         "python" => (
             "app.py",
             "        if tool == \"hello\":",
-            "        print(\"printed from python\")\n        if args.get(\"name\") == \"boom\":\n            raise ValueError(\"boom from python\")\n",
+            "        print(\"printed from python\", \"bücher.example\".encode(\"idna\"))\n        if args.get(\"name\") == \"boom\":\n            raise ValueError(\"boom from python\")\n",
         ),
         _ => (
             "app.js",
             "    if (tool === \"hello\") {",
-            "    console.log(\"printed from js\");\n    if (args.name === \"boom\") {\n      throw new TypeError(\"boom from js\");\n    }\n",
+            "    console.log(\"printed from js\");\n    if (args.name === \"boom\") {\n      await fetch(\"http://denied.example/x\").catch((e) => console.log(`fetch: ${e}`));\n      throw new TypeError(\"boom from js\");\n    }\n",
         ),
     };
     let source = root.join("plugins").join(name).join(file);
     let text_before = std::fs::read_to_string(&source).unwrap();
     assert!(text_before.contains(anchor), "{file} has `{anchor}`");
-    std::fs::write(&source, text_before.replacen(anchor, &format!("{inserted}{anchor}"), 1)).unwrap();
+    // `fetch` is asynchronous: the JavaScript `invoke` becomes `async`.
+    let edited = text_before.replacen(anchor, &format!("{inserted}{anchor}"), 1).replacen(
+        "  invoke(ctx, tool, argsJson) {",
+        "  async invoke(ctx, tool, argsJson) {",
+        1,
+    );
+    std::fs::write(&source, edited).unwrap();
     let build = fastmcp(root, &["plugin", "build", name]);
     assert!(build.status.success(), "{}", text(&build));
 }
@@ -117,6 +128,14 @@ async fn a_python_traceback_and_a_javascript_error_reach_the_log() {
     broken_plugin(root.path(), "python", "pyboom");
     broken_plugin(root.path(), "js", "jsboom");
     let server = ServerProcess::start(&root, "info", &["--no-watch"]).await;
+    // `plugin dev` follows what the plugin says while the host serves it.
+    let mut dev = command(root.path(), &["plugin", "dev", "jsboom"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dev_lines = lines_of_child(dev.stderr.take().unwrap());
+    wait_for(&dev_lines, "printing what the plugin says");
     let client = reqwest::Client::new();
     for name in ["pyboom", "jsboom"] {
         let token = mint(
@@ -138,6 +157,10 @@ async fn a_python_traceback_and_a_javascript_error_reach_the_log() {
         assert_eq!(body["code"], "tool_failed", "{body}");
         assert!(!body.to_string().contains("boom from"), "the caller never sees it: {body}");
     }
+    let live = wait_for(&dev_lines, "TypeError: boom from js");
+    assert!(live.starts_with("plugin: ") && live.contains("jsboom:hello out-jsboom"), "{live}");
+    let _ = dev.kill();
+    let _ = dev.wait();
     let logs = logs_of(server).await;
     for (name, printed, error) in [
         ("pyboom", "printed from python", "ValueError: boom from python"),
@@ -152,5 +175,53 @@ async fn a_python_traceback_and_a_javascript_error_reach_the_log() {
         };
         assert!(said("stdout", printed), "{name}: {lines:?}");
         assert!(said("stderr", error), "{name}: {lines:?}");
+        // The plugin's own file: the same lines, under the correlation id.
+        let file = root.path().join(format!(".runtime/plugin-output/{name}.log"));
+        let own = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(
+            own.lines().any(|l| l.contains(&format!("{name}:hello out-{name} stderr:")) && l.contains(error)),
+            "{own}"
+        );
+    }
+    // Python's `idna` codec (looked up by name at run time) is bundled.
+    let python = lines_of(&logs, "out-pyboom");
+    assert!(
+        python.iter().any(|l| l["fields"]["message"] == "printed from python b'xn--bcher-kva.example'"),
+        "{python:?}"
+    );
+    // JavaScript's fetch says only `NetworkError`; the host's reason is in
+    // the plugin's file (and the log) under the call's correlation id.
+    let js = std::fs::read_to_string(root.path().join(".runtime/plugin-output/jsboom.log")).unwrap();
+    assert!(js.contains("fetch: TypeError: NetworkError"), "{js}");
+    let denied = js.lines().find(|l| l.contains("outbound request denied")).expect("the refusal");
+    assert!(
+        denied.contains("out-jsboom")
+            && denied.contains("target=http://denied.example:80")
+            && denied.contains("the plugin's manifest allows no network"),
+        "{denied}"
+    );
+}
+
+/// The lines `stream` prints, as they come.
+fn lines_of_child(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let _ = send.send(line);
+        }
+    });
+    lines
+}
+
+/// Wait for a line containing `what`.
+fn wait_for(lines: &mpsc::Receiver<String>, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).unwrap_or_else(|_| panic!("no `{what}` from plugin dev"));
+        eprintln!("dev: {line}");
+        if line.contains(what) {
+            return line;
+        }
     }
 }

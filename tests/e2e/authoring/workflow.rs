@@ -31,6 +31,11 @@ async fn new_build_serve(lang: &str, name: &str) {
     assert!(new.status.success());
     let printed = text(&new);
     assert!(printed.contains(&format!("fastmcp plugin build {name}")), "{printed}");
+    if lang == "rust" {
+        let lockfile =
+            std::fs::read_to_string(root.path().join(format!("plugins/{name}/Cargo.lock"))).unwrap();
+        assert!(lockfile.contains(&format!("name = \"{name}\"")), "a lockfile for the new crate: {lockfile}");
+    }
     grant(root.path(), &printed);
 
     let build = fastmcp(root.path(), &["plugin", "build", name]);
