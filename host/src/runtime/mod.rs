@@ -189,13 +189,18 @@ impl Runtime {
         self.config.max_concurrent_calls as usize - self.slots.available_permits()
     }
 
-    /// Load a component from the bytes of the file at `path`: compile (or
-    /// take from the cache), check which contract version it implements and
-    /// link it. Blocking.
+    /// Load a component from the bytes of the file at `path`: check the
+    /// names it imports and exports (no compile for a component built for
+    /// another world), compile (or take from the cache), check the contract
+    /// version's functions and link it. Blocking.
     pub fn load_component_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
         let invalid =
             |e: wasmtime::Error| LoadError::Invalid { path: path.to_path_buf(), reason: format!("{e:#}") };
         let mismatch = |reason: String| LoadError::Contract { path: path.to_path_buf(), reason };
+        contract::precheck(bytes).map_err(|refused| match refused {
+            contract::Precheck::Unreadable(reason) => LoadError::Invalid { path: path.to_path_buf(), reason },
+            contract::Precheck::Mismatch(reason) => mismatch(reason),
+        })?;
         let component = self.cache.load_or_compile(&self.engine, bytes).map_err(invalid)?;
         let contract = contract::inspect(&self.engine, &component).map_err(mismatch)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
