@@ -41,10 +41,23 @@ pub struct Built {
 }
 
 /// Build `plugin` into the component its manifest names, moved into place
-/// by rename.
+/// by rename — only if it is a component for the `fastmcp:plugin` world
+/// (read by name, without compiling: [`crate::runtime::contract::precheck`];
+/// `plugin check` and `plugin dev` load it whole).
 pub fn build(project: &Project, plugin: &PluginSource) -> anyhow::Result<Built> {
     let tmp = temporary_beside(&plugin.component);
-    let built = build_into(project, plugin, &tmp);
+    let built = build_into(project, plugin, &tmp).and_then(|built| {
+        let bytes = std::fs::read(&tmp).with_context(|| format!("reading {}", tmp.display()))?;
+        match crate::runtime::contract::precheck(&bytes) {
+            Ok(_) => Ok(built),
+            Err(crate::runtime::contract::Precheck::Unreadable(why)) => {
+                bail!("the build made something that is not a component ({why}); nothing was put in place")
+            }
+            Err(crate::runtime::contract::Precheck::Mismatch(why)) => {
+                bail!("the build made a component the host would reject: {why}; nothing was put in place")
+            }
+        }
+    });
     if built.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
