@@ -38,6 +38,7 @@
 //! - [`registry`] — the immutable snapshot of plugins and tools;
 //! - [`runtime`] — the wasmtime sandbox;
 //! - [`logging`] — JSON log lines through a bounded, non-blocking writer;
+//! - [`plugin_log`] — each plugin's own log file, for its author and `plugin dev`;
 //! - [`metrics`] — Prometheus metrics;
 //! - [`server`] — accepting connections within the server's limits;
 //! - [`share`] — fair share: per-principal caps on what every caller shares;
