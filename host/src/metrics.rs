@@ -58,6 +58,7 @@ impl Metrics {
         broker: &Broker,
         audit: &crate::audit::BatchCounters,
         shares: &crate::share::Shares,
+        outbound: &crate::outbound::pool::PoolStats,
         log_drops_source: Option<crate::logging::LogDrops>,
     ) -> Self {
         let mut registry = Registry::with_prefix("fastmcp");
@@ -97,6 +98,16 @@ impl Metrics {
             "share_refusals",
             "Requests refused because their caller held its fair share of a resource",
             shares.refusal_counter(),
+        );
+        registry.register(
+            "outbound_connections_opened",
+            "Connections opened for plugins' outbound requests",
+            outbound.opened.clone(),
+        );
+        registry.register(
+            "outbound_connections_reused",
+            "Plugins' outbound requests sent on a kept connection",
+            outbound.reused.clone(),
         );
         let log_drops = Counter::default();
         registry.register(

@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 /// `http` or `https`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
     /// Plain HTTP.
     Http,
@@ -47,7 +47,7 @@ impl Scheme {
 }
 
 /// The host part of a pattern or an origin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
     /// A DNS name, lowercase, without a trailing dot.
     Name(String),
@@ -80,7 +80,7 @@ impl fmt::Display for Host {
 }
 
 /// Where a request goes: scheme, host and port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     /// The scheme.
     pub scheme: Scheme,

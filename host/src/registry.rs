@@ -349,6 +349,7 @@ fn check_declared_tools(
                 broker: Arc::new(Broker::new(BTreeMap::new(), config.broker.clone(), config.clock.clone())),
                 config: Arc::new(config.clone()),
                 log: EgressLog::default(),
+                client: crate::outbound::client::OutboundClient::unused(),
             },
         };
         (identity, grants)

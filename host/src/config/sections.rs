@@ -147,6 +147,18 @@ settings! {
         max_requests_per_call: u32 = "32" as Num, .range(0, 10_000).flag("outbound-max-requests-per-call").env("FASTMCP_OUTBOUND_MAX_REQUESTS_PER_CALL");
         /// Internal address ranges (loopback, private, link-local, metadata…) plugins may reach, as CIDRs — the operator's choice, never a manifest's.
         allow_internal: Vec<ipnet::IpNet> = "" as List, .flag("outbound-allow-internal").env("FASTMCP_OUTBOUND_ALLOW_INTERNAL");
+        /// A PEM bundle of CA certificates that plugins' `https` requests trust besides the public (webpki) roots: internal APIs behind a private CA.
+        ca_file: Option<PathBuf> = "" as Path, .flag("outbound-ca-file").env("FASTMCP_OUTBOUND_CA_FILE");
+        /// Trust only `ca_file`, not the public roots.
+        ca_file_only: bool = "false" as Flag, .flag("outbound-ca-file-only").env("FASTMCP_OUTBOUND_CA_FILE_ONLY");
+        /// Idle connections kept per origin and checked address for reuse; 0 opens a connection per request.
+        pool_idle_per_origin: usize = "32" as Num, .range(0, 10_000).flag("outbound-pool-idle-per-origin").env("FASTMCP_OUTBOUND_POOL_IDLE_PER_ORIGIN");
+        /// Idle connections kept in all.
+        pool_idle_total: usize = "512" as Num, .range(0, 100_000);
+        /// A kept connection idle this long is closed.
+        pool_idle_timeout: Duration = "30000" as Millis, .range(1, 3_600_000);
+        /// A connection this old is not reused (it closes when its request ends).
+        pool_max_lifetime: Duration = "300000" as Millis, .range(1, 86_400_000);
     }
 
     /// Quotas of the idempotency store.

@@ -196,7 +196,7 @@ impl WasiHttpHooks for OutboundHooks {
                 max_response_body: config.max_response_body_bytes,
             };
             let method = request.method().to_string();
-            let sent = send(request, &origin, &addrs, limits).await;
+            let sent = send(&egress.client, request, &origin, &addrs, limits).await;
             let (status, error) = match &sent {
                 Ok((response, _)) => (Some(response.status().as_u16()), None),
                 Err(e) => {

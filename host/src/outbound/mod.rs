@@ -4,7 +4,11 @@
 //! - [`address`]: the resolved addresses a request may really connect to;
 //! - [`hooks`]: the `WasiHttpHooks` of one call — allowlist, forbidden
 //!   headers, credential injection, limits;
-//! - [`send`]: the sender, which connects to the checked addresses only;
+//! - [`send`]: the sender: one request over a connection to a checked address;
+//! - [`client`]: the host's one outbound client, which opens connections
+//!   (TCP, TLS, HTTP/1.1 or HTTP/2) and keeps them in the [`pool`], filed
+//!   under origin and checked address;
+//! - [`trust`]: the TLS trust roots (webpki, and the operator's `ca_file`);
 //! - [`log`]: what a call did on the network and with credentials, for its
 //!   audit record.
 //!
@@ -12,9 +16,12 @@
 //! before any name is resolved.
 
 pub mod address;
+pub mod client;
 pub mod hooks;
 pub mod log;
+pub mod pool;
 pub mod send;
+pub mod trust;
 
 use crate::broker::{Broker, Grant};
 use crate::origin::OriginPattern;
@@ -58,4 +65,6 @@ pub struct Egress {
     pub config: Arc<crate::config::HostConfig>,
     /// This call's record of what it did.
     pub log: log::EgressLog,
+    /// The host's outbound client (connections, pool, trust roots).
+    pub client: Arc<client::OutboundClient>,
 }

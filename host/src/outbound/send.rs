@@ -1,24 +1,26 @@
-//! The sender behind a plugin's outbound request: it connects to exactly the
-//! addresses [`super::address`] permitted (a name is never resolved again
-//! behind the check), speaks TLS for `https` with the request's host as the
-//! server name and the webpki roots, and caps both bodies.
+//! The sender behind a plugin's outbound request: it takes a connection to
+//! exactly the addresses [`super::address`] permitted (a name is never
+//! resolved again behind the check) from the [`OutboundClient`] — a kept one
+//! for the same origin and address, or a new one — sends the request with
+//! both bodies capped, and gives an HTTP/1.1 connection back once its
+//! response has been read to the end.
 
-use crate::origin::{Host, Origin, Scheme};
+use super::client::{Checkout, OutboundClient};
+use super::pool::{Lent, Sender};
+use crate::origin::Origin;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, WasiBody};
 
-/// The future that drives the connection after the response head arrived.
+/// The future that drives the connection after the response head arrived
+/// (nothing: the client drives its connections itself).
 pub type ConnectionTask = Box<dyn Future<Output = Result<(), Error>> + Send>;
 
 /// Limits of one request.
@@ -36,105 +38,86 @@ pub struct SendLimits {
     pub max_response_body: u64,
 }
 
-trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
-
 /// Send `request` to `origin` over one of `addrs` (tried in order).
 pub async fn send(
-    mut request: http::Request<WasiBody>,
+    client: &Arc<OutboundClient>,
+    request: http::Request<WasiBody>,
     origin: &Origin,
     addrs: &[SocketAddr],
     limits: SendLimits,
 ) -> Result<(http::Response<WasiBody>, ConnectionTask), Error> {
-    let handshake = async {
-        let tcp = connect(addrs).await?;
-        let io: Box<dyn Io> = match origin.scheme {
-            Scheme::Http => Box::new(tcp),
-            Scheme::Https => Box::new(tls(tcp, &origin.host).await?),
-        };
-        hyper::client::conn::http1::handshake::<_, WasiBody>(TokioIo::new(io)).await.map_err(Error::from)
-    };
-    let (mut sender, connection) = tokio::time::timeout(limits.connect_timeout, handshake)
-        .await
-        .map_err(|_| Error::ConnectionTimeout)??;
-
-    // Origin-form on the wire: scheme and authority live in `Host`.
-    let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    *request.uri_mut() = http::Uri::try_from(path).map_err(|_| Error::HttpRequestUriInvalid)?;
+    let absolute = request.uri().clone();
+    // Origin-form for HTTP/1.1: scheme and authority live in `Host`.
+    let origin_form = http::Uri::try_from(absolute.path_and_query().map_or("/", |p| p.as_str()))
+        .map_err(|_| Error::HttpRequestUriInvalid)?;
     let (parts, body) = request.into_parts();
     let body = Capped::new(body, limits.max_request_body, Error::HttpRequestBodySize);
     let oversized = body.tripped.clone();
-    let request = http::Request::from_parts(parts, body.boxed_unsync());
-
-    let mut connection = Box::pin(connection);
-    let sent = tokio::select! {
-        sent = tokio::time::timeout(limits.first_byte_timeout, sender.send_request(request)) => {
-            sent.map_err(|_| Error::ConnectionReadTimeout).and_then(|sent| sent.map_err(Error::from))
-        }
-        closed = &mut connection => Err(closed.err().map_or(Error::ConnectionTerminated, Error::from)),
-    };
+    let mut request = http::Request::from_parts(parts, body.boxed_unsync());
     // Hyper reports a request body that failed as a broken connection: say why.
-    let response = sent.map_err(|e| {
+    let why = |e: Error| {
         if oversized.load(Ordering::Relaxed) {
             Error::HttpRequestBodySize(Some(limits.max_request_body))
         } else {
             e
         }
-    })?;
-    let max_response = limits.max_response_body;
-    let response = response.map(|incoming| {
-        Capped::new(incoming.map_err(Error::from), max_response, Error::HttpResponseBodySize)
-            .with_idle_timeout(limits.between_bytes_timeout)
-            .boxed_unsync()
-    });
-    let task: ConnectionTask = Box::new(async move { connection.await.map_err(Error::from) });
-    Ok((response, task))
-}
-
-async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, Error> {
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(match last {
-        Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused,
-        Some(e) => Error::Connect(e),
-        None => Error::DestinationNotFound,
-    })
-}
-
-async fn tls(tcp: TcpStream, host: &Host) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
-    use rustls::pki_types::ServerName;
-    let name = match host {
-        Host::Name(name) => ServerName::try_from(name.clone()).map_err(|_| Error::HttpRequestUriInvalid)?,
-        Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
     };
-    tls_connector().connect(name, tcp).await.map_err(|e| {
-        match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-            Some(rustls::Error::InvalidCertificate(_)) => Error::TlsCertificateError,
-            _ => Error::Tls(e),
-        }
-    })
-}
-
-fn tls_connector() -> &'static tokio_rustls::TlsConnector {
-    static CONNECTOR: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
-    CONNECTOR.get_or_init(|| {
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
-        let config =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-    })
+    let mut fresh = false;
+    loop {
+        let Checkout { key, lent, reused } =
+            tokio::time::timeout(limits.connect_timeout, client.connection(origin, addrs, fresh))
+                .await
+                .map_err(|_| Error::ConnectionTimeout)??;
+        let (sent, connection) = match lent {
+            Lent::Exclusive(mut connection) => {
+                let Sender::Http1(sender) = &mut connection.sender else {
+                    unreachable!("only HTTP/1.1 connections are lent exclusively")
+                };
+                if sender.ready().await.is_err() {
+                    // Closed while kept: nothing was sent yet.
+                    fresh = true;
+                    continue;
+                }
+                *request.uri_mut() = origin_form.clone();
+                let sent =
+                    tokio::time::timeout(limits.first_byte_timeout, sender.try_send_request(request)).await;
+                (sent, Some(connection))
+            }
+            Lent::Shared(mut sender) => {
+                *request.uri_mut() = absolute.clone();
+                let sent =
+                    tokio::time::timeout(limits.first_byte_timeout, sender.try_send_request(request)).await;
+                (sent, None)
+            }
+        };
+        let response = match sent {
+            Err(_) => return Err(Error::ConnectionReadTimeout),
+            Ok(Ok(response)) => response,
+            Ok(Err(mut failed)) => match failed.take_message() {
+                // A kept connection the server had closed: the request was
+                // not written, so it goes on a new connection.
+                Some(unsent) if reused => {
+                    request = unsent;
+                    fresh = true;
+                    continue;
+                }
+                _ => return Err(why(Error::from(failed.into_error()))),
+            },
+        };
+        let max_response = limits.max_response_body;
+        let client = client.clone();
+        let response = response.map(|incoming| {
+            let mut body =
+                Capped::new(incoming.map_err(Error::from), max_response, Error::HttpResponseBodySize)
+                    .with_idle_timeout(limits.between_bytes_timeout);
+            if let Some(connection) = connection {
+                body.on_end = Some(Box::new(move || client.give_back(key, connection)));
+            }
+            body.boxed_unsync()
+        });
+        let task: ConnectionTask = Box::new(std::future::ready(Ok(())));
+        return Ok((response, task));
+    }
 }
 
 /// A body that fails once more than `limit` bytes went through it, or
@@ -148,11 +131,13 @@ struct Capped<B> {
     tripped: Arc<AtomicBool>,
     /// The idle timeout and the timer running until the next frame.
     idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+    /// Run once when the body has been read to its end.
+    on_end: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl<B> Capped<B> {
     fn new(inner: B, limit: u64, error: fn(Option<u64>) -> Error) -> Self {
-        Self { inner, remaining: limit, limit, error, tripped: Arc::default(), idle: None }
+        Self { inner, remaining: limit, limit, error, tripped: Arc::default(), idle: None, on_end: None }
     }
 
     fn with_idle_timeout(mut self, timeout: Duration) -> Self {
@@ -198,6 +183,11 @@ where
                 return Poll::Ready(Some(Err((self.error)(Some(self.limit)))));
             }
             self.remaining -= len;
+        }
+        let ended = matches!(polled, Poll::Ready(None))
+            || (matches!(polled, Poll::Ready(Some(Ok(_)))) && self.inner.is_end_stream());
+        if ended && let Some(on_end) = self.on_end.take() {
+            on_end();
         }
         polled
     }

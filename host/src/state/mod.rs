@@ -42,6 +42,8 @@ pub struct AppState {
 struct Inner {
     config: Arc<HostConfig>,
     runtime: Runtime,
+    /// Plugins' outbound connections (pooled) and trust roots.
+    outbound: Arc<crate::outbound::client::OutboundClient>,
     auth: Authenticator,
     action_tokens: ActionTokenKey,
     audit: AuditLog,
@@ -155,6 +157,7 @@ impl AppState {
         );
         state.audit().append(started).await?;
         background::spawn_all(&state);
+        state.inner.outbound.sweep_in_background();
         Ok(state)
     }
 
@@ -176,8 +179,15 @@ impl AppState {
             "registry loaded"
         );
         let shares = Arc::new(Shares::new(&config));
-        let metrics =
-            Metrics::new(&runtime, &broker, audit.batch_counters(), &shares, config.log_drops.clone());
+        let outbound = Arc::new(crate::outbound::client::OutboundClient::new(&config)?);
+        let metrics = Metrics::new(
+            &runtime,
+            &broker,
+            audit.batch_counters(),
+            &shares,
+            outbound.stats(),
+            config.log_drops.clone(),
+        );
         let auth_failures =
             AuthFailures::new(config.server.auth_failures_per_minute, config.server.auth_failure_peers);
         let plugins = Plugins { registry: Arc::new(registry), broker: Arc::new(broker) };
@@ -185,6 +195,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 config: Arc::new(config),
                 runtime,
+                outbound,
                 auth,
                 action_tokens,
                 audit,
@@ -291,6 +302,7 @@ impl AppState {
                 broker,
                 config: self.inner.config.clone(),
                 log,
+                client: self.inner.outbound.clone(),
             },
         }
     }
