@@ -531,6 +531,18 @@ impl TestUpstream {
         Self { addr, upstream, secret, shutdown: Some(tx) }
     }
 
+    /// Start one serving HTTPS with `tls` on `127.0.0.1:0`.
+    pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (upstream, secret) = Self::new_upstream();
+        let (tx, rx) = oneshot::channel::<()>();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(upstream.clone().serve_tls(listener, tls, async {
+            let _ = rx.await;
+        }));
+        Self { addr, upstream, secret, shutdown: Some(tx) }
+    }
+
     /// The upstream shared by every test of this process (its own thread
     /// and runtime, so it outlives each test's runtime).
     pub fn shared() -> &'static TestUpstream {

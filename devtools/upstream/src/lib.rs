@@ -20,6 +20,7 @@
 
 mod ads;
 mod secret;
+pub mod tls;
 
 pub use secret::{Secret, fingerprint};
 
@@ -78,6 +79,8 @@ pub struct Stats {
     /// API requests refused for a missing, unknown, expired or
     /// under-scoped token.
     pub rejected_requests: AtomicU64,
+    /// TCP connections accepted (to see clients reuse them).
+    pub connections: Arc<AtomicU64>,
 }
 
 /// An issued token's scopes and expiry.
@@ -141,20 +144,40 @@ impl DevUpstream {
         self.issued.lock().expect("lock").iter().cloned().collect()
     }
 
-    /// Serve on `listener` until `shutdown` resolves.
+    /// Serve plain HTTP/1.1 on `listener` until `shutdown` resolves.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = Router::new()
+        use axum::serve::ListenerExt as _;
+        let connections = self.stats.connections.clone();
+        let listener = listener.tap_io(move |_| {
+            connections.fetch_add(1, Ordering::Relaxed);
+        });
+        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+    }
+
+    /// Serve HTTPS (HTTP/2 or HTTP/1.1 by ALPN) on `listener` with `tls`
+    /// until `shutdown` resolves.
+    pub async fn serve_tls(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let listener = tls::TlsListener::new(listener, tls, self.stats.connections.clone())?;
+        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+    }
+
+    fn router(self: Arc<Self>) -> Router {
+        Router::new()
             .route("/oauth/token", post(token))
             .route("/v1/campaigns", get(ads::list).post(ads::create))
             .route("/_dev/stats", get(stats))
             .route("/_dev/echo", get(echo))
             .route("/_dev/fail", post(fail))
-            .with_state(self);
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            .with_state(self)
     }
 
     /// Check that `headers` carry a live bearer token with `scope` (or the
@@ -276,6 +299,7 @@ async fn stats(State(upstream): State<Arc<DevUpstream>>) -> axum::Json<Value> {
         "tokens_issued": s.tokens_issued.load(Ordering::Relaxed),
         "authorized_requests": s.authorized_requests.load(Ordering::Relaxed),
         "rejected_requests": s.rejected_requests.load(Ordering::Relaxed),
+        "connections": s.connections.load(Ordering::Relaxed),
     }))
 }
 
