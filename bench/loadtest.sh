@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The side-by-side load test (`./dev loadtest [--duration S] [--write]`).
 #
-# Starts, on loopback ports 18000-18002 and a private root:
+# Starts, on loopback ports 18000-18005 and a private root:
 #   - the host (release, full governance: JWT, schema, policy with the sample
-#     rules, rate-limit check, fresh sandbox, durable audit, log),
-#   - the development upstream (for the brokered scenario),
+#     rules, rate-limit check, fresh sandbox, durable audit, log), trusting
+#     the upstream's CA through `--outbound-ca-file`,
+#   - a second host on a copy of the root with outbound pooling off
+#     (`--outbound-pool-idle-per-origin 0`): the "before" of the brokered
+#     scenarios, in the same run,
+#   - the development upstream (for the brokered scenarios), on http (18001)
+#     and https (18004, HTTP/2 by ALPN, a CA generated at start),
 #   - the floor: a bare axum JSON echo on the same route shape.
 # Then runs wrk against the floor and the host alternately, at 1, 16 and 64
 # connections, for each scenario:
@@ -12,7 +17,9 @@
 #   - mcp:      the same call as an MCP 2026-07-28 `tools/call` of util.echo
 #               at POST /mcp (the floor echoes a JSON-RPC result);
 #   - brokered: ads:listCampaigns, one outbound request to the upstream with a
-#               brokered, host-injected token.
+#               brokered, host-injected token (pooled connections);
+#   - brokered-https: the same tool as `adstls`, over https;
+#   - brokered-nopool, brokered-https-nopool: the same two on the unpooled host.
 # Prints req/s, p50, p99, non-2xx, the host/floor ratio, the host's RSS, and
 # verifies the audit trail the host wrote. With --write, the table replaces the
 # generated section of BENCHMARKS.md, with the MCP/REST ratio at 64
@@ -43,9 +50,11 @@ HOST=127.0.0.1:18000
 UPSTREAM=127.0.0.1:18001
 FLOOR=127.0.0.1:18002
 METRICS=127.0.0.1:18003
+UPSTREAM_TLS=127.0.0.1:18004
+UNPOOLED=127.0.0.1:18005
 ROOT=$(mktemp -d)
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$ROOT"; }
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$ROOT" "${ROOT2:-}"; }
 trap cleanup EXIT
 
 # A private root: the example plugins, their manifests pointed at the
@@ -55,24 +64,38 @@ cp plugins/util/util.wasm "$ROOT/plugins/util/"
 cp plugins/ads/ads.wasm "$ROOT/plugins/ads/"
 cp manifests/util.yaml "$ROOT/manifests/"
 sed "s/127.0.0.1:8001/$UPSTREAM/g" manifests/ads.yaml > "$ROOT/manifests/ads.yaml"
-sed 's/^roles:$/roles:\n  bench: { tools: ["util:*", "ads:*"] }/' policies/policies.yml > "$ROOT/policies/policies.yml"
+# The same plugin as `adstls`, calling the Ads API over https.
+sed -e "s|http://127.0.0.1:8001|https://$UPSTREAM_TLS|g" -e "s/127.0.0.1:8001/$UPSTREAM_TLS/g" \
+  -e "s/^plugin: ads$/plugin: adstls/" manifests/ads.yaml > "$ROOT/manifests/adstls.yaml"
+sed 's/^roles:$/roles:\n  bench: { tools: ["util:*", "ads:*", "adstls:*"] }/' policies/policies.yml > "$ROOT/policies/policies.yml"
 sed -e "s/127.0.0.1:8001/$UPSTREAM/g" -e "s|../.runtime/dev-upstream.secret|.runtime/dev-upstream.secret|" \
+  -e "s/plugins: \[ads, /plugins: [ads, adstls, /" -e "s|origins: \[|origins: [\"https://$UPSTREAM_TLS\", |" \
   devtools/providers.yml > "$ROOT/providers.yml"
 
-"$BIN/fastmcp-dev-upstream" --listen "$UPSTREAM" --secret-file "$ROOT/.runtime/dev-upstream.secret" 2>/dev/null &
+"$BIN/fastmcp-dev-upstream" --listen "$UPSTREAM" --secret-file "$ROOT/.runtime/dev-upstream.secret" \
+  --tls-listen "$UPSTREAM_TLS" --tls-ca-file "$ROOT/.runtime/dev-ca.pem" 2>/dev/null &
 PIDS+=($!)
-for _ in $(seq 100); do [ -s "$ROOT/.runtime/dev-upstream.secret" ] && break; sleep 0.05; done
+for _ in $(seq 100); do [ -s "$ROOT/.runtime/dev-upstream.secret" ] && [ -s "$ROOT/.runtime/dev-ca.pem" ] && break; sleep 0.05; done
 # One token drives every connection: its fair share of sandbox slots (32 by
 # default) is raised to the whole pool, as the test measures throughput, not
 # fairness.
-"$BIN/fastmcp" serve --root "$ROOT" --listen "$HOST" --metrics-listen "$METRICS" --no-watch \
-  --providers "$ROOT/providers.yml" --outbound-allow-internal 127.0.0.1/32 \
-  --runtime-max-calls-per-principal 128 > "$ROOT/host.log" &
+serve() { # ROOT LISTEN METRICS [ARGS]
+  "$BIN/fastmcp" serve --root "$1" --listen "$2" --metrics-listen "$3" --no-watch \
+    --providers "$ROOT/providers.yml" --outbound-allow-internal 127.0.0.1/32 \
+    --outbound-ca-file "$ROOT/.runtime/dev-ca.pem" --runtime-max-calls-per-principal 128 "${@:4}" > "$1/host.log" &
+}
+serve "$ROOT" "$HOST" "$METRICS"
 HOST_PID=$!
 PIDS+=($HOST_PID)
 "$BIN/fastmcp-floor" --listen "$FLOOR" &
 PIDS+=($!)
 for _ in $(seq 300); do curl -sf "http://$HOST/health" >/dev/null && curl -s "http://$FLOOR/" >/dev/null && break; sleep 0.1; done
+# The unpooled host: a copy of the root (same keys, a trail of its own).
+ROOT2=$(mktemp -d)
+cp -r "$ROOT/manifests" "$ROOT/policies" "$ROOT/plugins" "$ROOT/.runtime" "$ROOT2/"
+serve "$ROOT2" "$UNPOOLED" off --outbound-pool-idle-per-origin 0
+PIDS+=($!)
+for _ in $(seq 300); do curl -sf "http://$UNPOOLED/health" >/dev/null && break; sleep 0.1; done
 
 TOKEN=$("$BIN/fastmcp" token --root "$ROOT" --sub bench --role bench --scope tools.invoke:write --ttl 2h)
 cat > "$ROOT/post.lua" <<LUA
@@ -106,28 +129,37 @@ LIST_BODY='{"limit":10}'
 MCP_BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"util.echo","arguments":{"message":"the quick brown fox jumps over the lazy dog","n":42,"tags":["a","b","c"],"ok":true},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"wrk","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}'
 MCP_HEADERS='Accept: application/json, text/event-stream|MCP-Protocol-Version: 2026-07-28|Mcp-Method: tools/call|Mcp-Name: util.echo'
 rss_start=$(rss_kib)
-TABLE="| scenario | conns | floor req/s | host req/s | host/floor | floor p50 / p99 | host p50 / p99 | host non-2xx |
-|---|---|---|---|---|---|---|---|"
-for scenario in echo mcp brokered; do
+TABLE="| scenario | conns | floor req/s | host req/s | host/floor | host/echo | floor p50 / p99 | host p50 / p99 | host non-2xx |
+|---|---|---|---|---|---|---|---|---|"
+declare -A ECHO_RPS
+for scenario in echo mcp brokered brokered-https brokered-nopool brokered-https-nopool; do
   headers=""
+  host=$HOST
   case $scenario in
     echo) tool=util:echo; body=$ECHO_BODY; path="/tools/$tool/invoke"; label="\`$tool\`" ;;
     mcp) tool=util:echo; body=$MCP_BODY; path="/mcp"; headers=$MCP_HEADERS; label="\`tools/call util.echo\`" ;;
-    brokered) tool=ads:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; label="\`$tool\`" ;;
+    brokered) tool=ads:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; label="\`$tool\`, http" ;;
+    brokered-https) tool=adstls:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; label="\`$tool\`, https" ;;
+    brokered-nopool) tool=ads:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; host=$UNPOOLED; label="http, no pooling" ;;
+    brokered-https-nopool) tool=adstls:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; host=$UNPOOLED; label="https, no pooling" ;;
   esac
   for conns in 1 16 64; do
     read -r f_rps f_p50 f_p99 _ <<<"$(run "http://$FLOOR$path" "$conns" "$body" "$headers")"
-    read -r h_rps h_p50 h_p99 h_non <<<"$(run "http://$HOST$path" "$conns" "$body" "$headers")"
+    read -r h_rps h_p50 h_p99 h_non <<<"$(run "http://$host$path" "$conns" "$body" "$headers")"
     [ "$conns" = 64 ] && [ "$scenario" = echo ] && rest64=$h_rps
     [ "$conns" = 64 ] && [ "$scenario" = mcp ] && mcp64=$h_rps
+    [ "$scenario" = echo ] && ECHO_RPS[$conns]=$h_rps
     ratio=$(awk -v h="$h_rps" -v f="$f_rps" 'BEGIN { r = f > 0 ? 100 * h / f : 0; printf "%.1f%%", r }')
-    row="| $scenario ($label) | $conns | $f_rps | $h_rps | **$ratio** | $f_p50 / $f_p99 | $h_p50 / $h_p99 | $h_non |"
+    vs_echo=$(awk -v h="$h_rps" -v e="${ECHO_RPS[$conns]:-0}" 'BEGIN { r = e > 0 ? 100 * h / e : 0; printf "%.1f%%", r }')
+    row="| $scenario ($label) | $conns | $f_rps | $h_rps | **$ratio** | $vs_echo | $f_p50 / $f_p99 | $h_p50 / $h_p99 | $h_non |"
     echo "$row"
     TABLE+=$'\n'"$row"
   done
 done
 rss_end=$(rss_kib)
 metric() { curl -s "http://$METRICS/metrics" | awk -v name="$1" '$1 == name { print $2 }'; }
+UPSTREAM_CONNECTIONS=$(curl -s "http://$UPSTREAM/_dev/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["connections"])')
+POOL="outbound connections: pooled host opened $(metric fastmcp_outbound_connections_opened_total), reused $(metric fastmcp_outbound_connections_reused_total); the upstream accepted ${UPSTREAM_CONNECTIONS} in all (both hosts, http and https)"
 BATCH=$(awk -v b="$(metric fastmcp_audit_batches_total)" -v r="$(metric fastmcp_audit_batched_records_total)" \
   'BEGIN { m = b > 0 ? r / b : 0; printf "%d audit batches, %.1f records per batch on average", b, m }')
 DROPPED=$(metric fastmcp_log_lines_dropped_total)
@@ -138,7 +170,7 @@ VERIFY=$("$BIN/fastmcp" audit verify --root "$ROOT" 2>/dev/null) || { echo "load
 LOG_BYTES=$(wc -c < "$ROOT/host.log")
 MCP_VS_REST=$(awk -v m="${mcp64:-0}" -v r="${rest64:-0}" 'BEGIN { printf "MCP tools/call at 64 connections: %.1f%% of REST invoke (%d vs %d req/s, same run)", (r > 0 ? 100 * m / r : 0), m, r }')
 echo "$MCP_VS_REST"
-SUMMARY="${MCP_VS_REST}; wrk ${DURATION} s per cell, floor and host alternately; host RSS ${rss_start} KiB at the start, ${rss_end} KiB at the end; ${BATCH}; ${LOG_BYTES} bytes of host log, ${DROPPED:-0} lines dropped; audit verify: ${VERIFY}"
+SUMMARY="${MCP_VS_REST}; ${POOL}; wrk ${DURATION} s per cell, floor and host alternately; host RSS ${rss_start} KiB at the start, ${rss_end} KiB at the end; ${BATCH}; ${LOG_BYTES} bytes of host log, ${DROPPED:-0} lines dropped; audit verify: ${VERIFY}"
 echo
 echo "$SUMMARY"
 

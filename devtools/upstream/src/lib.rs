@@ -152,7 +152,8 @@ impl DevUpstream {
     ) -> std::io::Result<()> {
         use axum::serve::ListenerExt as _;
         let connections = self.stats.connections.clone();
-        let listener = listener.tap_io(move |_| {
+        let listener = listener.tap_io(move |tcp| {
+            let _ = tcp.set_nodelay(true);
             connections.fetch_add(1, Ordering::Relaxed);
         });
         axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await

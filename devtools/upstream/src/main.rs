@@ -3,14 +3,15 @@
 //!
 //! ```text
 //! fastmcp-dev-upstream [--listen 127.0.0.1:8001] [--secret-file .runtime/dev-upstream.secret]
-//!                      [--tls-ca-file FILE]
+//!                      [--tls-listen 127.0.0.1:8004 --tls-ca-file FILE]
 //! ```
 //!
 //! The client secret is read from the file, or generated into it (owner-only)
 //! on first use; the host's providers file names the same file. With
-//! `--tls-ca-file` it serves HTTPS (HTTP/2 or HTTP/1.1) with a certificate for
-//! `localhost` and `127.0.0.1` from a CA generated at start, whose
-//! certificate it writes to FILE for the host's `outbound.ca_file`.
+//! `--tls-listen` it also serves HTTPS there (HTTP/2 or HTTP/1.1 by ALPN),
+//! with a certificate for `localhost` and `127.0.0.1` from a CA generated at
+//! start, whose certificate it writes to FILE for the host's
+//! `outbound.ca_file`.
 
 use fastmcp_dev_upstream::tls::DevCa;
 use fastmcp_dev_upstream::{DevUpstream, DevUpstreamConfig, Secret};
@@ -21,13 +22,16 @@ use std::path::{Path, PathBuf};
 async fn main() -> std::io::Result<()> {
     let mut listen: SocketAddr = "127.0.0.1:8001".parse().expect("a socket address");
     let mut secret_file = PathBuf::from(".runtime/dev-upstream.secret");
+    let mut tls_listen: Option<SocketAddr> = None;
     let mut tls_ca_file = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().unwrap_or_default();
+        let address = |value: &str| value.parse().map_err(|_| invalid(&format!("{arg} {value}")));
         match arg.as_str() {
-            "--listen" => listen = value.parse().map_err(|_| invalid(&format!("--listen {value}")))?,
+            "--listen" => listen = address(&value)?,
             "--secret-file" => secret_file = PathBuf::from(value),
+            "--tls-listen" => tls_listen = Some(address(&value)?),
             "--tls-ca-file" => tls_ca_file = Some(PathBuf::from(value)),
             other => return Err(invalid(&format!("unknown argument {other}"))),
         }
@@ -35,23 +39,33 @@ async fn main() -> std::io::Result<()> {
     let secret = load_or_create_secret(&secret_file)?;
     let upstream = DevUpstream::new(DevUpstreamConfig::new(secret));
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    let stop = async {
+    let stop = || async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let Some(ca_file) = tls_ca_file else {
-        eprintln!(
-            "fastmcp-dev-upstream: serving the development OAuth endpoint and Ads API on http://{listen} (not for production)"
-        );
-        return upstream.serve(listener, stop).await;
+    let (tls_listen, ca_file) = match (tls_listen, tls_ca_file) {
+        (None, None) => {
+            eprintln!(
+                "fastmcp-dev-upstream: serving the development OAuth endpoint and Ads API on http://{listen} (not for production)"
+            );
+            return upstream.serve(listener, stop()).await;
+        }
+        (Some(tls_listen), Some(ca_file)) => (tls_listen, ca_file),
+        _ => return Err(invalid("--tls-listen and --tls-ca-file go together")),
     };
     let ca = DevCa::generate(&["localhost", "127.0.0.1"])
         .map_err(|e| invalid(&format!("generating the CA: {e}")))?;
     write_by_rename(&ca_file, ca.ca_pem.as_bytes())?;
+    let tls_listener = tokio::net::TcpListener::bind(tls_listen).await?;
     eprintln!(
-        "fastmcp-dev-upstream: serving the development OAuth endpoint and Ads API on https://{listen}, CA certificate in {} (not for production)",
+        "fastmcp-dev-upstream: serving the development OAuth endpoint and Ads API on http://{listen} and https://{tls_listen} (CA certificate in {}; not for production)",
         ca_file.display()
     );
-    upstream.serve_tls(listener, ca.server, stop).await
+    // One upstream on both: a token issued over one is good on the other.
+    tokio::try_join!(
+        upstream.clone().serve(listener, stop()),
+        upstream.serve_tls(tls_listener, ca.server, stop()),
+    )?;
+    Ok(())
 }
 
 /// Write `bytes` to `path` through a temporary file and a rename.

@@ -70,6 +70,9 @@ impl TlsListener {
                     continue;
                 };
                 accepted.fetch_add(1, Ordering::Relaxed);
+                // Small TLS records go out at once (Nagle's algorithm and
+                // the peer's delayed ACK would hold each handshake ~40 ms).
+                let _ = tcp.set_nodelay(true);
                 let (acceptor, sender) = (acceptor.clone(), sender.clone());
                 tokio::spawn(async move {
                     if let Ok(tls) = acceptor.accept(tcp).await {

@@ -151,8 +151,8 @@ settings! {
         ca_file: Option<PathBuf> = "" as Path, .flag("outbound-ca-file").env("FASTMCP_OUTBOUND_CA_FILE");
         /// Trust only `ca_file`, not the public roots.
         ca_file_only: bool = "false" as Flag, .flag("outbound-ca-file-only").env("FASTMCP_OUTBOUND_CA_FILE_ONLY");
-        /// Idle connections kept per origin and checked address for reuse; 0 opens a connection per request.
-        pool_idle_per_origin: usize = "32" as Num, .range(0, 10_000).flag("outbound-pool-idle-per-origin").env("FASTMCP_OUTBOUND_POOL_IDLE_PER_ORIGIN");
+        /// Idle connections kept per origin and checked address for reuse (as many as calls may run at once by default, so a busy origin keeps one per call); 0 opens a connection per request.
+        pool_idle_per_origin: usize = "128" as Num, .range(0, 10_000).flag("outbound-pool-idle-per-origin").env("FASTMCP_OUTBOUND_POOL_IDLE_PER_ORIGIN");
         /// Idle connections kept in all.
         pool_idle_total: usize = "512" as Num, .range(0, 100_000);
         /// A kept connection idle this long is closed.
