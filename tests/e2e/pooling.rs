@@ -3,8 +3,11 @@
 //! the origin and address it was opened for; credentials stay per request
 //! (two plugins with different providers on one origin, over shared
 //! connections, each send only their own); `outbound.ca_file` trusts its CA
-//! and nothing more — all against the development upstream on loopback,
-//! over HTTP/1.1 and over HTTPS with HTTP/2 (ALPN).
+//! and nothing more; a DNS answer is cached within its TTL and, once it
+//! changes to an address the operator did not allow, refused although a
+//! connection to the old address is kept — all against the development
+//! upstream (and a DNS server) on loopback, over HTTP/1.1 and over HTTPS
+//! with HTTP/2 (ALPN).
 
 use crate::harness::{TestRoot, TestServer, TestUpstream, json};
 use fastmcp_dev_upstream::tls::DevCa;
@@ -170,4 +173,83 @@ async fn ca_file_trusts_its_own_ca_and_nothing_more() {
         Err(e) => format!("{e:#}"),
     };
     assert!(error.contains("outbound.ca_file") && error.contains("not-a-bundle.pem"), "{error}");
+}
+
+/// A DNS server on loopback that answers every `A` question with the
+/// address it currently holds (TTL 1 s) and counts the `A` questions.
+struct StubDns {
+    addr: SocketAddr,
+    answer: std::sync::Arc<std::sync::Mutex<std::net::Ipv4Addr>>,
+    questions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StubDns {
+    async fn start(answer: std::net::Ipv4Addr) -> Self {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let answer = std::sync::Arc::new(std::sync::Mutex::new(answer));
+        let questions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (current, asked) = (answer.clone(), questions.clone());
+        tokio::spawn(async move {
+            let mut query = [0u8; 512];
+            while let Ok((len, peer)) = socket.recv_from(&mut query).await {
+                // Header (12 bytes), then one question: labels, 0, type, class.
+                let mut end = 12;
+                while end < len && query[end] != 0 {
+                    end += 1 + query[end] as usize;
+                }
+                let question_end = end + 5;
+                if question_end > len {
+                    continue;
+                }
+                let is_a = query[end + 1..end + 3] == [0, 1];
+                let mut reply = Vec::with_capacity(64);
+                reply.extend_from_slice(&query[..2]); // id
+                reply.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(is_a), 0, 0, 0, 0]);
+                reply.extend_from_slice(&query[12..question_end]);
+                if is_a {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    let ip = *current.lock().unwrap();
+                    // The name by pointer to the question, A, IN, TTL 1, 4 bytes.
+                    reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4]);
+                    reply.extend_from_slice(&ip.octets());
+                }
+                let _ = socket.send_to(&reply, peer).await;
+            }
+        });
+        Self { addr, answer, questions }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_dns_answer_is_checked_again_and_never_reaches_a_kept_connection() {
+    let target = TestUpstream::start().await;
+    let dns = StubDns::start("127.0.0.1".parse().unwrap()).await;
+    let root = TestRoot::new();
+    let name = format!("api.rebind.test:{}", target.addr.port());
+    root.write("manifests/probe.yaml", probe("probe", &[format!("http://{name}")]));
+    let mut config = root.config();
+    config.outbound.dns_server = Some(dns.addr);
+    // The operator allows 127.0.0.1 only.
+    config.outbound.allow_internal = vec!["127.0.0.1/32".parse().unwrap()];
+    let server = TestServer::start_with(config).await;
+    let url = format!("http://{name}/_dev/echo");
+    for _ in 0..5 {
+        fetch(&server, "probe", &url).await;
+    }
+    assert_eq!(dns.questions.load(Ordering::SeqCst), 1, "answered from the cache within its TTL");
+    assert_eq!(connections(&target), 1);
+
+    // The name now leads to 127.0.0.2, which the operator did not allow;
+    // once the answer's TTL has passed, the request is refused, although a
+    // connection to 127.0.0.1 for this very origin is kept.
+    *dns.answer.lock().unwrap() = "127.0.0.2".parse().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (status, body) = json(server.invoke("probe:fetch", json!({ "url": url })).await).await;
+    assert_eq!((status, &body["result"]["denied"]), (200, &json!(true)), "{body}");
+    let error = body["result"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("DestinationIpProhibited"), "refused by the address check: {body}");
+    assert_eq!(dns.questions.load(Ordering::SeqCst), 2, "asked again after the TTL");
+    assert_eq!(connections(&target), 1, "the kept connection was not used");
+    server.stop().await;
 }

@@ -133,6 +133,12 @@ settings! {
     outbound: OutboundConfig {
         /// Longest wait for a DNS answer.
         dns_timeout: Duration = "2000" as Millis, .range(1, 60_000);
+        /// Names whose DNS answers are cached (each within its TTL; every use is checked like a fresh answer); 0 asks the system resolver every time.
+        dns_cache_entries: usize = "1024" as Num, .range(0, 1_000_000);
+        /// A DNS server (ADDR:PORT) for plugins' host names instead of the system's configuration (the hosts file is then not read).
+        dns_server: Option<SocketAddr> = "off" as Addr, .flag("outbound-dns-server").env("FASTMCP_OUTBOUND_DNS_SERVER");
+        /// Longest a DNS answer is cached, whatever its TTL.
+        dns_max_ttl: Duration = "300000" as Millis, .range(1, 86_400_000);
         /// Longest wait for a TCP (and TLS) connection; a plugin may ask for less.
         connect_timeout: Duration = "5000" as Millis, .range(1, 600_000).flag("outbound-connect-timeout-ms").env("FASTMCP_OUTBOUND_CONNECT_TIMEOUT_MS");
         /// Longest wait for the response head; a plugin may ask for less.

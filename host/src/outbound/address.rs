@@ -36,9 +36,10 @@ pub enum AddressError {
     },
 }
 
-/// The addresses `origin` may connect to. Blocking-free: resolution runs on
-/// tokio's resolver pool with a timeout.
+/// The addresses `origin` may connect to, resolved by `resolver` (cached
+/// within TTLs) and checked on every call.
 pub async fn permitted_addresses(
+    resolver: &super::resolve::Resolver,
     origin: &Origin,
     timeout: Duration,
     allow_internal: &[ipnet::IpNet],
@@ -50,10 +51,8 @@ pub async fn permitted_addresses(
         }
         Host::Name(name) => name,
     };
-    let lookup = tokio::net::lookup_host((name.as_str(), origin.port));
-    let resolved: Vec<SocketAddr> = match tokio::time::timeout(timeout, lookup).await {
-        Ok(Ok(addrs)) => addrs.collect(),
-        Ok(Err(_)) | Err(_) => return Err(AddressError::Unresolved(name.clone())),
+    let Some(resolved) = resolver.lookup(name, origin.port, timeout).await else {
+        return Err(AddressError::Unresolved(name.clone()));
     };
     permitted_for_name(name, &resolved, allow_internal)
 }
@@ -187,10 +186,13 @@ mod tests {
             host: Host::Name("localtest.invalid".into()),
             port: 80,
         };
-        assert!(permitted_addresses(&origin, Duration::from_secs(2), &[]).await.is_err());
+        let resolver =
+            super::super::resolve::Resolver::new(&crate::config::HostConfig::for_root(".").outbound);
+        assert!(permitted_addresses(&resolver, &origin, Duration::from_secs(2), &[]).await.is_err());
         let localhost = Origin { host: Host::Name("localhost".into()), ..origin.clone() };
         let loopback: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
-        let addrs = permitted_addresses(&localhost, Duration::from_secs(2), &loopback).await.unwrap();
+        let addrs =
+            permitted_addresses(&resolver, &localhost, Duration::from_secs(2), &loopback).await.unwrap();
         assert!(addrs.iter().all(|a| a.ip().is_loopback()));
     }
 }

@@ -18,6 +18,7 @@ use wasmtime_wasi_http::io::TokioIo;
 pub struct OutboundClient {
     tls: tokio_rustls::TlsConnector,
     pool: Arc<Pool>,
+    resolver: super::resolve::Resolver,
 }
 
 /// A connection a request may use.
@@ -46,7 +47,16 @@ impl OutboundClient {
             idle_timeout: outbound.pool_idle_timeout,
             max_lifetime: outbound.pool_max_lifetime,
         };
-        Ok(Self { tls: tokio_rustls::TlsConnector::from(Arc::new(tls)), pool: Arc::new(Pool::new(limits)) })
+        Ok(Self {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            pool: Arc::new(Pool::new(limits)),
+            resolver: super::resolve::Resolver::new(outbound),
+        })
+    }
+
+    /// The resolver for plugins' host names.
+    pub fn resolver(&self) -> &super::resolve::Resolver {
+        &self.resolver
     }
 
     /// A client for code that has no network (a component's `declare` at

@@ -151,7 +151,15 @@ impl WasiHttpHooks for OutboundHooks {
         Box::new(async move {
             let (origin, grant) = admitted?;
             let config: &OutboundConfig = &egress.config.outbound;
-            let addrs = match permitted_addresses(&origin, config.dns_timeout, &config.allow_internal).await {
+            let resolver = egress.client.resolver();
+            let addrs = match permitted_addresses(
+                resolver,
+                &origin,
+                config.dns_timeout,
+                &config.allow_internal,
+            )
+            .await
+            {
                 Ok(addrs) => addrs,
                 Err(e) => {
                     tracing::warn!(

@@ -9,6 +9,7 @@
 //!   (TCP, TLS, HTTP/1.1 or HTTP/2) and keeps them in the [`pool`], filed
 //!   under origin and checked address;
 //! - [`trust`]: the TLS trust roots (webpki, and the operator's `ca_file`);
+//! - [`resolve`]: host names to addresses, cached within their TTLs;
 //! - [`log`]: what a call did on the network and with credentials, for its
 //!   audit record.
 //!
@@ -20,6 +21,7 @@ pub mod client;
 pub mod hooks;
 pub mod log;
 pub mod pool;
+pub mod resolve;
 pub mod send;
 pub mod trust;
 
