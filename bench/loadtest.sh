@@ -74,7 +74,8 @@ sed -e "s/127.0.0.1:8001/$UPSTREAM/g" -e "s|../.runtime/dev-upstream.secret|.run
 
 "$BIN/fastmcp-dev-upstream" --listen "$UPSTREAM" --secret-file "$ROOT/.runtime/dev-upstream.secret" \
   --tls-listen "$UPSTREAM_TLS" --tls-ca-file "$ROOT/.runtime/dev-ca.pem" 2>/dev/null &
-PIDS+=($!)
+UPSTREAM_PID=$!
+PIDS+=($UPSTREAM_PID)
 for _ in $(seq 100); do [ -s "$ROOT/.runtime/dev-upstream.secret" ] && [ -s "$ROOT/.runtime/dev-ca.pem" ] && break; sleep 0.05; done
 # One token drives every connection: its fair share of sandbox slots (32 by
 # default) is raised to the whole pool, as the test measures throughput, not
@@ -94,7 +95,8 @@ for _ in $(seq 300); do curl -sf "http://$HOST/health" >/dev/null && curl -s "ht
 ROOT2=$(mktemp -d)
 cp -r "$ROOT/manifests" "$ROOT/policies" "$ROOT/plugins" "$ROOT/.runtime" "$ROOT2/"
 serve "$ROOT2" "$UNPOOLED" off --outbound-pool-idle-per-origin 0
-PIDS+=($!)
+UNPOOLED_PID=$!
+PIDS+=($UNPOOLED_PID)
 for _ in $(seq 300); do curl -sf "http://$UNPOOLED/health" >/dev/null && break; sleep 0.1; done
 
 TOKEN=$("$BIN/fastmcp" token --root "$ROOT" --sub bench --role bench --scope tools.invoke:write --ttl 2h)
@@ -110,6 +112,9 @@ end
 LUA
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$HOST_PID/status"; }
+# CPU time (user + system, clock ticks) of process $1 so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICKS=$(getconf CLK_TCK)
 
 # run URL CONNECTIONS BODY [HEADERS] -> "req/s p50 p99 non2xx"
 run() {
@@ -129,29 +134,33 @@ LIST_BODY='{"limit":10}'
 MCP_BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"util.echo","arguments":{"message":"the quick brown fox jumps over the lazy dog","n":42,"tags":["a","b","c"],"ok":true},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"wrk","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}'
 MCP_HEADERS='Accept: application/json, text/event-stream|MCP-Protocol-Version: 2026-07-28|Mcp-Method: tools/call|Mcp-Name: util.echo'
 rss_start=$(rss_kib)
-TABLE="| scenario | conns | floor req/s | host req/s | host/floor | host/echo | floor p50 / p99 | host p50 / p99 | host non-2xx |
-|---|---|---|---|---|---|---|---|---|"
+TABLE="| scenario | conns | floor req/s | host req/s | host/floor | host/echo | floor p50 / p99 | host p50 / p99 | host non-2xx | cores: host / upstream |
+|---|---|---|---|---|---|---|---|---|---|"
 declare -A ECHO_RPS
 for scenario in echo mcp brokered brokered-https brokered-nopool brokered-https-nopool; do
   headers=""
   host=$HOST
+  host_pid=$HOST_PID
   case $scenario in
     echo) tool=util:echo; body=$ECHO_BODY; path="/tools/$tool/invoke"; label="\`$tool\`" ;;
     mcp) tool=util:echo; body=$MCP_BODY; path="/mcp"; headers=$MCP_HEADERS; label="\`tools/call util.echo\`" ;;
     brokered) tool=ads:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; label="\`$tool\`, http" ;;
     brokered-https) tool=adstls:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; label="\`$tool\`, https" ;;
-    brokered-nopool) tool=ads:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; host=$UNPOOLED; label="http, no pooling" ;;
-    brokered-https-nopool) tool=adstls:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; host=$UNPOOLED; label="https, no pooling" ;;
+    brokered-nopool) tool=ads:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; host=$UNPOOLED; host_pid=$UNPOOLED_PID; label="http, no pooling" ;;
+    brokered-https-nopool) tool=adstls:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; host=$UNPOOLED; host_pid=$UNPOOLED_PID; label="https, no pooling" ;;
   esac
   for conns in 1 16 64; do
     read -r f_rps f_p50 f_p99 _ <<<"$(run "http://$FLOOR$path" "$conns" "$body" "$headers")"
+    h0=$(cpu_ticks "$host_pid"); u0=$(cpu_ticks "$UPSTREAM_PID")
     read -r h_rps h_p50 h_p99 h_non <<<"$(run "http://$host$path" "$conns" "$body" "$headers")"
+    cores=$(awk -v h=$(( $(cpu_ticks "$host_pid") - h0 )) -v u=$(( $(cpu_ticks "$UPSTREAM_PID") - u0 )) -v t="$TICKS" -v d="$DURATION" \
+      'BEGIN { printf "%.2f / %.2f", h / t / d, u / t / d }')
     [ "$conns" = 64 ] && [ "$scenario" = echo ] && rest64=$h_rps
     [ "$conns" = 64 ] && [ "$scenario" = mcp ] && mcp64=$h_rps
     [ "$scenario" = echo ] && ECHO_RPS[$conns]=$h_rps
     ratio=$(awk -v h="$h_rps" -v f="$f_rps" 'BEGIN { r = f > 0 ? 100 * h / f : 0; printf "%.1f%%", r }')
     vs_echo=$(awk -v h="$h_rps" -v e="${ECHO_RPS[$conns]:-0}" 'BEGIN { r = e > 0 ? 100 * h / e : 0; printf "%.1f%%", r }')
-    row="| $scenario ($label) | $conns | $f_rps | $h_rps | **$ratio** | $vs_echo | $f_p50 / $f_p99 | $h_p50 / $h_p99 | $h_non |"
+    row="| $scenario ($label) | $conns | $f_rps | $h_rps | **$ratio** | $vs_echo | $f_p50 / $f_p99 | $h_p50 / $h_p99 | $h_non | $cores |"
     echo "$row"
     TABLE+=$'\n'"$row"
   done
