@@ -149,6 +149,8 @@ impl Pool {
                 Sender::Http1(_) => break Some(Lent::Exclusive(entry.connection)),
                 Sender::Http2(ref shared) => {
                     let lent = shared.clone();
+                    // In use, so not idle: it stays kept while requests come.
+                    let entry = Idle { since: now, ..entry };
                     entries.push_back(entry);
                     *total += 1;
                     break Some(Lent::Shared(lent));
