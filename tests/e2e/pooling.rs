@@ -253,3 +253,40 @@ async fn a_changed_dns_answer_is_checked_again_and_never_reaches_a_kept_connecti
     assert_eq!(connections(&target), 1, "the kept connection was not used");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_brokers_token_requests_trust_ca_file_too() {
+    // Token endpoint and API both behind the private CA.
+    let (upstream, ca_pem) = tls_upstream().await;
+    let port = upstream.addr.port();
+    let root = TestRoot::new();
+    root.write(".runtime/private-ca.pem", ca_pem);
+    root.write(".runtime/ads-client-secret", upstream.secret.expose());
+    root.write(
+        ".runtime/providers.yml",
+        format!(
+            "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: https://localhost:{port}/oauth/token\n    client_id: {}\n    client_secret: {{ file: ads-client-secret }}\n    plugins: [ads, netprobe]\n    origins: [\"https://localhost:{port}\"]\n",
+            fastmcp_dev_upstream::DEV_CLIENT_ID
+        ),
+    );
+    std::fs::remove_file(root.path().join("manifests/ads.yaml")).unwrap();
+    root.write(
+        "manifests/netprobe.yaml",
+        format!(
+            "plugin: netprobe\nversion: 0.1.0\ncomponent: plugins/netprobe/netprobe.wasm\nlimits: {{ memory_mb: 32, timeout_ms: 5000 }}\nnetwork: {{ allow: [\"https://localhost:{port}\"] }}\ncredentials:\n  - provider: ads-api\n    scopes: [campaigns.read]\n    inject: {{ host: \"localhost:{port}\", header: authorization }}\ntools:\n  - name: fetch\n    input_schema: {{ type: object }}\n"
+        ),
+    );
+    let mut config = root.config();
+    config.outbound.ca_file = Some(".runtime/private-ca.pem".into());
+    let server = TestServer::start_with(config).await;
+    let echoed = fetch(&server, "netprobe", &format!("https://localhost:{port}/_dev/echo")).await;
+    let token = upstream.upstream.issued_tokens().pop().expect("a token fetched over https");
+    assert_eq!(
+        echoed["credentials"]["authorization"],
+        fastmcp_host::broker::fingerprint(&fastmcp_host::broker::providers::Secret::new(
+            token.expose().to_owned()
+        )),
+        "{echoed}"
+    );
+    server.stop().await;
+}

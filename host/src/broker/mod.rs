@@ -110,12 +110,18 @@ impl Broker {
     pub fn new(providers: BTreeMap<String, Provider>, config: BrokerConfig, clock: Clock) -> Self {
         Self {
             providers,
-            client: oauth::client(config.fetch_timeout),
+            client: oauth::client(config.fetch_timeout, &crate::outbound::trust::Roots::default()),
             config,
             clock,
             cache: Mutex::new(HashMap::new()),
             fetches: Default::default(),
         }
+    }
+
+    /// Token requests trust `roots` (the operator's `outbound.ca_file`).
+    pub fn trusting(mut self, roots: &crate::outbound::trust::Roots) -> Self {
+        self.client = oauth::client(self.config.fetch_timeout, roots);
+        self
     }
 
     /// Count fetches on `previous`'s counter (a reloaded broker keeps the

@@ -29,15 +29,22 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
-/// An HTTP client for token endpoints.
-pub fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// An HTTP client for token endpoints, trusting `roots` (the public roots
+/// and the operator's bundle, or the bundle only).
+pub fn client(timeout: Duration, roots: &crate::outbound::trust::Roots) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .build()
-        .expect("a TLS backend is compiled in")
+        .tls_built_in_root_certs(!roots.only);
+    for certificate in &roots.extra {
+        // Parsed and checked already (`Roots::load`).
+        if let Ok(certificate) = reqwest::Certificate::from_der(certificate) {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().expect("a TLS backend is compiled in")
 }
 
 /// Fetch a token. Errors are safe to log and to show to a plugin: they never

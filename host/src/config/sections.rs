@@ -153,7 +153,7 @@ settings! {
         max_requests_per_call: u32 = "32" as Num, .range(0, 10_000).flag("outbound-max-requests-per-call").env("FASTMCP_OUTBOUND_MAX_REQUESTS_PER_CALL");
         /// Internal address ranges (loopback, private, link-local, metadata…) plugins may reach, as CIDRs — the operator's choice, never a manifest's.
         allow_internal: Vec<ipnet::IpNet> = "" as List, .flag("outbound-allow-internal").env("FASTMCP_OUTBOUND_ALLOW_INTERNAL");
-        /// A PEM bundle of CA certificates that plugins' `https` requests trust besides the public (webpki) roots: internal APIs behind a private CA.
+        /// A PEM bundle of CA certificates that plugins' `https` requests (and the broker's token requests) trust besides the public (webpki) roots: internal APIs behind a private CA.
         ca_file: Option<PathBuf> = "" as Path, .flag("outbound-ca-file").env("FASTMCP_OUTBOUND_CA_FILE");
         /// Trust only `ca_file`, not the public roots.
         ca_file_only: bool = "false" as Flag, .flag("outbound-ca-file-only").env("FASTMCP_OUTBOUND_CA_FILE_ONLY");

@@ -16,6 +16,7 @@ use wasmtime_wasi_http::io::TokioIo;
 
 /// Connections for plugins' requests, shared by every call.
 pub struct OutboundClient {
+    roots: super::trust::Roots,
     tls: tokio_rustls::TlsConnector,
     pool: Arc<Pool>,
     resolver: super::resolve::Resolver,
@@ -40,7 +41,8 @@ impl OutboundClient {
     pub fn new(config: &HostConfig) -> anyhow::Result<Self> {
         let outbound = &config.outbound;
         let ca_file = outbound.ca_file.as_ref().map(|f| config.resolve(f));
-        let tls = super::trust::client_config(ca_file.as_deref(), outbound.ca_file_only)?;
+        let roots = super::trust::Roots::load(ca_file.as_deref(), outbound.ca_file_only)?;
+        let tls = super::trust::client_config(&roots)?;
         let limits = PoolLimits {
             idle_per_origin: outbound.pool_idle_per_origin,
             idle_total: outbound.pool_idle_total,
@@ -48,10 +50,16 @@ impl OutboundClient {
             max_lifetime: outbound.pool_max_lifetime,
         };
         Ok(Self {
+            roots,
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
             pool: Arc::new(Pool::new(limits)),
             resolver: super::resolve::Resolver::new(outbound),
         })
+    }
+
+    /// The operator's trust roots (the broker's token requests use them too).
+    pub fn roots(&self) -> &super::trust::Roots {
+        &self.roots
     }
 
     /// The resolver for plugins' host names.

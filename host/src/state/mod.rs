@@ -132,8 +132,10 @@ impl AppState {
         let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
         let shared = Shared::open(&config).await?;
         let providers = crate::broker::providers::load_configured(&config)?;
-        let broker = Broker::new(providers, config.broker.clone(), config.clock.clone());
-        let parts = StartParts { auth, shared, audit, broker };
+        let outbound = Arc::new(crate::outbound::client::OutboundClient::new(&config)?);
+        let broker =
+            Broker::new(providers, config.broker.clone(), config.clock.clone()).trusting(outbound.roots());
+        let parts = StartParts { auth, shared, audit, broker, outbound };
         let state = tokio::task::spawn_blocking(move || Self::start_blocking(config, parts))
             .await
             .context("startup task panicked")??;
@@ -162,7 +164,7 @@ impl AppState {
     }
 
     fn start_blocking(config: HostConfig, parts: StartParts) -> anyhow::Result<Self> {
-        let StartParts { auth, shared, audit, broker } = parts;
+        let StartParts { auth, shared, audit, broker, outbound } = parts;
         let action_tokens = ActionTokenKey::load_or_create(&config.runtime_dir().join("action-token.key"))?;
         let policy = PolicySet::load(&config.policy_file())?;
         log_policy(&policy, 1);
@@ -179,7 +181,6 @@ impl AppState {
             "registry loaded"
         );
         let shares = Arc::new(Shares::new(&config));
-        let outbound = Arc::new(crate::outbound::client::OutboundClient::new(&config)?);
         let metrics = Metrics::new(
             &runtime,
             &broker,
@@ -380,4 +381,5 @@ struct StartParts {
     shared: Shared,
     audit: AuditLog,
     broker: Broker,
+    outbound: Arc<crate::outbound::client::OutboundClient>,
 }

@@ -162,6 +162,7 @@ impl AppState {
                 tracing::info!(file = %shown, providers = ?names, "providers reloaded");
                 let config = &self.inner.config;
                 let broker = Broker::new(providers, config.broker.clone(), config.clock.clone())
+                    .trusting(self.inner.outbound.roots())
                     .sharing_metrics_of(&self.broker());
                 ("loaded", serde_json::json!({"file": shown, "providers": names}), Some(Arc::new(broker)))
             }
