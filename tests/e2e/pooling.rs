@@ -290,3 +290,28 @@ async fn the_brokers_token_requests_trust_ca_file_too() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_closes_every_connection_gets_one_attempt_per_request() {
+    // Accepts, then closes at once: a new connection is never retried, so
+    // the request fails instead of looping.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let root = TestRoot::new();
+    root.write("manifests/probe.yaml", probe("probe", &[format!("http://{addr}")]));
+    let server = TestServer::start(&root).await;
+    let (status, body) =
+        json(server.invoke("probe:fetch", json!({ "url": format!("http://{addr}/") })).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body["result"]["error"].as_str().unwrap_or_default().is_empty(), "the request failed: {body}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, no retry loop");
+    server.stop().await;
+}

@@ -73,8 +73,13 @@ pub async fn send(
                 let Sender::Http1(sender) = &mut connection.sender else {
                     unreachable!("only HTTP/1.1 connections are lent exclusively")
                 };
-                if sender.ready().await.is_err() {
-                    // Closed while kept: nothing was sent yet.
+                if let Err(e) = sender.ready().await {
+                    if !reused {
+                        // A new connection that closed at once: no retry.
+                        return Err(Error::from(e));
+                    }
+                    // Closed while kept: nothing was sent yet; once more on
+                    // a new connection (which is never retried).
                     fresh = true;
                     continue;
                 }
