@@ -36,6 +36,9 @@ const QUEUED_LINES: usize = 8192;
 /// How often the writer takes what is queued.
 const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// Bytes of one line at most (longer ones are cut).
+const MAX_LINE: usize = 8 * 1024;
+
 /// Open files the writer keeps (closed all at once beyond).
 const OPEN_FILES: usize = 256;
 
@@ -112,6 +115,7 @@ impl Fields {
             let _ = write!(line, " {stream}:");
         }
         let _ = write!(line, " {}{}", escaped(&self.message), escaped(&self.rest));
+        let mut line = crate::text::clip(&line, MAX_LINE).into_owned();
         line.push('\n');
         line
     }

@@ -3,26 +3,11 @@
 //! into place, and the running host serves the new version (and keeps the
 //! last good one through a broken build and a rejected component).
 
-use super::{command, fastmcp, grant, text};
+use super::{command, fastmcp, grant, lines_of_child, text, wait_for};
 use crate::harness::{TestRoot, TestServer, eventually, json};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// Wait for a line of `plugin dev`'s output containing `what`.
-fn wait_for(lines: &mpsc::Receiver<String>, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines.recv_timeout(left).unwrap_or_else(|_| panic!("no `{what}` from plugin dev"));
-        eprintln!("dev: {line}");
-        if line.contains(what) {
-            return line;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plugin_dev_rebuilds_reports_and_the_host_serves_each_good_version() {
@@ -43,13 +28,7 @@ async fn plugin_dev_rebuilds_reports_and_the_host_serves_each_good_version() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let (send, lines) = mpsc::channel();
-    let stderr = BufReader::new(dev.stderr.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = send.send(line);
-        }
-    });
+    let lines = lines_of_child(dev.stderr.take().unwrap());
 
     // Round 1: the first build loads and serves.
     wait_for(&lines, "loaded: ");

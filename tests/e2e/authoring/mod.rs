@@ -64,3 +64,29 @@ pub fn grant(root: &Path, printed: &str) {
     std::fs::create_dir_all(policy.parent().unwrap()).unwrap();
     std::fs::write(&policy, text.replacen("roles:\n", &format!("roles:\n  {line}\n"), 1)).unwrap();
 }
+
+/// The lines `stream` (a child's output) prints, as they come.
+pub fn lines_of_child(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+            let _ = send.send(line);
+        }
+    });
+    lines
+}
+
+/// Wait (at most three minutes) for a line of `plugin dev`'s output
+/// containing `what`.
+pub fn wait_for(lines: &std::sync::mpsc::Receiver<String>, what: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines.recv_timeout(left).unwrap_or_else(|_| panic!("no `{what}` from plugin dev"));
+        eprintln!("dev: {line}");
+        if line.contains(what) {
+            return line;
+        }
+    }
+}

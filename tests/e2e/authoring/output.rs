@@ -7,13 +7,11 @@
 //! host refused with its reason, go to the plugin's own file under
 //! `.runtime/plugin-output/`, which `fastmcp plugin dev` prints live.
 
-use super::{command, fastmcp, grant, text};
+use super::{command, fastmcp, grant, lines_of_child, text, wait_for};
 use crate::harness::{ALL_SCOPES, ServerProcess, TestRoot, mint};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Stop `server` and return its log lines as JSON.
 async fn logs_of(mut server: ServerProcess) -> Vec<Value> {
@@ -200,28 +198,4 @@ async fn a_python_traceback_and_a_javascript_error_reach_the_log() {
             && denied.contains("the plugin's manifest allows no network"),
         "{denied}"
     );
-}
-
-/// The lines `stream` prints, as they come.
-fn lines_of_child(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (send, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            let _ = send.send(line);
-        }
-    });
-    lines
-}
-
-/// Wait for a line containing `what`.
-fn wait_for(lines: &mpsc::Receiver<String>, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines.recv_timeout(left).unwrap_or_else(|_| panic!("no `{what}` from plugin dev"));
-        eprintln!("dev: {line}");
-        if line.contains(what) {
-            return line;
-        }
-    }
 }
