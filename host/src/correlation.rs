@@ -83,9 +83,15 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(id.clone());
     let method = request.method().clone();
     let path = crate::text::clip(request.uri().path(), MAX_LOGGED_PATH).into_owned();
-    let span = tracing::info_span!("request", correlation_id = %id, %method, %path);
+    let span = crate::telemetry::context::request_span(&method, &path, &id);
+    let trace = crate::telemetry::CallTrace::new(
+        span.clone(),
+        crate::telemetry::context::from_headers(request.headers()),
+    );
+    request.extensions_mut().insert(trace);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
+    crate::telemetry::context::end_request(&span, response.status().as_u16());
     let header = HeaderValue::from_str(id.as_str()).expect("well-formed ids are valid headers");
     response.headers_mut().insert(HEADER.clone(), header);
     if response.extensions().get::<AlreadyLogged>().is_some() {

@@ -40,6 +40,8 @@
 //! - [`logging`] — JSON log lines through a bounded, non-blocking writer;
 //! - [`plugin_log`] — each plugin's own log file, for its author and `plugin dev`;
 //! - [`metrics`] — Prometheus metrics;
+//! - [`telemetry`] — OpenTelemetry traces: W3C context in and out, the
+//!   call's spans, OTLP export through a bounded queue;
 //! - [`server`] — accepting connections within the server's limits;
 //! - [`share`] — fair share: per-principal caps on what every caller shares;
 //! - [`watch`] — hot reload of manifests, components and policies;
@@ -89,6 +91,7 @@ pub(crate) mod server;
 pub(crate) mod share;
 pub(crate) mod state;
 pub(crate) mod store;
+pub mod telemetry;
 pub(crate) mod text;
 pub(crate) mod watch;
 

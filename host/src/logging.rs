@@ -26,9 +26,11 @@ impl LogDrops {
 /// `RUST_LOG` names the dependency itself.
 const QUIET_DEPENDENCIES: &[(&str, &str)] = &[("rmcp", "rmcp=warn")];
 
-/// `RUST_LOG` (default `info`) with [`QUIET_DEPENDENCIES`] added.
+/// `RUST_LOG` (default `info`) with [`QUIET_DEPENDENCIES`] added; the
+/// spans exported as traces ([`crate::telemetry::TARGET`]) are not lines.
 fn filter() -> EnvFilter {
     let mut spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    spec = format!("{spec},{}=off", crate::telemetry::TARGET);
     for (name, directive) in QUIET_DEPENDENCIES {
         if !spec.contains(name) {
             spec = format!("{spec},{directive}");
@@ -48,8 +50,9 @@ pub fn init_for_terminal() {
 /// sets levels, `info` by default), and beside it the plugins' own files
 /// ([`crate::plugin_log`], every level of its target whatever `RUST_LOG`
 /// says; written once `serve` starts them). Keep the guard until the
-/// process ends: dropping it flushes what is buffered.
-pub fn init() -> (WorkerGuard, LogDrops) {
+/// process ends: dropping it flushes what is buffered. With a `tracer`,
+/// the spans of [`crate::telemetry::TARGET`] are exported through it.
+pub fn init(tracer: Option<opentelemetry_sdk::trace::Tracer>) -> (WorkerGuard, LogDrops) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{Layer as _, filter::Targets};
@@ -68,6 +71,16 @@ pub fn init() -> (WorkerGuard, LogDrops) {
         .with_filter(filter());
     let plugin_files = crate::plugin_log::PluginLogLayer
         .with_filter(Targets::new().with_target(crate::plugin_log::TARGET, tracing::Level::TRACE));
-    tracing_subscriber::registry().with(json).with(plugin_files).init();
+    let traces = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_level(false)
+            .with_target(false)
+            .with_filter(Targets::new().with_target(crate::telemetry::TARGET, tracing::Level::TRACE))
+    });
+    tracing_subscriber::registry().with(json).with(plugin_files).with(traces).init();
     (guard, drops)
 }

@@ -43,6 +43,72 @@ enum AuditCommand {
     /// Check the hash chain and the signed checkpoints; exit non-zero naming
     /// the first bad file and line.
     Verify(VerifyArgs),
+    /// Print the last records (and, with --follow, new ones as they come).
+    Tail(TailArgs),
+    /// Print the records matching filters (time range, tool, sub, decision,
+    /// event, trace id).
+    Query(QueryArgs),
+}
+
+#[derive(clap::Args)]
+struct TrailArgs {
+    /// Project root (the trail is `ROOT/.audit`).
+    #[arg(long, env = "FASTMCP_ROOT", default_value = ".")]
+    root: PathBuf,
+    /// The trail directory (overrides the root's).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// JSON lines (as in the trail) or a table.
+    #[arg(long, value_enum, default_value = "json")]
+    format: fastmcp_host::audit::query::Format,
+}
+
+impl TrailArgs {
+    fn dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| HostConfig::for_root(&self.root).audit_dir())
+    }
+}
+
+#[derive(clap::Args)]
+struct TailArgs {
+    #[command(flatten)]
+    trail: TrailArgs,
+    /// How many of the last records.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    lines: usize,
+    /// Keep printing records as they are written.
+    #[arg(short, long)]
+    follow: bool,
+}
+
+#[derive(clap::Args)]
+struct QueryArgs {
+    #[command(flatten)]
+    trail: TrailArgs,
+    /// Records at or after: RFC 3339, or a duration back from now (15m, 2h, 1d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Records before: RFC 3339, or a duration back from now.
+    #[arg(long)]
+    until: Option<String>,
+    /// The tool id (`plugin:tool`).
+    #[arg(long)]
+    tool: Option<String>,
+    /// The caller's subject.
+    #[arg(long)]
+    sub: Option<String>,
+    /// The decision: `completed`, `pending_confirmation`, …, or an error code.
+    #[arg(long, alias = "code")]
+    decision: Option<String>,
+    /// The event: `tools.invoke`, `tools.denied`, `host.start`, …
+    #[arg(long)]
+    event: Option<String>,
+    /// The W3C trace id (32 hex digits).
+    #[arg(long)]
+    trace_id: Option<String>,
+    /// At most the last N matching records.
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -141,16 +207,27 @@ async fn main() -> anyhow::Result<()> {
         fastmcp_host::logging::init_for_terminal();
         return tokio::task::spawn_blocking(move || fastmcp_host::authoring::cli::run(command)).await?;
     }
-    let (_flush_on_exit, log_drops) = fastmcp_host::logging::init();
-    match command {
-        Command::Serve(args) => {
-            let Loaded { mut config, warnings, .. } = args.load()?;
-            for warning in warnings {
-                tracing::warn!("{warning}");
-            }
-            config.log_drops = Some(log_drops);
-            serve(config).await
+    if let Command::Serve(args) = command {
+        let Loaded { mut config, warnings, .. } = args.load()?;
+        let tracing = fastmcp_host::telemetry::Tracing::start(&config.telemetry)?;
+        let (tracing, tracer) = tracing.unzip();
+        let (_flush_on_exit, log_drops) = fastmcp_host::logging::init(tracer);
+        for warning in warnings {
+            tracing::warn!("{warning}");
         }
+        if let Some(tracing) = &tracing {
+            tracing::info!(endpoint = %tracing.endpoint, "exporting traces");
+        }
+        config.log_drops = Some(log_drops);
+        let served = serve(config).await;
+        if let Some(tracing) = tracing {
+            tracing.shutdown().await;
+        }
+        return served;
+    }
+    let (_flush_on_exit, _) = fastmcp_host::logging::init(None);
+    match command {
+        Command::Serve(_) => unreachable!("served above"),
         Command::Config(ConfigCommand::Check(args)) => {
             let loaded = args.load()?;
             let file = loaded.file.as_ref().map_or("no config file".to_owned(), |f| f.display().to_string());
@@ -175,8 +252,43 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(args) => token(args),
         Command::Audit(AuditCommand::Verify(args)) => verify_audit(args),
+        Command::Audit(AuditCommand::Tail(args)) => {
+            let filter = fastmcp_host::audit::query::Filter::default();
+            print_trail(&args.trail, &filter, Some(args.lines), args.follow)
+        }
+        Command::Audit(AuditCommand::Query(args)) => {
+            use fastmcp_host::audit::query::{Filter, parse_time};
+            let time =
+                |t: &Option<String>| t.as_deref().map(parse_time).transpose().map_err(anyhow::Error::msg);
+            let filter = Filter {
+                since: time(&args.since)?,
+                until: time(&args.until)?,
+                tool: args.tool,
+                sub: args.sub,
+                decision: args.decision,
+                event: args.event,
+                trace_id: args.trace_id.map(|t| t.to_ascii_lowercase()),
+            };
+            print_trail(&args.trail, &filter, args.limit, false)
+        }
         Command::Plugin(_) => unreachable!("run above"),
     }
+}
+
+/// Print the trail's matching records; a broken chain ends it with exit 1.
+fn print_trail(
+    args: &TrailArgs,
+    filter: &fastmcp_host::audit::query::Filter,
+    last: Option<usize>,
+    follow: bool,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = fastmcp_host::audit::query::run(&args.dir(), filter, args.format, last, follow, &mut out)
+    {
+        eprintln!("audit: {e}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn verify_audit(args: VerifyArgs) -> anyhow::Result<()> {

@@ -49,6 +49,18 @@ pub struct Metrics {
     slots: Gauge,
     log_drops: Counter,
     log_drops_source: Option<crate::logging::LogDrops>,
+    audit_log: crate::audit::AuditLog,
+    audit_export: crate::audit::export::ExportStatus,
+    audit_seq: Gauge,
+    export_delivered: Family<SinkLabels, Gauge>,
+    export_lag: Family<SinkLabels, Gauge>,
+}
+
+/// Labels of the audit export's gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    /// `http` or `otlp`.
+    pub sink: String,
 }
 
 impl Metrics {
@@ -56,11 +68,13 @@ impl Metrics {
     pub fn new(
         runtime: &Runtime,
         broker: &Broker,
-        audit: &crate::audit::BatchCounters,
+        audit_log: &crate::audit::AuditLog,
+        audit_export: crate::audit::export::ExportStatus,
         shares: &crate::share::Shares,
         outbound: &crate::outbound::pool::PoolStats,
         log_drops_source: Option<crate::logging::LogDrops>,
     ) -> Self {
+        let audit = audit_log.batch_counters();
         let mut registry = Registry::with_prefix("fastmcp");
         let calls = Family::<OutcomeLabels, Counter>::default();
         let call_seconds = HistogramFamily::<ToolLabels>::new_with_constructor(latency_histogram);
@@ -109,13 +123,48 @@ impl Metrics {
             "Plugins' outbound requests sent on a kept connection",
             outbound.reused.clone(),
         );
+        let traces = crate::telemetry::stats();
+        registry.register(
+            "trace_spans_exported",
+            "Spans the OTLP collector accepted",
+            traces.exported.clone(),
+        );
+        registry.register(
+            "trace_spans_dropped",
+            "Spans dropped: the export queue was full or their export failed",
+            traces.dropped.clone(),
+        );
+        registry.register(
+            "trace_exports_failed",
+            "Span exports that failed or timed out",
+            traces.failed_exports.clone(),
+        );
         let log_drops = Counter::default();
         registry.register(
             "log_lines_dropped",
             "Log lines dropped because the non-blocking writer's buffer was full",
             log_drops.clone(),
         );
+        let audit_seq = Gauge::default();
+        registry.register("audit_seq", "The last durable audit record", audit_seq.clone());
+        let export_delivered = Family::<SinkLabels, Gauge>::default();
+        registry.register(
+            "audit_export_delivered_seq",
+            "The last audit record each export sink accepted",
+            export_delivered.clone(),
+        );
+        let export_lag = Family::<SinkLabels, Gauge>::default();
+        registry.register(
+            "audit_export_lag_records",
+            "Durable audit records each export sink has not accepted yet",
+            export_lag.clone(),
+        );
         Self {
+            audit_log: audit_log.clone(),
+            audit_export,
+            audit_seq,
+            export_delivered,
+            export_lag,
             registry,
             calls,
             call_seconds,
@@ -147,6 +196,13 @@ impl Metrics {
             if now > seen {
                 self.log_drops.inc_by(now - seen);
             }
+        }
+        let seq = self.audit_log.status().seq;
+        self.audit_seq.set(seq as i64);
+        for sink in self.audit_export.0.iter() {
+            let labels = SinkLabels { sink: sink.name.to_owned() };
+            self.export_delivered.get_or_create(&labels).set(sink.delivered() as i64);
+            self.export_lag.get_or_create(&labels).set(seq.saturating_sub(sink.delivered()) as i64);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

@@ -350,6 +350,7 @@ fn check_declared_tools(
                 config: Arc::new(config.clone()),
                 log: EgressLog::default(),
                 client: crate::outbound::client::OutboundClient::unused(),
+                trace: Default::default(),
             },
         };
         (identity, grants)

@@ -436,6 +436,16 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Start `fastmcp serve` and wait until it listens.
     pub async fn start(root: &TestRoot, rust_log: &str, extra_args: &[&str]) -> Self {
+        Self::start_with_env(root, rust_log, extra_args, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with more environment variables.
+    pub async fn start_with_env(
+        root: &TestRoot,
+        rust_log: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fastmcp"))
             .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
@@ -445,6 +455,7 @@ impl ServerProcess {
             .arg(root.path())
             .args(extra_args)
             .env("RUST_LOG", rust_log)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -14,6 +14,7 @@ mod errors;
 mod hardening;
 mod identity;
 mod mcp;
+mod observability;
 mod pooling;
 mod ratelimit;
 mod reload;

@@ -10,7 +10,9 @@
 //! - `GET /_dev/echo` — the names of the request's headers, and a
 //!   fingerprint (never the value) of each credential header it carried;
 //! - `POST /_dev/fail` — `{"status": 503, "count": 2}` makes the next API
-//!   calls fail, to exercise upstream errors.
+//!   calls fail, to exercise upstream errors;
+//! - `GET /_dev/traceparents` — the `traceparent` header of the last API
+//!   requests (null where none), to follow a trace through the host.
 //!
 //! It is a development tool, not part of the host: state is in memory and
 //! bounded, and it listens on loopback. `./dev serve` starts its binary
@@ -121,9 +123,14 @@ pub struct DevUpstream {
     issued: Mutex<std::collections::VecDeque<Secret>>,
     campaigns: ads::Campaigns,
     failures: Mutex<Option<(StatusCode, u32)>>,
+    /// The `traceparent` of the last [`MAX_TRACEPARENTS`] API requests.
+    traceparents: Mutex<std::collections::VecDeque<Option<String>>>,
     /// Counters.
     pub stats: Stats,
 }
+
+/// API requests whose `traceparent` is remembered.
+const MAX_TRACEPARENTS: usize = 256;
 
 impl DevUpstream {
     /// A new upstream (not yet serving).
@@ -134,8 +141,14 @@ impl DevUpstream {
             issued: Mutex::new(std::collections::VecDeque::new()),
             campaigns: ads::Campaigns::default(),
             failures: Mutex::new(None),
+            traceparents: Mutex::default(),
             stats: Stats::default(),
         })
+    }
+
+    /// The `traceparent` of the last API requests (`None` where none).
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        self.traceparents.lock().expect("lock").iter().cloned().collect()
     }
 
     /// Every token issued so far (the last [`MAX_REMEMBERED`]); for tests that
@@ -178,7 +191,9 @@ impl DevUpstream {
             .route("/_dev/stats", get(stats))
             .route("/_dev/echo", get(echo))
             .route("/_dev/fail", post(fail))
-            .with_state(self)
+            .route("/_dev/traceparents", get(traceparents))
+            .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(self, remember_traceparent))
     }
 
     /// Check that `headers` carry a live bearer token with `scope` (or the
@@ -302,6 +317,28 @@ async fn stats(State(upstream): State<Arc<DevUpstream>>) -> axum::Json<Value> {
         "rejected_requests": s.rejected_requests.load(Ordering::Relaxed),
         "connections": s.connections.load(Ordering::Relaxed),
     }))
+}
+
+/// Remember the `traceparent` of every Ads API request.
+async fn remember_traceparent(
+    State(upstream): State<Arc<DevUpstream>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path().starts_with("/v1/") {
+        let traceparent =
+            request.headers().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let mut seen = upstream.traceparents.lock().expect("lock");
+        if seen.len() == MAX_TRACEPARENTS {
+            seen.pop_front();
+        }
+        seen.push_back(traceparent);
+    }
+    next.run(request).await
+}
+
+async fn traceparents(State(upstream): State<Arc<DevUpstream>>) -> axum::Json<Value> {
+    axum::Json(json!(upstream.traceparents()))
 }
 
 /// Headers that carry credentials: reported by fingerprint only.

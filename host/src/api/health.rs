@@ -77,6 +77,21 @@ pub struct AuditHealth {
     pub checkpoints_refused: Option<String>,
     /// Why the last checkpoint could not be written to the witness, if so.
     pub witness_error: Option<String>,
+    /// Each export sink's progress (none configured: empty).
+    pub export: Vec<ExportHealth>,
+}
+
+/// One audit export sink.
+#[derive(Serialize, ToSchema)]
+pub struct ExportHealth {
+    /// `http` or `otlp`.
+    pub sink: &'static str,
+    /// The last record it accepted.
+    pub delivered_seq: u64,
+    /// Durable records it has not accepted yet.
+    pub lag: u64,
+    /// Why delivery is failing, while it is.
+    pub error: Option<String>,
 }
 
 /// Authentication part of `/health`.
@@ -212,6 +227,17 @@ pub async fn health(State(state): State<AppState>, request: Request) -> Response
             failed: audit.failed,
             checkpoints_refused: audit.checkpoints_refused,
             witness_error: audit.witness_error,
+            export: state
+                .audit_export()
+                .0
+                .iter()
+                .map(|sink| ExportHealth {
+                    sink: sink.name,
+                    delivered_seq: sink.delivered(),
+                    lag: audit.seq.saturating_sub(sink.delivered()),
+                    error: sink.error(),
+                })
+                .collect(),
         },
         reload: state.last_reload().map(|r| ReloadHealth {
             ok: r.ok,

@@ -110,8 +110,10 @@ async fn adapt(
         None => Ok(None),
         Some(value) => value.to_str().map(|key| Some(key.to_owned())),
     };
+    let trace = request.extensions().get::<crate::telemetry::CallTrace>().cloned().unwrap_or_default();
     let call = CallRequest {
         correlation_id: correlation_id.clone(),
+        trace,
         transport: Transport::Rest,
         endpoint,
         caller: caller.map(|Authenticated(principal)| principal).map_err(|problem| problem.error),

@@ -37,12 +37,22 @@ pub fn router(state: AppState) -> Router {
         .route("/tools/{id}/confirm", post(invoke::confirm))
         .route("/tools/{id}/decline", post(invoke::decline))
         .merge(crate::mcp::routes(state.clone()))
+        .route_layer(axum::middleware::from_fn(name_request_span))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), caller::middleware))
         .layer(axum::middleware::from_fn_with_state(request_timeout, deadline))
         .layer(axum::middleware::from_fn(correlation::middleware))
         .with_state(state)
+}
+
+/// Name the request's span after its route (`POST /tools/{id}/invoke`), once
+/// routing has matched one.
+async fn name_request_span(request: Request, next: Next) -> Response {
+    if let Some(route) = request.extensions().get::<axum::extract::MatchedPath>() {
+        crate::telemetry::context::name_route(&tracing::Span::current(), request.method(), route.as_str());
+    }
+    next.run(request).await
 }
 
 /// The metrics listener's router: `GET /metrics`, and `GET /health` for

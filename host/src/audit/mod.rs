@@ -5,7 +5,9 @@
 //! - [`recover`]: resuming the chain at startup, torn tails;
 //! - [`checkpoint`]: Ed25519-signed, numbered and chained checkpoints;
 //! - [`witness`]: copies of every checkpoint kept elsewhere;
-//! - [`verify`]: `fastmcp audit verify`.
+//! - [`verify`]: `fastmcp audit verify`;
+//! - [`export`]: delivering every record to the operator's sinks;
+//! - [`query`]: `fastmcp audit tail` and `fastmcp audit query`.
 //!
 //! [`AuditLog::append`] returns only once the record is on disk. One writer
 //! task takes whatever is queued, writes it and fsyncs once, so concurrent
@@ -17,6 +19,8 @@
 //! Every record is cut to [`AuditConfig::max_record_bytes`] first.
 
 pub mod checkpoint;
+pub mod export;
+pub mod query;
 pub mod record;
 pub mod recover;
 pub mod verify;

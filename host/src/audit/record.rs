@@ -48,6 +48,10 @@ pub struct AuditEvent {
     /// Event-specific details (never secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<Value>,
+    /// The call's trace id (W3C, hex), when it was traced or the caller
+    /// sent one: from a record to its trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// Longest string field kept in a record that is over its size cap.

@@ -19,7 +19,7 @@ mod settings;
 pub use load::{CONFIG_ENV, DEFAULT_CONFIG_FILE, Loaded, Source, example_file, load, markdown_table};
 pub use sections::{
     AuditOptions, AuthConfig, BrokerConfig, IdempotencyConfig, McpConfig, MetricsConfig, OutboundConfig,
-    RedisConfig, ReloadConfig, RuntimeConfig, ServerConfig,
+    RedisConfig, ReloadConfig, RuntimeConfig, ServerConfig, TelemetryConfig,
 };
 pub use settings::Setting;
 
@@ -53,6 +53,8 @@ pub struct HostConfig {
     pub idempotency: IdempotencyConfig,
     /// The audit trail.
     pub audit: AuditOptions,
+    /// Traces and the OTLP collector.
+    pub telemetry: TelemetryConfig,
     /// The MCP endpoint.
     pub mcp: McpConfig,
     /// `/metrics`.
@@ -78,6 +80,7 @@ impl HostConfig {
             outbound: OutboundConfig::default(),
             idempotency: IdempotencyConfig::default(),
             audit: AuditOptions::default(),
+            telemetry: TelemetryConfig::default(),
             mcp: McpConfig::default(),
             metrics: MetricsConfig::default(),
             reload: ReloadConfig::default(),
@@ -107,14 +110,27 @@ impl HostConfig {
                 "metrics.listen: must differ from server.listen (metrics are never served on the API listener)"
             );
         }
-        for (key, url) in
-            [("mcp.public_url", &self.mcp.public_url), ("audit.witness_url", &self.audit.witness_url)]
-        {
+        for (key, url) in [
+            ("mcp.public_url", &self.mcp.public_url),
+            ("audit.witness_url", &self.audit.witness_url),
+            ("audit.export_url", &self.audit.export_url),
+        ] {
             if let Some(url) = url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
             {
                 anyhow::bail!("{key}: must be an http:// or https:// URL");
             }
+        }
+        if self.audit.export_url.is_some() && self.audit.export_key_file.is_none() {
+            anyhow::bail!(
+                "audit.export_key_file: required with audit.export_url (the key that signs batches)"
+            );
+        }
+        let traces = crate::telemetry::TraceSettings::resolve(&self.telemetry)?;
+        if self.audit.export_otlp && traces.logs_endpoint().is_none() {
+            anyhow::bail!(
+                "audit.export_otlp: needs telemetry.endpoint (the collector to send the records to)"
+            );
         }
         Ok(())
     }

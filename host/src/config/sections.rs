@@ -183,6 +183,48 @@ settings! {
         witness_dir: Option<PathBuf> = "" as Path, .flag("audit-witness-dir").env("FASTMCP_AUDIT_WITNESS_DIR");
         /// An HTTP endpoint that receives every checkpoint (POST, JSON).
         witness_url: Option<String> = "" as Text, .flag("audit-witness-url").env("FASTMCP_AUDIT_WITNESS_URL").secret();
+        /// An HTTP endpoint receiving every record (POST, batches of JSON lines signed with HMAC-SHA256), at least once, in order.
+        export_url: Option<String> = "" as Text, .env("FASTMCP_AUDIT_EXPORT_URL").secret();
+        /// A file holding the key that signs `export_url` batches (`X-FastMCP-Signature`); required with `export_url`.
+        export_key_file: Option<PathBuf> = "" as Path, .env("FASTMCP_AUDIT_EXPORT_KEY_FILE");
+        /// Send every record as an OTLP log record to the traces collector (`telemetry.endpoint`).
+        export_otlp: bool = "false" as Flag, .env("FASTMCP_AUDIT_EXPORT_OTLP");
+        /// Records in one export batch.
+        export_batch: usize = "256" as Num, .range(1, 10_000);
+        /// Longest wait between retries of a failing sink (the wait doubles from 250 ms up to this).
+        export_max_backoff: Duration = "30000" as Millis, .range(1, 3_600_000);
+    }
+
+    /// Traces (OpenTelemetry, OTLP). Export is on when an endpoint is set or `exporter` is `otlp`; every setting also reads its standard `OTEL_*` variable.
+    telemetry: TelemetryConfig {
+        /// `otlp` or `none`; unset: `otlp` when an endpoint is set.
+        exporter: Option<String> = "" as Text, .env("OTEL_TRACES_EXPORTER");
+        /// The collector's base URL (`http://collector:4318`; gRPC `http://collector:4317`); HTTP appends `/v1/traces` (and `/v1/logs` for the audit export).
+        endpoint: Option<String> = "" as Text, .env("OTEL_EXPORTER_OTLP_ENDPOINT").secret();
+        /// The traces URL, used as given (wins over `endpoint` for traces).
+        traces_endpoint: Option<String> = "" as Text, .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").secret();
+        /// `http/protobuf` or `grpc`.
+        protocol: String = "http/protobuf" as Text, .env("OTEL_EXPORTER_OTLP_PROTOCOL");
+        /// Headers sent with every export, `key=value,key2=value2` (values URL-encoded; e.g. the collector's API key).
+        headers: Option<String> = "" as Text, .env("OTEL_EXPORTER_OTLP_HEADERS").secret();
+        /// `service.name` of the resource.
+        service_name: String = "fastmcp" as Text, .env("OTEL_SERVICE_NAME");
+        /// More resource attributes, `key=value,key2=value2`.
+        resource_attributes: Option<String> = "" as Text, .env("OTEL_RESOURCE_ATTRIBUTES");
+        /// `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off` or `parentbased_traceidratio`.
+        sampler: String = "parentbased_always_on" as Text, .env("OTEL_TRACES_SAMPLER");
+        /// The ratio (0..1) of the `traceidratio` samplers.
+        sampler_arg: Option<String> = "" as Text, .env("OTEL_TRACES_SAMPLER_ARG");
+        /// Finished spans waiting for export; beyond, spans are dropped and counted (`fastmcp_trace_spans_dropped_total`).
+        queue_spans: usize = "2048" as Num, .range(1, 1_000_000).env("OTEL_BSP_MAX_QUEUE_SIZE");
+        /// Spans sent in one export.
+        batch_spans: usize = "512" as Num, .range(1, 100_000).env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
+        /// Longest wait between exports.
+        export_interval: Duration = "1000" as Millis, .range(1, 600_000).env("OTEL_BSP_SCHEDULE_DELAY");
+        /// Longest one export may take (traces and the audit export's OTLP logs).
+        export_timeout: Duration = "10000" as Millis, .range(1, 600_000).env("OTEL_EXPORTER_OTLP_TIMEOUT");
+        /// Longest shutdown waits to send what is queued.
+        shutdown_timeout: Duration = "5000" as Millis, .range(0, 600_000);
     }
 
     /// The MCP endpoint (`/mcp`).

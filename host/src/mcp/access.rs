@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-const SESSION_HEADER: &str = "mcp-session-id";
+pub(super) const SESSION_HEADER: &str = "mcp-session-id";
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
 
@@ -184,6 +184,7 @@ async fn unauthenticated(
             tool: tool.unwrap_or_default(),
             args: Box::pin(async { Ok(CallArgs::default()) }),
             cancel: None,
+            trace: request.extensions().get::<crate::telemetry::CallTrace>().cloned().unwrap_or_default(),
         };
         pipeline::call(state, call).await.result.err().unwrap_or(ApiError::Internal)
     } else {

@@ -92,7 +92,15 @@ impl ServerHandler for ToolServer {
         let tool = names::to_tool_id(&request.name);
         let key = idempotency_key(&request, &context);
         let args = request.arguments.take().unwrap_or_default();
+        let trace = crate::telemetry::CallTrace::mcp_call(
+            &caller.trace,
+            Some(request.meta.as_ref().map_or(&context.meta.0, |meta| &meta.0)),
+            &tool,
+            caller.session.as_deref(),
+            &context.id.to_string(),
+        );
         let run = Runner {
+            trace: &trace,
             state: &self.state,
             caller: &caller,
             tool: &tool,

@@ -26,6 +26,10 @@ pub(super) struct Caller {
     pub peer: Option<IpAddr>,
     /// Tells the HTTP layer the call's record wrote the request's log line.
     pub logged: Option<super::access::CallLogged>,
+    /// The HTTP request's trace (the MCP call's span continues it).
+    pub trace: crate::telemetry::CallTrace,
+    /// The legacy session's id, if any (for the span).
+    pub session: Option<String>,
 }
 
 /// The caller of an MCP request. [`super::access`] refuses every request
@@ -45,7 +49,13 @@ pub(super) fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, Mcp
         p.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
     });
     let logged = parts.and_then(|p| p.extensions.get::<super::access::CallLogged>()).cloned();
-    Ok(Caller { principal, correlation_id, peer, logged })
+    let trace =
+        parts.and_then(|p| p.extensions.get::<crate::telemetry::CallTrace>()).cloned().unwrap_or_default();
+    let session = parts
+        .and_then(|p| p.headers.get(super::access::SESSION_HEADER))
+        .and_then(|v| v.to_str().ok())
+        .map(|v| crate::text::clip(v, 128).into_owned());
+    Ok(Caller { principal, correlation_id, peer, logged, trace, session })
 }
 
 /// Runs the pipeline for one MCP call.
@@ -57,6 +67,8 @@ pub(super) struct Runner<'a> {
     pub key: &'a Option<Value>,
     /// Cancelled when the client closes the request's stream.
     pub cancel: &'a CancellationToken,
+    /// The MCP call's span.
+    pub trace: &'a crate::telemetry::CallTrace,
 }
 
 impl Runner<'_> {
@@ -68,6 +80,7 @@ impl Runner<'_> {
         let (args, key) = (self.args.clone(), self.key.clone());
         let request = CallRequest {
             correlation_id: self.caller.correlation_id.clone(),
+            trace: self.trace.clone(),
             transport: Transport::Mcp,
             endpoint,
             caller: Ok(self.caller.principal.clone()),

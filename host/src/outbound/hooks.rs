@@ -180,8 +180,8 @@ impl WasiHttpHooks for OutboundHooks {
             for header in &egress.network.forbidden_headers {
                 request.headers_mut().remove(header);
             }
-            if let Some(grant) = grant
-                && let Err(e) = inject(&egress, &grant, &origin, &mut request).await
+            if let Some(grant) = &grant
+                && let Err(e) = inject(&egress, grant, &origin, &mut request).await
             {
                 tracing::warn!(
                     target: crate::plugin_log::TARGET,
@@ -204,15 +204,26 @@ impl WasiHttpHooks for OutboundHooks {
                 max_response_body: config.max_response_body_bytes,
             };
             let method = request.method().to_string();
+            let provider = grant.as_ref().map(|g| g.provider.as_str());
+            let span = egress.trace.start(&method, &origin, provider, request.headers_mut());
             let sent = send(&egress.client, request, &origin, &addrs, limits).await;
             let (status, error) = match &sent {
-                Ok((response, _)) => (Some(response.status().as_u16()), None),
+                Ok((response, _)) => {
+                    let status = response.status().as_u16();
+                    let length = response
+                        .headers()
+                        .get(http::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok()?.parse().ok());
+                    crate::telemetry::context::end_outbound(&span, Some(status), length, None);
+                    (Some(status), None)
+                }
                 Err(e) => {
                     tracing::info!(
                         target: crate::plugin_log::TARGET,
                         %correlation_id, %tool, target = %origin, error = %e,
                         "outbound request failed"
                     );
+                    crate::telemetry::context::end_outbound(&span, None, None, Some(error_type(e)));
                     (None, Some(e.to_string()))
                 }
             };
@@ -255,6 +266,20 @@ async fn inject(
         fingerprint: credential.fingerprint,
     });
     Ok(())
+}
+
+/// A stable name for a failed request's `error.type` (never its message,
+/// which may name addresses).
+fn error_type(error: &Error) -> &'static str {
+    match error {
+        Error::ConnectionTimeout => "connection_timeout",
+        Error::ConnectionReadTimeout => "read_timeout",
+        Error::ConnectionRefused => "connection_refused",
+        Error::TlsCertificateError => "tls_certificate_error",
+        Error::HttpResponseBodySize(_) => "response_body_size",
+        Error::HttpRequestBodySize(_) => "request_body_size",
+        _ => "request_failed",
+    }
 }
 
 fn clamp(asked: Option<std::time::Duration>, max: std::time::Duration) -> std::time::Duration {

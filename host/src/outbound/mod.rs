@@ -69,4 +69,6 @@ pub struct Egress {
     pub log: log::EgressLog,
     /// The host's outbound client (connections, pool, trust roots).
     pub client: Arc<client::OutboundClient>,
+    /// The trace context every request carries (and the parent of its span).
+    pub trace: crate::telemetry::OutboundTrace,
 }

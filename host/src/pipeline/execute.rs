@@ -14,6 +14,7 @@ use crate::share::Owner;
 use crate::state::AppState;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// Run the call's tool with its validated arguments; returns the JSON
 /// result. When `cancel` fires first, the sandbox is torn down.
@@ -30,9 +31,33 @@ pub(super) async fn execute(
         subject: principal.sub.clone(),
         tool_id: tool.def.id.clone(),
     };
-    let _slot_share = state.shares().calls.take(Owner::from(principal.as_ref()))?;
     let plugin = &tool.plugin;
-    let grants = state.call_grants(plugin, call.broker.clone(), record.egress.clone());
+    let span = record.trace.execute_span(
+        &plugin.name,
+        &tool.def.id,
+        plugin.limits.memory_bytes,
+        plugin.limits.timeout.as_millis(),
+    );
+    let result = run(state, record, call, cancel, identity, &span).instrument(span.clone()).await;
+    if let Err(e) = &result {
+        crate::telemetry::context::fail(&span, e.code());
+    }
+    result
+}
+
+async fn run(
+    state: &AppState,
+    record: &CallRecord,
+    call: &Checked,
+    cancel: Option<&CancellationToken>,
+    identity: CallIdentity,
+    span: &tracing::Span,
+) -> Result<Value, ApiError> {
+    let tool = &call.tool;
+    let _slot_share = state.shares().calls.take(Owner::from(call.principal.as_ref()))?;
+    let plugin = &tool.plugin;
+    let mut grants = state.call_grants(plugin, call.broker.clone(), record.egress.clone());
+    grants.egress.trace = record.trace.outbound(span);
     let running = state.runtime().call(
         &plugin.component,
         plugin.limits,
@@ -46,9 +71,16 @@ pub(super) async fn execute(
         // Dropping the call drops its store: the sandbox is torn down.
         Some(cancel) => tokio::select! {
             output = running => output,
-            _ = cancel.cancelled() => return Err(ApiError::Cancelled),
+            _ = cancel.cancelled() => {
+                crate::telemetry::context::sandbox_outcome(span, "cancelled");
+                return Err(ApiError::Cancelled);
+            }
         },
     };
+    crate::telemetry::context::sandbox_outcome(
+        span,
+        output.as_ref().map_or_else(sandbox_outcome, |_| "completed"),
+    );
     let output = output.map_err(|e| call_error(&record.correlation_id, &tool.def.id, e))?;
     state.metrics().record_instantiate(output.instantiate);
     // A result must be what the manifest promises callers (and MCP clients,
@@ -62,6 +94,19 @@ pub(super) async fn execute(
     }
     Ok(output.result)
 }
+/// How a sandbox run ended, for its span.
+fn sandbox_outcome(error: &CallError) -> &'static str {
+    match error {
+        CallError::Overloaded => "overloaded",
+        CallError::Timeout(_) => "timeout",
+        CallError::MemoryLimit(_) => "memory_limit",
+        CallError::StackOverflow => "stack_overflow",
+        CallError::BadResult(_) => "bad_result",
+        CallError::Trap(_) => "trap",
+        CallError::Tool(_) => "tool_error",
+    }
+}
+
 /// Map a sandbox failure to the error contract. Plugin messages are already
 /// cut to [`crate::runtime::MAX_TOOL_ERROR_MESSAGE`] in guest memory.
 fn call_error(correlation_id: &CorrelationId, tool: &str, error: CallError) -> ApiError {

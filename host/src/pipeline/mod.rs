@@ -145,13 +145,16 @@ pub struct CallRequest {
     /// Fires if the client gives up: a running tool is stopped (its sandbox
     /// torn down) and the call recorded `cancelled`. `None`: run to the end.
     pub cancel: Option<tokio_util::sync::CancellationToken>,
+    /// The call's span and the trace context the caller sent.
+    pub trace: crate::telemetry::CallTrace,
 }
 
 /// Run a call through every step, record it durably, and return what the
 /// transport must answer.
 pub async fn call(state: &AppState, request: CallRequest) -> CallOutcome {
-    let CallRequest { correlation_id, transport, endpoint, caller, peer, tool, args, cancel } = request;
-    let mut record = CallRecord::new(&correlation_id, transport, endpoint, &tool, peer);
+    let CallRequest { correlation_id, transport, endpoint, caller, peer, tool, args, cancel, trace } =
+        request;
+    let mut record = CallRecord::new(&correlation_id, transport, endpoint, &tool, peer, trace);
     let result = run(state, &mut record, caller, args, cancel.as_ref()).await;
     let rate_limit = record.rate;
     let result = record.commit(state, result).await;
@@ -165,28 +168,61 @@ async fn run(
     args: ArgsSource,
     cancel: Option<&tokio_util::sync::CancellationToken>,
 ) -> Result<Reply, ApiError> {
-    let caller = steps::authenticate(record, caller)?;
-    steps::check_shape(record)?;
-    let authorized = steps::authorize_id(state, record, caller)?;
-    let steps::Arguments { args, args_sha256, presented } = steps::take_args(record, args).await?;
-    let resolved = steps::resolve(state, record, authorized)?;
-    let validated = steps::validate(record, resolved, args, args_sha256)?;
-    let call = steps::evaluate_rules(state, validated)?;
-    steps::rate_limit(state, record, &call).await?;
-    let reservation = match replay::begin(state, record.endpoint, &call, &presented).await? {
+    let trace = record.trace.clone();
+    let caller = traced(trace.step("authenticate"), || steps::authenticate(record, caller))?;
+    let authorized = traced(trace.step("authorize"), || {
+        steps::check_shape(record)?;
+        steps::authorize_id(state, record, caller)
+    })?;
+    let steps::Arguments { args, args_sha256, presented } =
+        traced_async(trace.step("arguments"), steps::take_args(record, args)).await?;
+    let resolved = traced(trace.step("resolve"), || steps::resolve(state, record, authorized))?;
+    let validated = traced(trace.step("validate"), || steps::validate(record, resolved, args, args_sha256))?;
+    let call = traced(trace.step("rules"), || steps::evaluate_rules(state, validated))?;
+    traced_async(trace.step("rate_limit"), steps::rate_limit(state, record, &call)).await?;
+    let begun =
+        traced_async(trace.step("idempotency"), replay::begin(state, record.endpoint, &call, &presented))
+            .await?;
+    let reservation = match begun {
         replay::Begun::Replay(reply) => return Ok(*reply),
         replay::Begun::Proceed(reservation) => reservation,
     };
-    let outcome = match (record.endpoint, presented.action_token.as_deref()) {
-        (Endpoint::Invoke, _) => gate::invoke(state, record, &call, cancel).await,
-        (Endpoint::Confirm, Some(token)) => gate::confirm(state, record, &call, token, cancel).await,
-        (Endpoint::Decline(reason), Some(token)) => gate::decline(state, &call, token, reason).await,
-        (Endpoint::Confirm | Endpoint::Decline(_), None) => {
-            Err(ApiError::BadRequest("an action token is required".into()))
+    let gated = async {
+        match (record.endpoint, presented.action_token.as_deref()) {
+            (Endpoint::Invoke, _) => gate::invoke(state, record, &call, cancel).await,
+            (Endpoint::Confirm, Some(token)) => gate::confirm(state, record, &call, token, cancel).await,
+            (Endpoint::Decline(reason), Some(token)) => gate::decline(state, &call, token, reason).await,
+            (Endpoint::Confirm | Endpoint::Decline(_), None) => {
+                Err(ApiError::BadRequest("an action token is required".into()))
+            }
         }
     };
+    let outcome = traced_async(trace.step("gate"), gated).await;
     replay::settle(state, record, reservation, &outcome).await;
     outcome
 }
+
+/// Run a step inside its span, marking the span with the error's code.
+fn traced<T>(span: tracing::Span, step: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
+    let result = span.in_scope(step);
+    if let Err(e) = &result {
+        crate::telemetry::context::fail(&span, e.code());
+    }
+    result
+}
+
+/// [`traced`] for a step that awaits.
+async fn traced_async<T>(
+    span: tracing::Span,
+    step: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    use tracing::Instrument as _;
+    let result = step.instrument(span.clone()).await;
+    if let Err(e) = &result {
+        crate::telemetry::context::fail(&span, e.code());
+    }
+    result
+}
+
 #[cfg(test)]
 mod pipeline_tests;

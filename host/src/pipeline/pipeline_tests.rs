@@ -45,6 +45,7 @@ fn request(tool: &str, caller: Result<Arc<Principal>, ApiError>, asked: &Arc<Ato
             Ok(CallArgs::default())
         }),
         cancel: None,
+        trace: Default::default(),
     }
 }
 

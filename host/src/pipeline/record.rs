@@ -46,6 +46,8 @@ pub struct CallRecord {
     pub(super) egress: EgressLog,
     /// The caller's rate-limit bucket after this call.
     pub(super) rate: Option<Verdict>,
+    /// The call's span and the caller's trace context.
+    pub(super) trace: crate::telemetry::CallTrace,
     started: Instant,
 }
 
@@ -57,6 +59,7 @@ impl CallRecord {
         endpoint: Endpoint,
         tool: &str,
         peer: Option<std::net::IpAddr>,
+        trace: crate::telemetry::CallTrace,
     ) -> Self {
         Self {
             correlation_id: correlation_id.clone(),
@@ -70,6 +73,7 @@ impl CallRecord {
             args: None,
             egress: EgressLog::default(),
             rate: None,
+            trace,
             started: Instant::now(),
         }
     }
@@ -86,7 +90,9 @@ impl CallRecord {
             return outcome;
         }
         let event = self.audit_event(state, &outcome).await;
-        let outcome = match state.audit().append(event).await {
+        let span = self.trace.step("audit");
+        let appended = tracing::Instrument::instrument(state.audit().append(event), span.clone()).await;
+        let outcome = match appended {
             Ok(receipt) => {
                 if let Ok(reply) = &outcome {
                     self.link_pending(state, reply, &receipt).await;
@@ -95,9 +101,11 @@ impl CallRecord {
             }
             Err(e) => {
                 tracing::error!(correlation_id = %self.correlation_id, error = %e, "call not acknowledged: no audit record");
+                crate::telemetry::context::fail(&span, ApiError::AuditUnavailable.code());
                 Err(ApiError::AuditUnavailable)
             }
         };
+        drop(span);
         self.log(state, &outcome);
         outcome
     }
@@ -156,6 +164,7 @@ impl CallRecord {
             args_sha256: self.args_sha256.clone(),
             args: self.args.clone(),
             detail,
+            trace_id: self.trace.trace_id(),
         }
     }
 
@@ -183,6 +192,8 @@ impl CallRecord {
         if self.tool_known {
             state.metrics().record_call(&self.tool, decision, elapsed);
         }
+        self.trace.finish(decision, outcome.as_ref().err().map(ApiError::code));
+        let trace_id = self.trace.trace_id();
         let (sub, tenant) = match &self.principal {
             Some(p) => (p.sub.as_str(), p.tenant.as_str()),
             None => ("-", "-"),
@@ -200,6 +211,7 @@ impl CallRecord {
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             peer = self.peer.map(tracing::field::display),
+            trace_id = trace_id.as_deref(),
             "tool call"
         );
     }

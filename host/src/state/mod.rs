@@ -47,6 +47,8 @@ struct Inner {
     auth: Authenticator,
     action_tokens: ActionTokenKey,
     audit: AuditLog,
+    /// The audit export sinks' progress.
+    audit_export: crate::audit::export::ExportStatus,
     metrics: Metrics,
     /// Failed authentications per client address.
     auth_failures: AuthFailures,
@@ -129,13 +131,14 @@ impl AppState {
             ..AuditConfig::new(config.audit_dir(), config.runtime_dir(), config.clock.clone())
         };
         let audit = AuditLog::start(audit_config).await.context("opening the audit trail")?;
+        let audit_export = crate::audit::export::start_configured(&config, &audit)?;
         let auth = Authenticator::start(config.auth.clone(), &config.runtime_dir()).await?;
         let shared = Shared::open(&config).await?;
         let providers = crate::broker::providers::load_configured(&config)?;
         let outbound = Arc::new(crate::outbound::client::OutboundClient::new(&config)?);
         let broker =
             Broker::new(providers, config.broker.clone(), config.clock.clone()).trusting(outbound.roots());
-        let parts = StartParts { auth, shared, audit, broker, outbound };
+        let parts = StartParts { auth, shared, audit, audit_export, broker, outbound };
         let state = tokio::task::spawn_blocking(move || Self::start_blocking(config, parts))
             .await
             .context("startup task panicked")??;
@@ -164,7 +167,7 @@ impl AppState {
     }
 
     fn start_blocking(config: HostConfig, parts: StartParts) -> anyhow::Result<Self> {
-        let StartParts { auth, shared, audit, broker, outbound } = parts;
+        let StartParts { auth, shared, audit, audit_export, broker, outbound } = parts;
         let action_tokens = ActionTokenKey::load_or_create(&config.runtime_dir().join("action-token.key"))?;
         let policy = PolicySet::load(&config.policy_file())?;
         log_policy(&policy, 1);
@@ -184,7 +187,8 @@ impl AppState {
         let metrics = Metrics::new(
             &runtime,
             &broker,
-            audit.batch_counters(),
+            &audit,
+            audit_export.clone(),
             &shares,
             outbound.stats(),
             config.log_drops.clone(),
@@ -200,6 +204,7 @@ impl AppState {
                 auth,
                 action_tokens,
                 audit,
+                audit_export,
                 metrics,
                 auth_failures,
                 shares,
@@ -304,6 +309,7 @@ impl AppState {
                 config: self.inner.config.clone(),
                 log,
                 client: self.inner.outbound.clone(),
+                trace: Default::default(),
             },
         }
     }
@@ -316,6 +322,11 @@ impl AppState {
     /// The rate-limit buckets.
     pub fn rate_limits(&self) -> &Limiter {
         &self.inner.shared.rate_limits
+    }
+
+    /// The audit export sinks' progress.
+    pub fn audit_export(&self) -> &crate::audit::export::ExportStatus {
+        &self.inner.audit_export
     }
 
     /// The audit trail.
@@ -380,6 +391,7 @@ struct StartParts {
     auth: Authenticator,
     shared: Shared,
     audit: AuditLog,
+    audit_export: crate::audit::export::ExportStatus,
     broker: Broker,
     outbound: Arc<crate::outbound::client::OutboundClient>,
 }
