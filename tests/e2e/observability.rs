@@ -507,3 +507,62 @@ async fn the_dashboard_uses_only_metrics_the_host_serves() {
     }
     server.stop().await;
 }
+
+fn fastmcp(args: &[&str], root: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_fastmcp"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_tail_and_query_print_what_the_chain_vouches_for() {
+    let root = TestRoot::new();
+    let server = TestServer::start(&root).await;
+    for i in 0..3 {
+        assert_eq!(server.invoke("util:echo", json!({"message": format!("m{i}")})).await.status(), 200);
+    }
+    let nobody = server.token_for("nobody", "public", &[], ALL_SCOPES);
+    assert_eq!(server.invoke_as(&nobody, "util:echo", json!({"message": "x"})).await.status(), 403);
+    server.stop().await;
+    let records = audit_records(root.path());
+
+    let out = fastmcp(&["audit", "tail", "-n", "2"], root.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines, records[records.len() - 2..], "the last two records, as in the trail");
+
+    let out = fastmcp(
+        &["audit", "query", "--sub", "tester", "--tool", "util:echo", "--decision", "completed"],
+        root.path(),
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 3);
+    let out = fastmcp(&["audit", "query", "--sub", "nobody", "--format", "table"], root.path());
+    let table = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[0].starts_with("TIME") && rows[1].contains("nobody") && rows[1].contains("403"), "{table}");
+    let out = fastmcp(&["audit", "query", "--since", "1h", "--until", "2999-01-01T00:00:00Z"], root.path());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), records.len());
+    let out = fastmcp(&["audit", "query", "--since", "yesterday-ish"], root.path());
+    assert!(!out.status.success());
+
+    // An edited record: the commands refuse to print past it.
+    let file = std::fs::read_dir(root.path().join(".audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl") && !p.ends_with("checkpoints.jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(&file).unwrap().replacen("\"m1\"", "\"mX\"", 1).replacen(
+        "util:echo",
+        "util:ech0",
+        1,
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = fastmcp(&["audit", "tail"], root.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not continue the chain"));
+}

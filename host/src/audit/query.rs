@@ -103,7 +103,10 @@ pub fn run(
     for (line, record) in &kept {
         print(out, format, line, record)?;
     }
-    while follow {
+    if !follow {
+        return Ok(());
+    }
+    loop {
         out.flush().map_err(|e| e.to_string())?;
         let batch = reader.read(4096, u64::MAX)?;
         if batch.lines.is_empty() {
@@ -117,7 +120,6 @@ pub fn run(
         }
         reader.commit(batch);
     }
-    Ok(())
 }
 
 const HEADER: [&str; 8] = ["TIME", "SEQ", "EVENT", "SUB", "TOOL", "DECISION", "STATUS", "TRACE"];

@@ -178,7 +178,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_setting() {
-        let cases: [(&str, fn(&mut TelemetryConfig)); 5] = [
+        type Edit = fn(&mut TelemetryConfig);
+        let cases: [(&str, Edit); 5] = [
             ("telemetry.protocol", |c| c.protocol = "http/json".into()),
             ("telemetry.sampler:", |c| c.sampler = "sometimes".into()),
             ("telemetry.sampler_arg", |c| c.sampler_arg = Some("2".into())),

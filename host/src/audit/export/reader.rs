@@ -162,3 +162,88 @@ fn read_lines(
     }
     Ok(read)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::{AuditEvent, AuditRecord};
+
+    /// A trail of `n` records over two day files.
+    fn trail(n: u64) -> (tempfile::TempDir, Vec<AuditRecord>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut records = Vec::new();
+        let mut prev = GENESIS.to_owned();
+        for seq in 1..=n {
+            let event = AuditEvent {
+                event: "tools.invoke".into(),
+                decision: "completed".into(),
+                ..Default::default()
+            };
+            let record =
+                AuditRecord::chain(seq, format!("2026-01-0{}T00:00:00.000Z", 1 + seq / 4), event, prev);
+            prev = record.hash.clone();
+            records.push(record);
+        }
+        for record in &records {
+            let day = &record.ts[..10].replace('-', "");
+            let path = dir.path().join(format!("audit-{day}.jsonl"));
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+            std::io::Write::write_all(&mut file, &record.to_line()).unwrap();
+        }
+        (dir, records)
+    }
+
+    fn seqs(batch: &Batch) -> Vec<u64> {
+        batch.records.iter().map(|r| r["seq"].as_u64().unwrap()).collect()
+    }
+
+    #[test]
+    fn reads_in_batches_across_files_and_never_past_the_head() {
+        let (dir, records) = trail(10);
+        let mut reader = TrailReader::after(dir.path(), Cursor::start()).unwrap();
+        let batch = reader.read(3, 10).unwrap();
+        assert_eq!(seqs(&batch), [1, 2, 3]);
+        reader.commit(batch);
+        let batch = reader.read(100, 8).unwrap();
+        assert_eq!(seqs(&batch), [4, 5, 6, 7, 8], "not past the durable head");
+        // Not committed (delivery failed): read again from the same place.
+        let again = reader.read(100, 10).unwrap();
+        assert_eq!(seqs(&again), [4, 5, 6, 7, 8, 9, 10]);
+        reader.commit(again);
+        assert!(reader.read(100, 10).unwrap().lines.is_empty());
+        assert_eq!(reader.cursor(), &Cursor { seq: 10, hash: records[9].hash.clone() });
+        // A reader resumed at a cursor goes on from there.
+        let cursor = Cursor { seq: 6, hash: records[5].hash.clone() };
+        let resumed = TrailReader::after(dir.path(), cursor).unwrap();
+        assert_eq!(seqs(&resumed.read(100, 10).unwrap()), [7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn a_cursor_the_trail_does_not_hold_is_refused() {
+        let (dir, _) = trail(5);
+        let wrong = Cursor { seq: 3, hash: "f".repeat(64) };
+        assert!(TrailReader::after(dir.path(), wrong).unwrap_err().contains("hash differs"));
+        let beyond = Cursor { seq: 9, hash: "f".repeat(64) };
+        assert!(TrailReader::after(dir.path(), beyond).unwrap_err().contains("ends before"));
+    }
+
+    #[test]
+    fn an_edited_record_stops_the_reader() {
+        let (dir, _) = trail(6);
+        let file = trail_files(dir.path()).unwrap()[0].clone();
+        let text = std::fs::read_to_string(&file).unwrap().replacen("completed", "c0mpleted", 1);
+        std::fs::write(&file, text).unwrap();
+        let reader = TrailReader::after(dir.path(), Cursor::start()).unwrap();
+        assert!(reader.read(100, 6).unwrap_err().contains("does not continue the chain"));
+    }
+
+    #[test]
+    fn a_line_still_being_written_is_left_for_later() {
+        let (dir, _) = trail(2);
+        let file = trail_files(dir.path()).unwrap()[0].clone();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+        std::io::Write::write_all(&mut f, b"{\"seq\":3,").unwrap();
+        let reader = TrailReader::after(dir.path(), Cursor::start()).unwrap();
+        assert_eq!(seqs(&reader.read(100, u64::MAX).unwrap()), [1, 2]);
+    }
+}
