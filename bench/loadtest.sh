@@ -10,6 +10,10 @@
 #     scenarios, in the same run,
 #   - the development upstream (for the brokered scenarios), on http (18001)
 #     and https (18004, HTTP/2 by ALPN, a CA generated at start),
+#   - two more copies exporting traces: one to a local OTLP receiver
+#     (`fastmcp-otlp-receiver`, counting only; 18006, receiver on
+#     18007/18008), one to a collector that is down (18009 -> 18010): the
+#     cost of tracing on, and of a dead collector, in the same run,
 #   - the floor: a bare axum JSON echo on the same route shape.
 # Then runs wrk against the floor and the host alternately, at 1, 16 and 64
 # connections, for each scenario:
@@ -19,7 +23,9 @@
 #   - brokered: ads:listCampaigns, one outbound request to the upstream with a
 #               brokered, host-injected token (pooled connections);
 #   - brokered-https: the same tool as `adstls`, over https;
-#   - brokered-nopool, brokered-https-nopool: the same two on the unpooled host.
+#   - brokered-nopool, brokered-https-nopool: the same two on the unpooled host;
+#   - echo-traced, echo-collector-down: `echo` on the tracing hosts (their
+#     host/echo column is the overhead of tracing, as a ratio).
 # Prints req/s, p50, p99, non-2xx, the host/floor ratio, the host's RSS, and
 # verifies the audit trail the host wrote. With --write, the table replaces the
 # generated section of BENCHMARKS.md, with the MCP/REST ratio at 64
@@ -52,9 +58,14 @@ FLOOR=127.0.0.1:18002
 METRICS=127.0.0.1:18003
 UPSTREAM_TLS=127.0.0.1:18004
 UNPOOLED=127.0.0.1:18005
+TRACED=127.0.0.1:18006
+OTLP_HTTP=127.0.0.1:18007
+OTLP_GRPC=127.0.0.1:18008
+COLLECTOR_DOWN=127.0.0.1:18009
+DEAD_COLLECTOR=127.0.0.1:18010
 ROOT=$(mktemp -d)
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$ROOT" "${ROOT2:-}"; }
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$ROOT" "${ROOT2:-}" "${ROOT3:-}" "${ROOT4:-}"; }
 trap cleanup EXIT
 
 # A private root: the example plugins, their manifests pointed at the
@@ -98,6 +109,21 @@ serve "$ROOT2" "$UNPOOLED" off --outbound-pool-idle-per-origin 0
 UNPOOLED_PID=$!
 PIDS+=($UNPOOLED_PID)
 for _ in $(seq 300); do curl -sf "http://$UNPOOLED/health" >/dev/null && break; sleep 0.1; done
+# The tracing hosts: one exporting to a receiver, one to a dead collector.
+OTLP_RECEIVER_COUNT_ONLY=1 "$BIN/fastmcp-otlp-receiver" "$OTLP_HTTP" "$OTLP_GRPC" 2>"$ROOT/otlp.log" &
+PIDS+=($!)
+ROOT3=$(mktemp -d)
+ROOT4=$(mktemp -d)
+for r in "$ROOT3" "$ROOT4"; do cp -r "$ROOT/manifests" "$ROOT/policies" "$ROOT/plugins" "$ROOT/.runtime" "$r/"; done
+OTEL_EXPORTER_OTLP_ENDPOINT="http://$OTLP_HTTP" serve "$ROOT3" "$TRACED" off
+TRACED_PID=$!
+PIDS+=($TRACED_PID)
+OTEL_EXPORTER_OTLP_ENDPOINT="http://$DEAD_COLLECTOR" serve "$ROOT4" "$COLLECTOR_DOWN" off
+DOWN_PID=$!
+PIDS+=($DOWN_PID)
+for h in "$TRACED" "$COLLECTOR_DOWN"; do
+  for _ in $(seq 300); do curl -sf "http://$h/health" >/dev/null && break; sleep 0.1; done
+done
 
 TOKEN=$("$BIN/fastmcp" token --root "$ROOT" --sub bench --role bench --scope tools.invoke:write --ttl 2h)
 cat > "$ROOT/post.lua" <<LUA
@@ -137,12 +163,14 @@ rss_start=$(rss_kib)
 TABLE="| scenario | conns | floor req/s | host req/s | host/floor | host/echo | floor p50 / p99 | host p50 / p99 | host non-2xx | cores: host / upstream |
 |---|---|---|---|---|---|---|---|---|---|"
 declare -A ECHO_RPS
-for scenario in echo mcp brokered brokered-https brokered-nopool brokered-https-nopool; do
+for scenario in echo echo-traced echo-collector-down mcp brokered brokered-https brokered-nopool brokered-https-nopool; do
   headers=""
   host=$HOST
   host_pid=$HOST_PID
   case $scenario in
     echo) tool=util:echo; body=$ECHO_BODY; path="/tools/$tool/invoke"; label="\`$tool\`" ;;
+    echo-traced) tool=util:echo; body=$ECHO_BODY; path="/tools/$tool/invoke"; host=$TRACED; host_pid=$TRACED_PID; label="traced, OTLP/HTTP" ;;
+    echo-collector-down) tool=util:echo; body=$ECHO_BODY; path="/tools/$tool/invoke"; host=$COLLECTOR_DOWN; host_pid=$DOWN_PID; label="collector down" ;;
     mcp) tool=util:echo; body=$MCP_BODY; path="/mcp"; headers=$MCP_HEADERS; label="\`tools/call util.echo\`" ;;
     brokered) tool=ads:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; label="\`$tool\`, http" ;;
     brokered-https) tool=adstls:listCampaigns; body=$LIST_BODY; path="/tools/$tool/invoke"; label="\`$tool\`, https" ;;
@@ -172,6 +200,8 @@ POOL="outbound connections: pooled host opened $(metric fastmcp_outbound_connect
 BATCH=$(awk -v b="$(metric fastmcp_audit_batches_total)" -v r="$(metric fastmcp_audit_batched_records_total)" \
   'BEGIN { m = b > 0 ? r / b : 0; printf "%d audit batches, %.1f records per batch on average", b, m }')
 DROPPED=$(metric fastmcp_log_lines_dropped_total)
+SPANS=$(tail -n 1 "$ROOT/otlp.log" 2>/dev/null || true)
+TRACING="tracing: the receiver ${SPANS:-received nothing}"
 
 kill -TERM "$HOST_PID"
 wait "$HOST_PID" || true
@@ -179,7 +209,7 @@ VERIFY=$("$BIN/fastmcp" audit verify --root "$ROOT" 2>/dev/null) || { echo "load
 LOG_BYTES=$(wc -c < "$ROOT/host.log")
 MCP_VS_REST=$(awk -v m="${mcp64:-0}" -v r="${rest64:-0}" 'BEGIN { printf "MCP tools/call at 64 connections: %.1f%% of REST invoke (%d vs %d req/s, same run)", (r > 0 ? 100 * m / r : 0), m, r }')
 echo "$MCP_VS_REST"
-SUMMARY="${MCP_VS_REST}; ${POOL}; wrk ${DURATION} s per cell, floor and host alternately; host RSS ${rss_start} KiB at the start, ${rss_end} KiB at the end; ${BATCH}; ${LOG_BYTES} bytes of host log, ${DROPPED:-0} lines dropped; audit verify: ${VERIFY}"
+SUMMARY="${MCP_VS_REST}; ${TRACING}; ${POOL}; wrk ${DURATION} s per cell, floor and host alternately; host RSS ${rss_start} KiB at the start, ${rss_end} KiB at the end; ${BATCH}; ${LOG_BYTES} bytes of host log, ${DROPPED:-0} lines dropped; audit verify: ${VERIFY}"
 echo
 echo "$SUMMARY"
 

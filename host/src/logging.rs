@@ -71,16 +71,23 @@ pub fn init(tracer: Option<opentelemetry_sdk::trace::Tracer>) -> (WorkerGuard, L
         .with_filter(filter());
     let plugin_files = crate::plugin_log::PluginLogLayer
         .with_filter(Targets::new().with_target(crate::plugin_log::TARGET, tracing::Level::TRACE));
-    let traces = tracer.map(|tracer| {
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_location(false)
-            .with_threads(false)
-            .with_tracked_inactivity(false)
-            .with_level(false)
-            .with_target(false)
-            .with_filter(Targets::new().with_target(crate::telemetry::TARGET, tracing::Level::TRACE))
-    });
-    tracing_subscriber::registry().with(json).with(plugin_files).with(traces).init();
+    let base = tracing_subscriber::registry().with(json).with(plugin_files);
+    // Two shapes rather than an `Option` layer: an absent layer in the stack
+    // would declare interest in every callsite, and tracing off must cost
+    // nothing.
+    match tracer {
+        Some(tracer) => {
+            let traces = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+                .with_level(false)
+                .with_target(false)
+                .with_filter(Targets::new().with_target(crate::telemetry::TARGET, tracing::Level::TRACE));
+            base.with(traces).init();
+        }
+        None => base.init(),
+    }
     (guard, drops)
 }

@@ -26,6 +26,10 @@ pub struct Recorded {
     audit: Mutex<Vec<AuditBatch>>,
     refusing: AtomicBool,
     audit_key: Mutex<Vec<u8>>,
+    /// Items of each kind kept; beyond, only counted.
+    keep: usize,
+    /// Spans, log records and audit records received, kept or not.
+    counts: [std::sync::atomic::AtomicU64; 3],
 }
 
 /// A running receiver.
@@ -42,7 +46,18 @@ impl Receiver {
     /// Listen on `http` and `grpc` (port 0: any); `audit_key` checks the
     /// audit batches' signatures.
     pub async fn start(http: SocketAddr, grpc: SocketAddr, audit_key: &[u8]) -> std::io::Result<Self> {
-        let recorded = Arc::new(Recorded::default());
+        Self::start_keeping(http, grpc, audit_key, usize::MAX).await
+    }
+
+    /// [`Receiver::start`], keeping at most `keep` items of each kind (the
+    /// rest are only counted: a load test's collector).
+    pub async fn start_keeping(
+        http: SocketAddr,
+        grpc: SocketAddr,
+        audit_key: &[u8],
+        keep: usize,
+    ) -> std::io::Result<Self> {
+        let recorded = Arc::new(Recorded { keep, ..Recorded::default() });
         *recorded.audit_key.lock().expect("not poisoned") = audit_key.to_vec();
         let http_listener = tokio::net::TcpListener::bind(http).await?;
         let grpc_listener = tokio::net::TcpListener::bind(grpc).await?;
@@ -68,6 +83,11 @@ impl Receiver {
         self.recorded.logs.lock().expect("not poisoned").clone()
     }
 
+    /// Spans, log records and audit records received so far (kept or not).
+    pub fn counts(&self) -> [u64; 3] {
+        self.recorded.counts.each_ref().map(|c| c.load(Ordering::Relaxed))
+    }
+
     /// The audit batches received so far (signature checked).
     pub fn audit_batches(&self) -> Vec<AuditBatch> {
         self.recorded.audit.lock().expect("not poisoned").clone()
@@ -77,5 +97,12 @@ impl Receiver {
 impl Recorded {
     fn refusing(&self) -> bool {
         self.refusing.load(Ordering::SeqCst)
+    }
+
+    /// Count `n` items of kind `kind` (0 spans, 1 logs, 2 audit records);
+    /// whether they are to be kept.
+    fn count(&self, kind: usize, n: usize, kept: usize) -> bool {
+        self.counts[kind].fetch_add(n as u64, Ordering::Relaxed);
+        kept < self.keep
     }
 }

@@ -2,7 +2,9 @@
 //! OTLP traces and logs (and the audit export's signed batches at
 //! `POST /audit`) and print each span, log record and audit record as one
 //! JSON line — a collector for trying FastMCP's observability locally.
-//! Defaults: `127.0.0.1:4318`, `127.0.0.1:4317`, no audit key.
+//! Defaults: `127.0.0.1:4318`, `127.0.0.1:4317`, no audit key. With
+//! `OTLP_RECEIVER_COUNT_ONLY=1` it keeps and prints nothing but the counts,
+//! every 5 s on standard error (the load test's collector).
 
 use serde_json::json;
 use std::time::Duration;
@@ -19,12 +21,21 @@ async fn main() -> std::io::Result<()> {
         Some(file) => std::fs::read_to_string(file)?.trim().as_bytes().to_vec(),
         None => Vec::new(),
     };
-    let receiver = fastmcp_otlp_receiver::Receiver::start(http, grpc, &key).await?;
+    let count_only = std::env::var("OTLP_RECEIVER_COUNT_ONLY").is_ok_and(|v| v == "1");
+    let keep = if count_only { 0 } else { usize::MAX };
+    let receiver = fastmcp_otlp_receiver::Receiver::start_keeping(http, grpc, &key, keep).await?;
     eprintln!(
         "OTLP/HTTP on http://{}, gRPC on http://{}, audit sink at http://{}/audit",
         receiver.http, receiver.grpc, receiver.http
     );
     let (mut spans, mut logs, mut batches) = (0, 0, 0);
+    if count_only {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let [spans, logs, records] = receiver.counts();
+            eprintln!("received {spans} spans, {logs} log records, {records} audit records");
+        }
+    }
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         for span in receiver.spans().iter().skip(spans) {

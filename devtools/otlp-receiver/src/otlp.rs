@@ -79,6 +79,9 @@ fn record_traces(recorded: &Recorded, transport: &'static str, request: ExportTr
         let resource = resource_spans.resource.map(|r| map(&r.attributes)).unwrap_or_default();
         for scope in resource_spans.scope_spans {
             for span in scope.spans {
+                if !recorded.count(0, 1, spans.len()) {
+                    continue;
+                }
                 spans.push(ReceivedSpan {
                     transport,
                     trace_id: hex::encode(&span.trace_id),
@@ -101,6 +104,9 @@ fn record_logs(recorded: &Recorded, transport: &'static str, request: ExportLogs
     for resource_logs in request.resource_logs {
         for scope in resource_logs.scope_logs {
             for log in scope.log_records {
+                if !recorded.count(1, 1, logs.len()) {
+                    continue;
+                }
                 logs.push(ReceivedLog {
                     transport,
                     body: text(log.body.as_ref()),
