@@ -135,6 +135,9 @@ async fn a_rest_call_is_one_trace_from_the_caller_through_the_sandbox_to_the_ups
     assert_eq!(outbound.attributes["server.port"], upstream.addr.port().to_string());
     assert_eq!(outbound.attributes["fastmcp.provider"], "ads-api");
     assert_eq!(outbound.attributes["http.response.status_code"], "200");
+    let credential = named(&spans, "credential");
+    assert_eq!(credential.parent_span_id, outbound.span_id);
+    assert_eq!(credential.attributes["fastmcp.provider"], "ads-api");
 
     // The upstream saw the client span's context, injected by the host.
     let expected = format!("00-{trace_id}-{}-01", outbound.span_id);

@@ -23,6 +23,7 @@ use crate::broker::Grant;
 use crate::origin::Origin;
 use http::HeaderValue;
 use std::sync::Arc;
+use tracing::Instrument as _;
 use wasmtime_wasi_http::{
     DEFAULT_FORBIDDEN_HEADERS, Error, ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks,
 };
@@ -180,9 +181,16 @@ impl WasiHttpHooks for OutboundHooks {
             for header in &egress.network.forbidden_headers {
                 request.headers_mut().remove(header);
             }
+            // The client span opens first: the credential step is its child.
+            let method = request.method().to_string();
+            let provider = grant.as_ref().map(|g| g.provider.as_str());
+            let span = egress.trace.start(&method, &origin, provider, request.headers_mut());
             if let Some(grant) = &grant
-                && let Err(e) = inject(&egress, grant, &origin, &mut request).await
+                && let Err(e) = inject(&egress, grant, &origin, &mut request)
+                    .instrument(crate::telemetry::context::credential_span(&span, &grant.provider))
+                    .await
             {
+                crate::telemetry::context::end_outbound(&span, None, None, Some("credential_unavailable"));
                 tracing::warn!(
                     target: crate::plugin_log::TARGET,
                     %correlation_id, %tool, target = %origin, reason = ?e,
@@ -204,8 +212,6 @@ impl WasiHttpHooks for OutboundHooks {
                 max_response_body: config.max_response_body_bytes,
             };
             let method = request.method().to_string();
-            let provider = grant.as_ref().map(|g| g.provider.as_str());
-            let span = egress.trace.start(&method, &origin, provider, request.headers_mut());
             let sent = send(&egress.client, request, &origin, &addrs, limits).await;
             let (status, error) = match &sent {
                 Ok((response, _)) => {

@@ -293,6 +293,23 @@ impl OutboundTrace {
     }
 }
 
+/// The span of fetching a brokered credential for the request of `client`
+/// (none when that request is not traced). Names the provider only.
+pub fn credential_span(client: &Span, provider: &str) -> Span {
+    if client.is_disabled() {
+        return Span::none();
+    }
+    tracing::info_span!(
+        target: TARGET,
+        parent: client,
+        "credential",
+        otel.name = "credential",
+        fastmcp.provider = provider,
+        otel.status_code = Empty,
+        error.type = Empty,
+    )
+}
+
 /// Close an outbound request's span: its status and body size, or its error.
 pub fn end_outbound(span: &Span, status: Option<u16>, body_bytes: Option<u64>, error: Option<&str>) {
     if span.is_disabled() {
