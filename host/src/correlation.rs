@@ -83,7 +83,7 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(id.clone());
     let method = request.method().clone();
     let path = crate::text::clip(request.uri().path(), MAX_LOGGED_PATH).into_owned();
-    let span = crate::telemetry::context::request_span(&method, &path, &id);
+    let span = crate::telemetry::context::request_span(&method, &path, id.as_str());
     let trace = crate::telemetry::CallTrace::new(
         span.clone(),
         crate::telemetry::context::from_headers(request.headers()),

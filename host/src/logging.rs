@@ -7,6 +7,10 @@
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
+/// The target of the spans exported as traces ([`crate::telemetry`]);
+/// they are never log lines.
+pub const TRACE_TARGET: &str = "fastmcp::trace";
+
 /// Lines the writer buffers before it drops.
 pub const BUFFERED_LINES: usize = 65_536;
 
@@ -27,10 +31,10 @@ impl LogDrops {
 const QUIET_DEPENDENCIES: &[(&str, &str)] = &[("rmcp", "rmcp=warn")];
 
 /// `RUST_LOG` (default `info`) with [`QUIET_DEPENDENCIES`] added; the
-/// spans exported as traces ([`crate::telemetry::TARGET`]) are not lines.
+/// spans exported as traces ([`TRACE_TARGET`]) are not lines.
 fn filter() -> EnvFilter {
     let mut spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
-    spec = format!("{spec},{}=off", crate::telemetry::TARGET);
+    spec = format!("{spec},{TRACE_TARGET}=off");
     for (name, directive) in QUIET_DEPENDENCIES {
         if !spec.contains(name) {
             spec = format!("{spec},{directive}");
@@ -51,7 +55,7 @@ pub fn init_for_terminal() {
 /// ([`crate::plugin_log`], every level of its target whatever `RUST_LOG`
 /// says; written once `serve` starts them). Keep the guard until the
 /// process ends: dropping it flushes what is buffered. With a `tracer`,
-/// the spans of [`crate::telemetry::TARGET`] are exported through it.
+/// the spans of [`TRACE_TARGET`] are exported through it.
 pub fn init(tracer: Option<opentelemetry_sdk::trace::Tracer>) -> (WorkerGuard, LogDrops) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -84,7 +88,7 @@ pub fn init(tracer: Option<opentelemetry_sdk::trace::Tracer>) -> (WorkerGuard, L
                 .with_tracked_inactivity(false)
                 .with_level(false)
                 .with_target(false)
-                .with_filter(Targets::new().with_target(crate::telemetry::TARGET, tracing::Level::TRACE));
+                .with_filter(Targets::new().with_target(TRACE_TARGET, tracing::Level::TRACE));
             base.with(traces).init();
         }
         None => base.init(),

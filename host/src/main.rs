@@ -209,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Command::Serve(args) = command {
         let Loaded { mut config, warnings, .. } = args.load()?;
+        fastmcp_host::telemetry::check(&config)?;
         let tracing = fastmcp_host::telemetry::Tracing::start(&config.telemetry)?;
         let (tracing, tracer) = tracing.unzip();
         let (_flush_on_exit, log_drops) = fastmcp_host::logging::init(tracer);
@@ -230,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(_) => unreachable!("served above"),
         Command::Config(ConfigCommand::Check(args)) => {
             let loaded = args.load()?;
+            fastmcp_host::telemetry::check(&loaded.config)?;
             let file = loaded.file.as_ref().map_or("no config file".to_owned(), |f| f.display().to_string());
             println!("ok: {file}; {} settings", fastmcp_host::config::settings().len());
             Ok(())

@@ -126,12 +126,6 @@ impl HostConfig {
                 "audit.export_key_file: required with audit.export_url (the key that signs batches)"
             );
         }
-        let traces = crate::telemetry::TraceSettings::resolve(&self.telemetry)?;
-        if self.audit.export_otlp && traces.logs_endpoint().is_none() {
-            anyhow::bail!(
-                "audit.export_otlp: needs telemetry.endpoint (the collector to send the records to)"
-            );
-        }
         Ok(())
     }
 

@@ -124,6 +124,7 @@ impl AppState {
     /// the file, field and reason, if any manifest or component is invalid.
     pub async fn start(config: HostConfig) -> anyhow::Result<Self> {
         config.validate()?;
+        crate::telemetry::check(&config)?;
         let audit_config = AuditConfig {
             max_record_bytes: config.audit.max_record_bytes,
             witness_dir: config.audit.witness_dir.as_ref().map(|dir| config.resolve(dir)),

@@ -60,11 +60,7 @@ impl Extractor for MetaExtractor<'_> {
 }
 
 /// The server span of one HTTP request (closed when the request ends).
-pub fn request_span(
-    method: &http::Method,
-    path: &str,
-    correlation_id: &crate::correlation::CorrelationId,
-) -> Span {
+pub fn request_span(method: &http::Method, path: &str, correlation_id: &str) -> Span {
     tracing::info_span!(
         target: TARGET,
         "request",

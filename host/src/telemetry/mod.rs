@@ -33,8 +33,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// The target of every span that is exported.
-pub const TARGET: &str = "fastmcp::trace";
+/// The target of every span that is exported (the log lines leave it out).
+pub use crate::logging::TRACE_TARGET as TARGET;
 
 static ON: AtomicBool = AtomicBool::new(false);
 static STATS: OnceLock<TraceStats> = OnceLock::new();
@@ -161,6 +161,16 @@ pub(crate) fn grpc_metadata(settings: &TraceSettings) -> anyhow::Result<tonic::m
         headers.insert(name, value);
     }
     Ok(tonic::metadata::MetadataMap::from_headers(headers))
+}
+
+/// The rules between the telemetry and audit-export settings (the
+/// configuration's own `validate` checks each setting's bounds).
+pub fn check(config: &crate::HostConfig) -> anyhow::Result<()> {
+    let traces = TraceSettings::resolve(&config.telemetry)?;
+    if config.audit.export_otlp && traces.logs_endpoint().is_none() {
+        anyhow::bail!("audit.export_otlp: needs telemetry.endpoint (the collector to send the records to)");
+    }
+    Ok(())
 }
 
 /// A URL without what may be a secret (user info, query), for logs.
