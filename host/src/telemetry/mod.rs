@@ -165,7 +165,7 @@ pub(crate) fn grpc_metadata(settings: &TraceSettings) -> anyhow::Result<tonic::m
 
 /// The rules between the telemetry and audit-export settings (the
 /// configuration's own `validate` checks each setting's bounds).
-pub fn check(config: &crate::HostConfig) -> anyhow::Result<()> {
+pub fn check(config: &crate::config::HostConfig) -> anyhow::Result<()> {
     let traces = TraceSettings::resolve(&config.telemetry)?;
     if config.audit.export_otlp && traces.logs_endpoint().is_none() {
         anyhow::bail!("audit.export_otlp: needs telemetry.endpoint (the collector to send the records to)");

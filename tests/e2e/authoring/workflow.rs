@@ -46,7 +46,7 @@ async fn new_build_serve(lang: &str, name: &str) {
 
     let token = server.token_for("author", "public", &[&format!("{name}-user")], &["tools.invoke:write"]);
     let tool = format!("{name}:hello");
-    let body = eventually("the new tool answers", Duration::from_secs(60), || async {
+    let body = eventually("the new tool answers", Duration::from_secs(240), || async {
         let (status, body) = json(server.invoke_as(&token, &tool, json!({"name": "Ada"})).await).await;
         (status == 200).then_some(body)
     })

@@ -185,7 +185,10 @@ async fn fail(status: &SinkStatus, sink: &str, error: String, backoff: &mut Dura
 }
 
 /// The sinks the configuration names, started; none configured: nothing runs.
-pub fn start_configured(config: &crate::HostConfig, audit: &AuditLog) -> anyhow::Result<ExportStatus> {
+pub fn start_configured(
+    config: &crate::config::HostConfig,
+    audit: &AuditLog,
+) -> anyhow::Result<ExportStatus> {
     use anyhow::Context as _;
     let options = &config.audit;
     let timeout = config.telemetry.export_timeout;
