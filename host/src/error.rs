@@ -167,6 +167,30 @@ pub enum ApiError {
         /// The spent action token's id.
         action_id: String,
     },
+    /// The requester (or the host as a whole) has as many calls awaiting
+    /// approval as allowed.
+    #[error("{whose} already has {limit} calls awaiting approval, the most allowed")]
+    ApprovalQuotaExceeded {
+        /// The limit.
+        limit: u64,
+        /// `this caller` or `the host`.
+        whose: &'static str,
+    },
+    /// No call with this id that the caller requested (`/calls/{id}`).
+    #[error("no call `{0}` of this caller")]
+    CallNotFound(String),
+    /// No call with this id that the caller may see as an approver.
+    #[error("no approval `{0}` this caller may see")]
+    ApprovalNotFound(String),
+    /// A requester tried to approve or deny their own call.
+    #[error("the requester of a call cannot decide it")]
+    SelfApproval,
+    /// The call is no longer awaiting approval.
+    #[error("the call is {0}, no longer awaiting approval")]
+    ApprovalClosed(String),
+    /// This approver already decided this call; a decision counts once.
+    #[error("this approver already decided this call")]
+    AlreadyDecided,
     /// The client gave up while the tool ran (MCP: it closed the request's
     /// stream); the sandbox was torn down. Never on REST.
     #[error("the client closed the request while the tool ran; the tool was stopped")]
@@ -333,6 +357,24 @@ impl ApiError {
             ConfirmationDeclined { .. } => {
                 c(StatusCode::CONFLICT, "confirmation_declined", "Confirmation declined", Denied, false)
             }
+            ApprovalQuotaExceeded { .. } => c(
+                StatusCode::TOO_MANY_REQUESTS,
+                "approval_quota_exceeded",
+                "Too many calls awaiting approval",
+                Limited,
+                false,
+            ),
+            CallNotFound(_) => c(StatusCode::NOT_FOUND, "call_not_found", "Call not found", Denied, false),
+            ApprovalNotFound(_) => {
+                c(StatusCode::NOT_FOUND, "approval_not_found", "Approval not found", Denied, false)
+            }
+            SelfApproval => {
+                c(StatusCode::FORBIDDEN, "self_approval", "Requester cannot decide", Denied, false)
+            }
+            ApprovalClosed(_) => {
+                c(StatusCode::CONFLICT, "approval_closed", "No longer awaiting approval", Denied, false)
+            }
+            AlreadyDecided => c(StatusCode::CONFLICT, "already_decided", "Already decided", Denied, false),
             Cancelled => c(CLIENT_CLOSED_REQUEST, "cancelled", "Cancelled by the client", Failed, true),
             Internal => c(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", Failed, false),
         }
@@ -505,6 +547,12 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (ProblemBody, Ext
         | IdempotencyQuotaExceeded { .. }
         | IdempotencyReplyTooLarge { .. }
         | ConfirmationDeclined { .. }
+        | ApprovalQuotaExceeded { .. }
+        | CallNotFound(_)
+        | ApprovalNotFound(_)
+        | SelfApproval
+        | ApprovalClosed(_)
+        | AlreadyDecided
         | Cancelled
         | Internal => {}
     }

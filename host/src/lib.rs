@@ -21,6 +21,8 @@
 //! - [`pipeline`] — the call pipeline, in order, and the `CallRecord`;
 //! - [`audit`] — the hash-chained, durable audit trail and its verifier;
 //! - [`confirm`] — action tokens for the confirmation gate;
+//! - [`approvals`] — calls that wait for approvers: the store of pending
+//!   calls, decisions, the inbox, the webhook;
 //! - [`idempotency`] — `Idempotency-Key` replay and conflicts;
 //! - [`store`] — durable key-value state with TTLs (embedded `redb`);
 //! - [`clock`] — the wall clock (advanceable in tests);
@@ -62,6 +64,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 pub mod api;
+pub(crate) mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod authoring;

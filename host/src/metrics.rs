@@ -54,6 +54,8 @@ pub struct Metrics {
     audit_seq: Gauge,
     export_delivered: Family<SinkLabels, Gauge>,
     export_lag: Family<SinkLabels, Gauge>,
+    /// The approval webhook's events, by outcome (the webhook counts them).
+    pub approval_webhook: crate::approvals::webhook::WebhookCounters,
 }
 
 /// Labels of the audit export's gauges.
@@ -159,7 +161,24 @@ impl Metrics {
             "Durable audit records each export sink has not accepted yet",
             export_lag.clone(),
         );
+        let approval_webhook = crate::approvals::webhook::WebhookCounters::default();
+        for (name, help, counter) in [
+            ("approval_webhook_delivered", "Approval webhook events accepted", &approval_webhook.delivered),
+            (
+                "approval_webhook_failed",
+                "Approval webhook events given up after every retry",
+                &approval_webhook.failed,
+            ),
+            (
+                "approval_webhook_dropped",
+                "Approval webhook events dropped (queue full)",
+                &approval_webhook.dropped,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         Self {
+            approval_webhook,
             audit_log: audit_log.clone(),
             audit_export,
             audit_seq,

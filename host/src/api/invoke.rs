@@ -114,6 +114,7 @@ async fn adapt(
     let call = CallRequest {
         correlation_id: correlation_id.clone(),
         trace,
+        approved: None,
         transport: Transport::Rest,
         endpoint,
         caller: caller.map(|Authenticated(principal)| principal).map_err(|problem| problem.error),
@@ -125,7 +126,7 @@ async fn adapt(
             })?;
             let mut args = read_json_object(request, limit, timeout).await?;
             let action_token = match endpoint {
-                Endpoint::Invoke => None,
+                Endpoint::Invoke | Endpoint::Approved => None,
                 Endpoint::Confirm | Endpoint::Decline(_) => Some(take_action_token(&mut args)?),
             };
             Ok(CallArgs { args, action_token, idempotency_key })
@@ -141,6 +142,16 @@ async fn adapt(
     let mut response = render(outcome, &correlation_id);
     // The call's record wrote the request's one log line.
     response.extensions_mut().insert(AlreadyLogged);
+    response
+}
+
+/// `202` waiting for approvers, with `Location` naming the call's status.
+fn awaiting(body: pipeline::AwaitingApprovalBody) -> Response {
+    let location = HeaderValue::from_str(&body.status_url).ok();
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
     response
 }
 
@@ -162,10 +173,12 @@ fn render(outcome: CallOutcome, correlation_id: &CorrelationId) -> Response {
         Ok(Reply { body: ReplyBody::Pending(body), .. }) => {
             (StatusCode::ACCEPTED, Json(body)).into_response()
         }
+        Ok(Reply { body: ReplyBody::AwaitingApproval(body), .. }) => awaiting(body),
         Ok(Reply { body: ReplyBody::Replayed(stored), .. }) => {
             let mut response = match stored {
                 StoredOutcome::Completed(body) => (StatusCode::OK, Json(body)).into_response(),
                 StoredOutcome::Pending(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
+                StoredOutcome::AwaitingApproval(body) => awaiting(body),
                 StoredOutcome::Problem(problem) => {
                     let status =
                         StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -5,6 +5,7 @@
 //! extract (the caller with [`caller::Authenticated`]), call the pipeline
 //! or read state, and render.
 
+mod approvals;
 mod caller;
 mod catalog;
 mod health;
@@ -36,6 +37,12 @@ pub fn router(state: AppState) -> Router {
         .route("/tools/{id}/invoke", post(invoke::invoke))
         .route("/tools/{id}/confirm", post(invoke::confirm))
         .route("/tools/{id}/decline", post(invoke::decline))
+        .route("/calls/{id}", get(approvals::call_status))
+        .route("/calls/{id}/withdraw", post(approvals::withdraw))
+        .route("/approvals", get(approvals::inbox))
+        .route("/approvals/{id}", get(approvals::view))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/deny", post(approvals::deny))
         .merge(crate::mcp::routes(state.clone()))
         .route_layer(axum::middleware::from_fn(name_request_span))
         .fallback(not_found)

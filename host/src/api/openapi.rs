@@ -3,7 +3,7 @@
 //! [`ApiError::class`] (status and code), for the errors [`problems_of`]
 //! says the route may answer.
 
-use super::{catalog, health, invoke};
+use super::{approvals, catalog, health, invoke};
 use crate::error::{ApiError, FieldError, MCP_ONLY_CODES, ProblemBody, every_variant};
 use axum::Json;
 use std::collections::BTreeMap;
@@ -18,7 +18,11 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         title = "FastMCP",
         description = "A host for agent tools running as sandboxed WebAssembly components."
     ),
-    paths(health::health, health::metrics, catalog::catalog, invoke::invoke, invoke::confirm, invoke::decline),
+    paths(
+        health::health, health::metrics, catalog::catalog, invoke::invoke, invoke::confirm, invoke::decline,
+        approvals::call_status, approvals::withdraw, approvals::inbox, approvals::view, approvals::approve,
+        approvals::deny,
+    ),
     components(schemas(
         ProblemBody,
         FieldError,
@@ -30,6 +34,11 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         health::RegistryHealth,
         health::RuntimeHealth,
         crate::pipeline::CompletedBody, crate::pipeline::PendingBody,
+        crate::approvals::views::AwaitingApprovalBody, crate::approvals::views::RequiredApproval,
+        crate::approvals::views::CallStatusBody, crate::approvals::views::DecisionView,
+        crate::approvals::views::ApprovalView, crate::approvals::views::ApprovalList,
+        crate::approvals::views::DecisionBody, crate::approvals::ledger::Who,
+        crate::policy::approvals::Approvers,
     ))
 )]
 pub struct ApiDoc;
@@ -52,6 +61,12 @@ fn problems_of(path: &str) -> Vec<ApiError> {
     let tool_call = || every_variant().into_iter().filter(|e| !MCP_ONLY_CODES.contains(&e.code())).collect();
     match path {
         "/tools/{id}/invoke" | "/tools/{id}/confirm" | "/tools/{id}/decline" => tool_call(),
+        "/calls/{id}"
+        | "/calls/{id}/withdraw"
+        | "/approvals"
+        | "/approvals/{id}"
+        | "/approvals/{id}/approve"
+        | "/approvals/{id}/deny" => approval_route(path),
         "/tool-catalog" | "/health" => vec![
             ApiError::Unauthenticated(String::new()),
             ApiError::InsufficientScope(String::new()),
@@ -60,6 +75,36 @@ fn problems_of(path: &str) -> Vec<ApiError> {
         ],
         _ => Vec::new(),
     }
+}
+
+/// The errors of an approval route.
+fn approval_route(path: &str) -> Vec<ApiError> {
+    let mut errors = vec![
+        ApiError::Unauthenticated(String::new()),
+        ApiError::InsufficientScope(String::new()),
+        ApiError::BadRequest(String::new()),
+        ApiError::StateUnavailable,
+        ApiError::RequestTimeout { timeout_ms: 0 },
+        ApiError::Internal,
+    ];
+    if path.starts_with("/calls") {
+        errors.push(ApiError::CallNotFound(String::new()));
+    } else if path != "/approvals" {
+        errors.push(ApiError::ApprovalNotFound(String::new()));
+    }
+    if path.ends_with("/withdraw") || path.ends_with("/approve") || path.ends_with("/deny") {
+        errors.extend([ApiError::ApprovalClosed(String::new()), ApiError::AuditUnavailable]);
+    }
+    if path.ends_with("/approve") || path.ends_with("/deny") {
+        errors.extend([
+            ApiError::SelfApproval,
+            ApiError::AlreadyDecided,
+            ApiError::PayloadTooLarge { limit: 0 },
+            ApiError::UnsupportedMediaType,
+            ApiError::BodyTimeout { timeout_ms: 0 },
+        ]);
+    }
+    errors
 }
 
 /// Adds each route's problem responses, one per status, naming its codes.

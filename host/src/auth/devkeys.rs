@@ -98,13 +98,14 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 90s, 15m, 1h or 2d"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let unit_s: u64 = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("`{text}`: unknown unit `{unit}` (use s, m, h or d)")),
     };
+    let seconds = n.checked_mul(unit_s).ok_or_else(|| format!("`{text}` is too long"))?;
     if seconds == 0 {
         return Err("the TTL must be positive".into());
     }

@@ -18,6 +18,10 @@ use std::sync::Arc;
 pub const INVOKE_SCOPE: &str = "tools.invoke:write";
 /// Scope the catalog needs.
 pub const CATALOG_SCOPE: &str = "tools.query:catalog";
+/// Scope that lists and shows calls awaiting this caller's approval.
+pub const APPROVALS_READ_SCOPE: &str = "approvals.inbox:read";
+/// Scope that approves or denies them.
+pub const APPROVALS_DECIDE_SCOPE: &str = "approvals.decide:write";
 /// Scope that shows `/health` in detail.
 pub const HEALTH_SCOPE: &str = "host.health:read";
 

@@ -26,7 +26,8 @@ pub mod failures;
 pub mod keys;
 
 pub use extract::{
-    CATALOG_SCOPE, HEALTH_SCOPE, INVOKE_SCOPE, Verdict, authenticate, caller_of, require_scope,
+    APPROVALS_DECIDE_SCOPE, APPROVALS_READ_SCOPE, CATALOG_SCOPE, HEALTH_SCOPE, INVOKE_SCOPE, Verdict,
+    authenticate, caller_of, require_scope,
 };
 
 use crate::config::AuthConfig;

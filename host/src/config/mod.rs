@@ -18,8 +18,8 @@ mod settings;
 
 pub use load::{CONFIG_ENV, DEFAULT_CONFIG_FILE, Loaded, Source, example_file, load, markdown_table};
 pub use sections::{
-    AuditOptions, AuthConfig, BrokerConfig, IdempotencyConfig, McpConfig, MetricsConfig, OutboundConfig,
-    RedisConfig, ReloadConfig, RuntimeConfig, ServerConfig, TelemetryConfig,
+    ApprovalsConfig, AuditOptions, AuthConfig, BrokerConfig, IdempotencyConfig, McpConfig, MetricsConfig,
+    OutboundConfig, RedisConfig, ReloadConfig, RuntimeConfig, ServerConfig, TelemetryConfig,
 };
 pub use settings::Setting;
 
@@ -53,6 +53,8 @@ pub struct HostConfig {
     pub idempotency: IdempotencyConfig,
     /// The audit trail.
     pub audit: AuditOptions,
+    /// Calls waiting for approvers.
+    pub approvals: ApprovalsConfig,
     /// Traces and the OTLP collector.
     pub telemetry: TelemetryConfig,
     /// The MCP endpoint.
@@ -80,6 +82,7 @@ impl HostConfig {
             outbound: OutboundConfig::default(),
             idempotency: IdempotencyConfig::default(),
             audit: AuditOptions::default(),
+            approvals: ApprovalsConfig::default(),
             telemetry: TelemetryConfig::default(),
             mcp: McpConfig::default(),
             metrics: MetricsConfig::default(),
@@ -114,6 +117,7 @@ impl HostConfig {
             ("mcp.public_url", &self.mcp.public_url),
             ("audit.witness_url", &self.audit.witness_url),
             ("audit.export_url", &self.audit.export_url),
+            ("approvals.webhook_url", &self.approvals.webhook_url),
         ] {
             if let Some(url) = url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -124,6 +128,11 @@ impl HostConfig {
         if self.audit.export_url.is_some() && self.audit.export_key_file.is_none() {
             anyhow::bail!(
                 "audit.export_key_file: required with audit.export_url (the key that signs batches)"
+            );
+        }
+        if self.approvals.webhook_url.is_some() && self.approvals.webhook_key_file.is_none() {
+            anyhow::bail!(
+                "approvals.webhook_key_file: required with approvals.webhook_url (the key that signs events)"
             );
         }
         Ok(())

@@ -175,6 +175,28 @@ settings! {
         max_keys_per_caller: u64 = "1000" as Num, .range(1, 1_000_000).flag("idempotency-max-keys").env("FASTMCP_IDEMPOTENCY_MAX_KEYS");
     }
 
+    /// Calls that wait for approvers (the policy's `approvals:` rules decide which).
+    approvals: ApprovalsConfig {
+        /// Calls awaiting approval one requester (tenant + subject) may have; beyond, 429 `approval_quota_exceeded`.
+        max_pending_per_caller: u64 = "20" as Num, .range(1, 100_000);
+        /// Calls awaiting approval at once, all requesters together; beyond, 429 `approval_quota_exceeded`.
+        max_pending: u64 = "1000" as Num, .range(1, 1_000_000);
+        /// Longest `GET /calls/{id}?wait=S` long-poll.
+        max_wait: Duration = "30" as Secs, .range(0, 600);
+        /// How long a finished call's outcome (and result) is kept for its requester.
+        result_retention: Duration = "86400" as Secs, .range(60, 30 * 86_400);
+        /// Largest result kept, in bytes of JSON; a bigger one is dropped (the call still completed).
+        max_result_bytes: usize = "65536" as Num, .range(0, 16 << 20);
+        /// How often calls past their expiry are ended as `expired` (reading one ends it too).
+        sweep_interval: Duration = "5" as Secs, .range(1, 3600);
+        /// An HTTP endpoint told of every request and decision (POST, JSON, signed with HMAC-SHA256 in `X-FastMCP-Signature`).
+        webhook_url: Option<String> = "" as Text, .env("FASTMCP_APPROVALS_WEBHOOK_URL").secret();
+        /// A file holding the key that signs webhook events; required with `webhook_url`.
+        webhook_key_file: Option<PathBuf> = "" as Path, .env("FASTMCP_APPROVALS_WEBHOOK_KEY_FILE");
+        /// Webhook events waiting to be sent; beyond, new ones are dropped and counted.
+        webhook_queue: usize = "1024" as Num, .range(1, 1_000_000);
+    }
+
     /// The audit trail.
     audit: AuditOptions {
         /// Largest record, in bytes; bigger events are cut with a digest.

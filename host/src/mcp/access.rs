@@ -185,6 +185,7 @@ async fn unauthenticated(
             args: Box::pin(async { Ok(CallArgs::default()) }),
             cancel: None,
             trace: request.extensions().get::<crate::telemetry::CallTrace>().cloned().unwrap_or_default(),
+            approved: None,
         };
         pipeline::call(state, call).await.result.err().unwrap_or(ApiError::Internal)
     } else {

@@ -58,6 +58,7 @@ pub(super) async fn answer(
     match render(outcome.result, &run.caller.correlation_id)? {
         Rendered::Result(result) => Ok(result.into()),
         Rendered::Pending(pending) => ask(run, pending, context).await,
+        Rendered::AwaitingApproval(body) => Ok(super::tasks::awaiting(run.state, body, context)),
     }
 }
 
@@ -67,9 +68,10 @@ pub(super) async fn resume(
     run: &Runner<'_>,
     action_token: &str,
     responses: Option<&InputResponses>,
+    context: &RequestContext<RoleServer>,
 ) -> Result<CallToolResponse, McpError> {
     match responses.and_then(|r| r.get(CONFIRM_INPUT_KEY)).map(verdict_of) {
-        Some(verdict) => decide(run, action_token.to_owned(), verdict).await,
+        Some(verdict) => decide(run, action_token.to_owned(), verdict, context).await,
         // No answer yet: the client must ask the human first.
         None => Err(protocol_error(
             ErrorCode::INVALID_PARAMS,
@@ -113,7 +115,7 @@ async fn ask(
     match context.peer.create_elicitation_with_timeout(params, Some(wait)).await {
         Ok(answer) => {
             let verdict = verdict_of(&serde_json::to_value(&answer).unwrap_or(Value::Null));
-            decide(run, pending.action_token, verdict).await
+            decide(run, pending.action_token, verdict, context).await
         }
         Err(e) => {
             // No answer within the token's lifetime, or the client failed:
@@ -129,6 +131,7 @@ async fn decide(
     run: &Runner<'_>,
     action_token: String,
     verdict: Verdict,
+    context: &RequestContext<RoleServer>,
 ) -> Result<CallToolResponse, McpError> {
     let endpoint = match verdict {
         Verdict::Approved => Endpoint::Confirm,
@@ -138,6 +141,8 @@ async fn decide(
     let outcome = run.call(endpoint, Some(action_token)).await;
     match render(outcome.result, &run.caller.correlation_id)? {
         Rendered::Result(result) => Ok(result.into()),
+        // Confirmed by the caller; now it waits for approvers.
+        Rendered::AwaitingApproval(body) => Ok(super::tasks::awaiting(run.state, body, context)),
         Rendered::Pending(_) => {
             tracing::error!("a confirm answered with another pending confirmation");
             Err(protocol_error(ErrorCode::INTERNAL_ERROR, &ApiError::Internal, &run.caller.correlation_id))

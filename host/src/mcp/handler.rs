@@ -2,21 +2,24 @@
 //! is the catalog (the tools a role of the caller grants); `tools/call` runs
 //! [`crate::pipeline::call`] like `POST /tools/{id}/invoke`, and a call that
 //! stops at the confirmation gate is asked of the human by elicitation
-//! ([`super::confirm`]). The caller is the principal [`super::access`] put
+//! ([`super::confirm`]); one that waits for approvers becomes a task
+//! ([`super::tasks`]). The caller is the principal [`super::access`] put
 //! into the HTTP request's extensions; rmcp hands those to every request.
 
 use super::confirm;
 use super::names;
 use super::render::protocol_error;
 use super::runner::{IDEMPOTENCY_META_KEY, Runner, caller};
+use super::tasks;
 use crate::auth::{CATALOG_SCOPE, require_scope};
 use crate::pipeline::Endpoint;
 use crate::state::AppState;
 use rmcp::ErrorData as McpError;
 use rmcp::ServerHandler;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, InitializeResult,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, SubscriptionFilter, Tool, ToolAnnotations,
+    CacheScope, CallToolRequestParams, CallToolResponse, CancelTaskParams, ErrorCode, GetTaskParams,
+    GetTaskResult, Implementation, InitializeResult, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, SubscriptionFilter, Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 use serde_json::{Map, Value};
@@ -47,7 +50,8 @@ impl ToolServer {
 
 impl ServerHandler for ToolServer {
     fn get_info(&self) -> InitializeResult {
-        let capabilities = ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build();
+        let capabilities =
+            ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_tasks().build();
         InitializeResult::new(capabilities)
             .with_server_info(Implementation::new("fastmcp", env!("CARGO_PKG_VERSION")))
             .with_instructions(
@@ -109,10 +113,26 @@ impl ServerHandler for ToolServer {
             cancel: &context.ct,
         };
         if let Some(action_token) = &request.request_state {
-            return confirm::resume(&run, action_token, request.input_responses.as_ref()).await;
+            return confirm::resume(&run, action_token, request.input_responses.as_ref(), &context).await;
         }
         let outcome = run.call(Endpoint::Invoke, None).await;
         confirm::answer(&run, outcome, &context).await
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        tasks::get(&self.state, &request.task_id, &context).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        tasks::cancel(&self.state, &request.task_id, &context).await
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

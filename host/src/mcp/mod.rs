@@ -9,6 +9,7 @@
 //! - [`streams`]: long-lived streams within their shares and lifetime.
 //! - [`handler`]: `tools/list`, `tools/call`, change notifications.
 //! - [`confirm`]: the confirmation gate as elicitation.
+//! - [`tasks`]: calls waiting for approvers as tasks (SEP-2663).
 //! - [`render`]: outcomes as `tools/call` results.
 //! - [`names`]: `plugin:name` ↔ `plugin.name`.
 //! - [`metadata`]: RFC 9728 protected-resource metadata.
@@ -22,6 +23,7 @@ mod render;
 mod runner;
 mod sessions;
 mod streams;
+mod tasks;
 
 pub use handler::ToolServer;
 

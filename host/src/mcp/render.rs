@@ -8,7 +8,7 @@
 
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, ProblemBody};
-use crate::pipeline::{CompletedBody, PendingBody, Reply, ReplyBody, StoredOutcome};
+use crate::pipeline::{AwaitingApprovalBody, CompletedBody, PendingBody, Reply, ReplyBody, StoredOutcome};
 use rmcp::ErrorData as McpError;
 use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, MetaObject};
 use serde_json::{Value, json};
@@ -29,6 +29,8 @@ pub(super) enum Rendered {
     Result(CallToolResult),
     /// The call stopped at the confirmation gate.
     Pending(PendingBody),
+    /// The call waits for approvers.
+    AwaitingApproval(AwaitingApprovalBody),
 }
 
 /// Render a reply or an error.
@@ -39,9 +41,11 @@ pub(super) fn render(
     match result {
         Ok(Reply { body: ReplyBody::Completed(body), .. }) => Ok(Rendered::Result(completed(body, false))),
         Ok(Reply { body: ReplyBody::Pending(body), .. }) => Ok(Rendered::Pending(body)),
+        Ok(Reply { body: ReplyBody::AwaitingApproval(body), .. }) => Ok(Rendered::AwaitingApproval(body)),
         Ok(Reply { body: ReplyBody::Replayed(stored), .. }) => Ok(match stored {
             StoredOutcome::Completed(body) => Rendered::Result(completed(body, true)),
             StoredOutcome::Pending(body) => Rendered::Pending(body),
+            StoredOutcome::AwaitingApproval(body) => Rendered::AwaitingApproval(body),
             StoredOutcome::Problem(body) => Rendered::Result(problem(body, None)),
         }),
         Err(error @ ApiError::ToolNotFound(_)) => {

@@ -81,6 +81,7 @@ impl Runner<'_> {
         let request = CallRequest {
             correlation_id: self.caller.correlation_id.clone(),
             trace: self.trace.clone(),
+            approved: None,
             transport: Transport::Mcp,
             endpoint,
             caller: Ok(self.caller.principal.clone()),

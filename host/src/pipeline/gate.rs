@@ -1,6 +1,9 @@
-//! The confirmation gate: an invoke that needs a human stops here with an
-//! action token; a confirm proves the token, spends it once, and only then
-//! executes; a decline proves and spends it, and nothing runs.
+//! The gate: an invoke that needs the caller's own confirmation stops here
+//! with an action token; a confirm proves the token, spends it once, and
+//! only then goes on; a decline proves and spends it, and nothing runs.
+//! Past confirmation, a call an approval rule covers is stored to wait for
+//! its approvers ([`super::approval`]); an approved run goes straight to
+//! execution.
 
 use super::execute::execute;
 use super::steps::Checked;
@@ -30,8 +33,7 @@ pub(super) async fn invoke(
     let tool = &call.tool.def;
     let manifest = tool.confirmation.as_ref();
     if manifest.is_none() && call.confirm_rule.is_none() {
-        let result = execute(state, record, call, cancel).await?;
-        return Ok(Reply::completed(&tool.id, result, record.correlation_id.as_str(), "completed"));
+        return confirmed(state, record, call, cancel, "completed").await;
     }
     let ttl_s = manifest.map_or(DEFAULT_CONFIRMATION_TTL_S, |c| c.ttl_s);
     let hint = manifest
@@ -62,10 +64,36 @@ pub(super) async fn confirm(
     cancel: Option<&CancellationToken>,
 ) -> Result<Reply, ApiError> {
     let claims = spend(state, call, token).await?;
-    let result = execute(state, record, call, cancel).await?;
-    let mut reply = Reply::completed(&call.tool.def.id, result, record.correlation_id.as_str(), "confirmed");
+    let mut reply = confirmed(state, record, call, cancel, "confirmed").await?;
     reply.action_id = Some(claims.jti);
     Ok(reply)
+}
+
+/// Past the caller's confirmation (or none needed): wait for approvers if
+/// a rule says so, else execute.
+async fn confirmed(
+    state: &AppState,
+    record: &CallRecord,
+    call: &Checked,
+    cancel: Option<&CancellationToken>,
+    decision: &'static str,
+) -> Result<Reply, ApiError> {
+    if let Some(requirement) = &call.approval {
+        return super::approval::request(state, record, call, requirement).await;
+    }
+    let result = execute(state, record, call, cancel).await?;
+    Ok(Reply::completed(&call.tool.def.id, result, record.correlation_id.as_str(), decision))
+}
+
+/// An approved run: its approvers agreed; execute.
+pub(super) async fn approved(
+    state: &AppState,
+    record: &CallRecord,
+    call: &Checked,
+    cancel: Option<&CancellationToken>,
+) -> Result<Reply, ApiError> {
+    let result = execute(state, record, call, cancel).await?;
+    Ok(Reply::completed(&call.tool.def.id, result, record.correlation_id.as_str(), "approved"))
 }
 
 /// Decline: verify the token against this call and spend it; nothing runs.

@@ -41,9 +41,13 @@
 //!    callers cannot spend quota or keys; idempotency precedes the gate, so a
 //!    retried invoke gets the same action token back and a retried confirm
 //!    the same result instead of "token used".
-//! 8. **gate** ([`gate`]), then **execute** ([`execute`]) in a fresh sandbox.
+//! 8. **gate** ([`gate`]): the caller's own confirmation first, then the
+//!    approval by others ([`approval`]) — the call is stored and waits —,
+//!    then **execute** ([`execute`]) in a fresh sandbox. An approved call
+//!    comes back through every step as its requester ([`Endpoint::Approved`]).
 //! 9. **record** ([`record`]): durable before the transport answers.
 
+pub mod approval;
 mod digest;
 mod execute;
 mod gate;
@@ -53,7 +57,9 @@ pub mod reply;
 mod steps;
 
 pub use record::CallRecord;
-pub use reply::{CallOutcome, CompletedBody, PendingBody, Reply, ReplyBody, StoredOutcome};
+pub use reply::{
+    AwaitingApprovalBody, CallOutcome, CompletedBody, PendingBody, Reply, ReplyBody, StoredOutcome,
+};
 
 pub use crate::confirm::DeclineReason;
 use crate::correlation::CorrelationId;
@@ -79,15 +85,20 @@ pub enum Endpoint {
     /// A human declined (or cancelled): spend the action token, run nothing.
     /// The reason is recorded.
     Decline(DeclineReason),
+    /// Run a call its approvers agreed to, as its requester: every check
+    /// again under the rules in force, then execute (no confirmation,
+    /// approval or rate limit a second time).
+    Approved,
 }
 
 impl Endpoint {
-    /// `invoke`, `confirm` or `decline`.
+    /// `invoke`, `confirm`, `decline` or `approved`.
     pub fn name(self) -> &'static str {
         match self {
             Endpoint::Invoke => "invoke",
             Endpoint::Confirm => "confirm",
             Endpoint::Decline(_) => "decline",
+            Endpoint::Approved => "approved",
         }
     }
 }
@@ -147,14 +158,28 @@ pub struct CallRequest {
     pub cancel: Option<tokio_util::sync::CancellationToken>,
     /// The call's span and the trace context the caller sent.
     pub trace: crate::telemetry::CallTrace,
+    /// For an approved run: the approval it carries out (call id and
+    /// approvers), recorded with it.
+    pub approved: Option<Value>,
 }
 
 /// Run a call through every step, record it durably, and return what the
 /// transport must answer.
 pub async fn call(state: &AppState, request: CallRequest) -> CallOutcome {
-    let CallRequest { correlation_id, transport, endpoint, caller, peer, tool, args, cancel, trace } =
-        request;
+    let CallRequest {
+        correlation_id,
+        transport,
+        endpoint,
+        caller,
+        peer,
+        tool,
+        args,
+        cancel,
+        trace,
+        approved,
+    } = request;
     let mut record = CallRecord::new(&correlation_id, transport, endpoint, &tool, peer, trace);
+    record.approved = approved;
     let result = run(state, &mut record, caller, args, cancel.as_ref()).await;
     let rate_limit = record.rate;
     let result = record.commit(state, result).await;
@@ -179,7 +204,9 @@ async fn run(
     let resolved = traced(trace.step("resolve"), || steps::resolve(state, record, authorized))?;
     let validated = traced(trace.step("validate"), || steps::validate(record, resolved, args, args_sha256))?;
     let call = traced(trace.step("rules"), || steps::evaluate_rules(state, validated))?;
-    traced_async(trace.step("rate_limit"), steps::rate_limit(state, record, &call)).await?;
+    if record.endpoint != Endpoint::Approved {
+        traced_async(trace.step("rate_limit"), steps::rate_limit(state, record, &call)).await?;
+    }
     let begun =
         traced_async(trace.step("idempotency"), replay::begin(state, record.endpoint, &call, &presented))
             .await?;
@@ -190,6 +217,7 @@ async fn run(
     let gated = async {
         match (record.endpoint, presented.action_token.as_deref()) {
             (Endpoint::Invoke, _) => gate::invoke(state, record, &call, cancel).await,
+            (Endpoint::Approved, _) => gate::approved(state, record, &call, cancel).await,
             (Endpoint::Confirm, Some(token)) => gate::confirm(state, record, &call, token, cancel).await,
             (Endpoint::Decline(reason), Some(token)) => gate::decline(state, &call, token, reason).await,
             (Endpoint::Confirm | Endpoint::Decline(_), None) => {

@@ -46,6 +46,7 @@ fn request(tool: &str, caller: Result<Arc<Principal>, ApiError>, asked: &Arc<Ato
         }),
         cancel: None,
         trace: Default::default(),
+        approved: None,
     }
 }
 

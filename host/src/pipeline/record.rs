@@ -3,7 +3,7 @@
 //! record — written durably *before* the transport answers — its log line
 //! and its metrics, denials included.
 
-use super::{Endpoint, Reply, Transport};
+use super::{Endpoint, Reply, ReplyBody, Transport};
 use crate::audit::Receipt;
 use crate::audit::record::{AuditEvent, AuditPrincipal};
 use crate::correlation::CorrelationId;
@@ -48,6 +48,8 @@ pub struct CallRecord {
     pub(super) rate: Option<Verdict>,
     /// The call's span and the caller's trace context.
     pub(super) trace: crate::telemetry::CallTrace,
+    /// For an approved run: the approval it carries out.
+    pub(super) approved: Option<Value>,
     started: Instant,
 }
 
@@ -74,6 +76,7 @@ impl CallRecord {
             egress: EgressLog::default(),
             rate: None,
             trace,
+            approved: None,
             started: Instant::now(),
         }
     }
@@ -113,13 +116,15 @@ impl CallRecord {
     async fn audit_event(&self, state: &AppState, outcome: &Result<Reply, ApiError>) -> AuditEvent {
         let (event, decision, status, detail) = match outcome {
             Ok(reply) => {
-                let event = match self.endpoint {
-                    Endpoint::Invoke => "tools.invoke",
-                    Endpoint::Confirm | Endpoint::Decline(_) => "tools.confirm",
+                let event = match (self.endpoint, &reply.body) {
+                    (_, ReplyBody::AwaitingApproval(_)) => "approval.requested",
+                    (Endpoint::Invoke | Endpoint::Approved, _) => "tools.invoke",
+                    (Endpoint::Confirm | Endpoint::Decline(_), _) => "tools.confirm",
                 };
                 let detail = match (&reply.action_id, self.endpoint) {
+                    _ if self.approved.is_some() => Some(json!({ "approval": self.approved })),
                     (Some(id), Endpoint::Invoke) => Some(json!({ "action_id": id })),
-                    (Some(id), Endpoint::Confirm | Endpoint::Decline(_)) => {
+                    (Some(id), Endpoint::Confirm | Endpoint::Decline(_) | Endpoint::Approved) => {
                         let invoke = match state.store().get(&keys::audit_link(id)).await {
                             Ok(Some(bytes)) => serde_json::from_slice::<Value>(&bytes).ok(),
                             _ => None,
@@ -128,11 +133,29 @@ impl CallRecord {
                     }
                     (None, _) => None,
                 };
+                let detail = match (&reply.body, detail) {
+                    (ReplyBody::AwaitingApproval(body), detail) => {
+                        let mut fields = json!({
+                            "call_id": body.call_id,
+                            "rule": body.approval.rule,
+                            "quorum": body.approval.quorum,
+                            "expires_at": body.approval.expires_at,
+                        });
+                        if let Some(Value::Object(more)) = detail {
+                            fields.as_object_mut().expect("an object").extend(more);
+                        }
+                        Some(fields)
+                    }
+                    (_, detail) => detail,
+                };
                 (event, reply.decision, reply.status(), detail)
             }
             Err(e) => {
                 let class = e.class();
                 let mut detail = json!({ "error": e.to_string() });
+                if let Some(approved) = &self.approved {
+                    detail["approval"] = approved.clone();
+                }
                 if let ApiError::PolicyDenied { rule, .. } = e {
                     detail["rule"] = json!(rule);
                 }

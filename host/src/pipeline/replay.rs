@@ -111,6 +111,9 @@ impl Kept {
             StoredOutcome::Pending(b) => {
                 Kept { status: 202, body: body(serde_json::to_value(b)), problem: false }
             }
+            StoredOutcome::AwaitingApproval(b) => {
+                Kept { status: 202, body: body(serde_json::to_value(b)), problem: false }
+            }
             StoredOutcome::Problem(p) => {
                 Kept { status: p.status, body: body(serde_json::to_value(p)), problem: true }
             }
@@ -121,6 +124,9 @@ impl Kept {
         let Kept { status, body, problem } = self;
         let parsed = match (problem, status) {
             (true, _) => serde_json::from_value::<ProblemBody>(body).map(StoredOutcome::Problem),
+            (false, 202) if body["status"] == "awaiting_approval" => {
+                serde_json::from_value(body).map(StoredOutcome::AwaitingApproval)
+            }
             (false, 202) => serde_json::from_value(body).map(StoredOutcome::Pending),
             (false, _) => serde_json::from_value(body).map(StoredOutcome::Completed),
         };

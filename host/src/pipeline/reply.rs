@@ -3,6 +3,7 @@
 //! document is generated from the same types), and the outcome the
 //! pipeline hands back.
 
+pub use crate::approvals::views::AwaitingApprovalBody;
 use crate::confirm::ActionClaims;
 use crate::error::{ApiError, ProblemBody};
 use crate::ratelimit::Verdict;
@@ -51,6 +52,8 @@ pub enum ReplyBody {
     Completed(CompletedBody),
     /// Confirmation required (202).
     Pending(PendingBody),
+    /// Waiting for approvers (202).
+    AwaitingApproval(AwaitingApprovalBody),
     /// An earlier outcome under the same idempotency key, as it was stored.
     Replayed(StoredOutcome),
 }
@@ -64,6 +67,8 @@ pub enum StoredOutcome {
     Completed(CompletedBody),
     /// It stopped at the confirmation gate (202).
     Pending(PendingBody),
+    /// It waits for approvers (202).
+    AwaitingApproval(AwaitingApprovalBody),
     /// It failed after the tool started (its problem details).
     Problem(ProblemBody),
 }
@@ -73,7 +78,7 @@ impl StoredOutcome {
     pub fn status(&self) -> u16 {
         match self {
             StoredOutcome::Completed(_) => 200,
-            StoredOutcome::Pending(_) => 202,
+            StoredOutcome::Pending(_) | StoredOutcome::AwaitingApproval(_) => 202,
             StoredOutcome::Problem(problem) => problem.status,
         }
     }
@@ -84,7 +89,8 @@ impl StoredOutcome {
 pub struct Reply {
     /// The body.
     pub body: ReplyBody,
-    /// For the record: `completed`, `pending_confirmation`, `confirmed`, `replayed`.
+    /// For the record: `completed`, `pending_confirmation`, `confirmed`,
+    /// `awaiting_approval`, `replayed`.
     pub decision: &'static str,
     /// The action token's id, on a 202 and on a successful confirm.
     pub action_id: Option<String>,
@@ -130,6 +136,15 @@ impl Reply {
         }
     }
 
+    pub(super) fn awaiting(body: AwaitingApprovalBody) -> Self {
+        Self {
+            body: ReplyBody::AwaitingApproval(body),
+            decision: "awaiting_approval",
+            action_id: None,
+            action_ttl: None,
+        }
+    }
+
     pub(super) fn replay(stored: StoredOutcome) -> Self {
         Self { body: ReplyBody::Replayed(stored), decision: "replayed", action_id: None, action_ttl: None }
     }
@@ -138,7 +153,7 @@ impl Reply {
     pub fn status(&self) -> u16 {
         match &self.body {
             ReplyBody::Completed(_) => 200,
-            ReplyBody::Pending(_) => 202,
+            ReplyBody::Pending(_) | ReplyBody::AwaitingApproval(_) => 202,
             ReplyBody::Replayed(stored) => stored.status(),
         }
     }
@@ -148,6 +163,7 @@ impl Reply {
         match &self.body {
             ReplyBody::Completed(body) => StoredOutcome::Completed(body.clone()),
             ReplyBody::Pending(body) => StoredOutcome::Pending(body.clone()),
+            ReplyBody::AwaitingApproval(body) => StoredOutcome::AwaitingApproval(body.clone()),
             ReplyBody::Replayed(stored) => stored.clone(),
         }
     }

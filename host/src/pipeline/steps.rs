@@ -9,6 +9,7 @@ use crate::auth::{INVOKE_SCOPE, require_scope};
 use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::idempotency;
+use crate::policy::approvals::Requirement;
 use crate::policy::{ConfirmRule, Decision};
 use crate::principal::Principal;
 use crate::ratelimit::{self, Verdict};
@@ -74,6 +75,8 @@ pub(super) struct Checked {
     pub args_sha256: String,
     /// The policy's `confirm` rule that applies, if any.
     pub confirm_rule: Option<ConfirmRule>,
+    /// The approval rule that applies, if any.
+    pub approval: Option<Requirement>,
 }
 
 /// The transport's verdict on the bearer token: a principal, or 401.
@@ -170,9 +173,16 @@ pub(super) fn evaluate_rules(state: &AppState, validated: Validated) -> Result<C
     let now = state.clock().now_unix_ms();
     match policy.policy.evaluate(&principal, &tool.def, &args, now) {
         Decision::Deny { rule, reason } => Err(ApiError::PolicyDenied { rule, reason }),
-        Decision::Permit { confirm } => {
-            Ok(Checked { principal, policy, tool, broker, args, args_sha256, confirm_rule: confirm })
-        }
+        Decision::Permit { confirm, approval } => Ok(Checked {
+            principal,
+            policy,
+            tool,
+            broker,
+            args,
+            args_sha256,
+            confirm_rule: confirm,
+            approval,
+        }),
     }
 }
 

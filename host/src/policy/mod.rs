@@ -7,10 +7,14 @@
 //!    wins; otherwise a matching `confirm` demands confirmation unless a
 //!    matching `allow` waives it.
 //!
+//! 3. the first `approvals` entry that matches says who else must approve
+//!    the call before it runs ([`approvals`]).
+//!
 //! A rule whose condition cannot be evaluated (a type error, a missing
 //! field) fails safe: a `deny` rule denies, a `confirm` rule confirms, an
 //! `allow` rule does not waive.
 
+pub mod approvals;
 mod cel_values;
 mod free_variables;
 pub mod spec;
@@ -36,6 +40,16 @@ pub enum PolicyError {
     File {
         /// The file.
         file: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An approval rule that is invalid.
+    #[error("{file}: approvals `{rule}`: {reason}")]
+    Approval {
+        /// The file.
+        file: PathBuf,
+        /// The rule's name.
+        rule: String,
         /// Why.
         reason: String,
     },
@@ -85,6 +99,7 @@ pub struct PolicySet {
     roles: Vec<(String, Vec<Pattern>)>,
     rules: Vec<Rule>,
     rate_limits: Vec<RateOverride>,
+    approvals: Vec<approvals::ApprovalRule>,
     env: Arc<Env>,
 }
 
@@ -105,10 +120,13 @@ pub enum Decision {
         /// Why.
         reason: String,
     },
-    /// Permitted, possibly only after human confirmation.
+    /// Permitted, possibly only after human confirmation, and possibly
+    /// only once others approve.
     Permit {
         /// The `confirm` rule that applies, if any.
         confirm: Option<ConfirmRule>,
+        /// The approval rule that applies, if any.
+        approval: Option<approvals::Requirement>,
     },
 }
 
@@ -129,6 +147,7 @@ impl PolicySet {
             roles: Vec::new(),
             rules: Vec::new(),
             rate_limits: Vec::new(),
+            approvals: Vec::new(),
             env: Arc::new(Env::stdlib()),
         }
     }
@@ -193,7 +212,9 @@ impl PolicySet {
                 limit,
             });
         }
-        Ok(Self { file: Some(file.into()), roles, rules, rate_limits, env })
+        let approvals = approvals::ApprovalRule::compile_all(&env, spec.approvals)
+            .map_err(|(rule, reason)| PolicyError::Approval { file: file.into(), rule, reason })?;
+        Ok(Self { file: Some(file.into()), roles, rules, rate_limits, approvals, env })
     }
 
     /// Whether a role of `principal` grants `tool_id` (what the catalog shows).
@@ -219,10 +240,13 @@ impl PolicySet {
         }
         let matching: Vec<&Rule> =
             self.rules.iter().filter(|r| r.tools.iter().any(|p| p.matches(&tool.id))).collect();
-        if matching.is_empty() {
-            return Decision::Permit { confirm: None };
+        let approving: Vec<&approvals::ApprovalRule> =
+            self.approvals.iter().filter(|r| r.covers(&tool.id)).collect();
+        if matching.is_empty() && approving.is_empty() {
+            return Decision::Permit { confirm: None, approval: None };
         }
         let context = cel_values::context(&self.env, principal, tool, args, now_unix_ms);
+        let approval = approving.iter().find_map(|rule| rule.applies(&context)).cloned();
         let mut confirm = None;
         let mut waived = false;
         for rule in matching {
@@ -252,7 +276,7 @@ impl PolicySet {
                 EffectSpec::Confirm => {}
             }
         }
-        Decision::Permit { confirm: if waived { None } else { confirm } }
+        Decision::Permit { confirm: if waived { None } else { confirm }, approval }
     }
 
     /// The per-caller quota an override sets for this caller and tool.
@@ -270,6 +294,11 @@ impl PolicySet {
     /// Number of rules.
     pub fn rule_count(&self) -> usize {
         self.rules.len()
+    }
+
+    /// Number of approval rules.
+    pub fn approval_count(&self) -> usize {
+        self.approvals.len()
     }
 
     /// Number of roles.

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::manifest::{Manifest, ManifestBounds};
+use approvals::Requirement;
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -72,8 +73,8 @@ fn decision_tables() {
             let decision = policy.evaluate(&principal, tool, &case.args, 1_700_000_000_000);
             let (expect, rule) = match &decision {
                 Decision::Deny { rule, .. } => ("deny", Some(rule.clone())),
-                Decision::Permit { confirm: Some(c) } => ("confirm", Some(c.rule.clone())),
-                Decision::Permit { confirm: None } => ("permit", None),
+                Decision::Permit { confirm: Some(c), .. } => ("confirm", Some(c.rule.clone())),
+                Decision::Permit { confirm: None, .. } => ("permit", None),
             };
             let context = format!("{}: `{}` got {decision:?}", path.display(), case.name);
             assert_eq!(expect, case.expect, "{context}");
@@ -124,7 +125,7 @@ rules:
     let before = policy.evaluate(&principal, echo, &serde_json::json!({}), 1_600_000_000_000);
     let after = policy.evaluate(&principal, echo, &serde_json::json!({}), 1_800_000_000_000);
     assert!(matches!(before, Decision::Deny { .. }), "{before:?}");
-    assert_eq!(after, Decision::Permit { confirm: None });
+    assert_eq!(after, Decision::Permit { confirm: None, approval: None });
 }
 
 #[test]
@@ -196,4 +197,83 @@ fn glob_patterns() {
     ] {
         assert_eq!(Pattern(pattern.into()).matches(id), expected, "{pattern} vs {id}");
     }
+}
+
+fn principal(sub: &str, tenant: &str, roles: &[&str]) -> Principal {
+    Principal {
+        sub: sub.into(),
+        tenant: tenant.into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        scopes: vec![],
+    }
+}
+
+const APPROVALS: &str = r#"
+version: 1
+roles: { buyer: { tools: ["ads:*"] } }
+approvals:
+  - name: large-budget
+    tools: ["ads:createCampaign"]
+    when: "args.budget > 10000"
+    approvers: { roles: [finance-approver], subjects: [cfo] }
+    quorum: 2
+    ttl: 24h
+    hint: "Campaigns over 10k need two finance approvers"
+  - name: any-campaign
+    tools: ["ads:*"]
+    approvers: { scopes: [ads.approve] }
+    ttl: 15m
+"#;
+
+#[test]
+fn the_first_matching_approval_rule_applies() {
+    let policy = PolicySet::parse(Path::new("p.yml"), APPROVALS).unwrap();
+    assert_eq!(policy.approval_count(), 2);
+    let tools = example_tools();
+    let buyer = principal("ann", "acme", &["buyer"]);
+    let create = &tools["ads:createCampaign"];
+    let decide = |budget: u64| {
+        let args = serde_json::json!({"name": "x", "budget": budget});
+        match policy.evaluate(&buyer, create, &args, 0) {
+            Decision::Permit { approval, .. } => approval,
+            other => panic!("{other:?}"),
+        }
+    };
+    let large = decide(50_000).expect("needs approval");
+    assert_eq!((large.rule.as_str(), large.quorum, large.ttl_s), ("large-budget", 2, 86_400));
+    let small = decide(500).expect("the catch-all rule");
+    assert_eq!((small.rule.as_str(), small.quorum, small.ttl_s), ("any-campaign", 1, 900));
+    // Who may decide: an approver of the requester's tenant, never the requester.
+    let finance = principal("fin", "acme", &["finance-approver"]);
+    assert!(large.may_decide(&finance, ("ann", "acme")));
+    assert!(!large.may_decide(&principal("fin", "other", &["finance-approver"]), ("ann", "acme")));
+    assert!(large.may_decide(&principal("cfo", "acme", &[]), ("ann", "acme")));
+    assert!(!large.may_decide(&principal("ann", "acme", &["finance-approver"]), ("ann", "acme")));
+    assert!(!large.may_decide(&buyer, ("bob", "acme")));
+    let any_tenant = Requirement { any_tenant: true, ..large.clone() };
+    assert!(any_tenant.may_decide(&principal("fin", "other", &["finance-approver"]), ("ann", "acme")));
+}
+
+#[test]
+fn bad_approval_rules_are_rejected_naming_the_rule() {
+    let rule = |fields: &str| format!("version: 1\napprovals: [{{ {fields} }}]");
+    rejected(
+        &rule("name: a, tools: ['*'], approvers: { roles: [x] }, ttl: 1h, quorum: 0"),
+        "approvals `a`: quorum",
+    );
+    rejected(&rule("name: a, tools: ['*'], approvers: { roles: [x] }, ttl: 1h, quorum: 11"), "quorum");
+    rejected(&rule("name: b, tools: ['*'], approvers: {}, ttl: 1h"), "approvals `b`: approvers");
+    rejected(&rule("name: c, tools: [], approvers: { roles: [x] }, ttl: 1h"), "approvals `c`: tools");
+    rejected(&rule("name: d, tools: ['*'], approvers: { roles: [x] }, ttl: 10s"), "approvals `d`: ttl");
+    rejected(&rule("name: e, tools: ['*'], approvers: { roles: [x] }, ttl: 1y"), "approvals `e`: ttl");
+    rejected(
+        &rule("name: f, tools: ['*'], approvers: { roles: [x] }, ttl: 1h, when: 'secrets.x'"),
+        "approvals `f`: when",
+    );
+    rejected(&rule("name: 'g h', tools: ['*'], approvers: { roles: [x] }, ttl: 1h"), "name:");
+    rejected(&rule("name: i, tools: ['*'], approvers: { role: [x] }, ttl: 1h"), "unknown field `role`");
+    rejected(
+        "version: 1\napprovals: [{ name: j, tools: ['*'], approvers: { roles: [x] }, ttl: 1h }, { name: j, tools: ['*'], approvers: { roles: [x] }, ttl: 1h }]",
+        "approvals `j`: name: approval rule names must be unique",
+    );
 }

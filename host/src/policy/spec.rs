@@ -19,6 +19,38 @@ pub struct PolicySpec {
     /// the first matching entry applies.
     #[serde(default)]
     pub rate_limits: Vec<RateLimitOverrideSpec>,
+    /// Calls that need approval by others before they run; the first
+    /// matching entry applies.
+    #[serde(default)]
+    pub approvals: Vec<ApprovalSpec>,
+}
+
+/// One approval rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSpec {
+    /// Unique name, shown to requesters and approvers.
+    pub name: String,
+    /// Tool-id patterns it applies to.
+    pub tools: Vec<String>,
+    /// CEL condition (the variables of `rules`); absent means always.
+    pub when: Option<String>,
+    /// Who may approve.
+    pub approvers: super::approvals::Approvers,
+    /// Distinct approvers needed (default 1).
+    #[serde(default = "one")]
+    pub quorum: u32,
+    /// How long the call waits for them (`90s`, `15m`, `24h`, `7d`).
+    pub ttl: String,
+    /// Shown to approvers and the requester.
+    pub hint: Option<String>,
+    /// Approvers of any tenant may decide (default: only the requester's).
+    #[serde(default)]
+    pub any_tenant: bool,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// One rate-limit override.

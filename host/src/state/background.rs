@@ -2,7 +2,7 @@
 //! shuts down: idle rate-limit keys are swept, Redis is PINGed for
 //! `/health`, a remote JWKS is refreshed on schedule, and authentication
 //! failures over their budget and fair-share refusals are audited in
-//! aggregate.
+//! aggregate, and approval calls past their expiry are ended.
 
 use super::AppState;
 use std::sync::Arc;
@@ -19,6 +19,11 @@ pub(super) fn spawn_all(state: &AppState) {
     every(state, SWEEP_EVERY, |state| async move { state.rate_limits().sweep() });
     every(state, REPORT_EVERY, |state| async move { state.report_auth_failures().await });
     every(state, REPORT_EVERY, |state| async move { state.report_share_refusals().await });
+    every(state, state.config().approvals.sweep_interval, |state| async move {
+        if let Err(e) = state.approvals().sweep().await {
+            tracing::warn!(error = %e, "approvals sweep failed");
+        }
+    });
     if state.redis().is_some() {
         let period = state.config().redis.health_check_interval;
         every(state, period, |state| async move { ping_redis(&state).await });

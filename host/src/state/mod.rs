@@ -60,6 +60,8 @@ struct Inner {
     plugins: ArcSwap<Plugins>,
     /// The policy in force, swapped by policy reloads.
     policy: ArcSwap<PolicySnapshot>,
+    /// The approver notification webhook, when configured.
+    approval_webhook: Option<crate::approvals::webhook::Webhook>,
     /// How the last reloads went, and who hears of changes.
     reloads: Reloads,
     /// Shutdown and uptime.
@@ -194,6 +196,8 @@ impl AppState {
             outbound.stats(),
             config.log_drops.clone(),
         );
+        let approval_webhook =
+            crate::approvals::webhook::Webhook::start(&config.approvals, metrics.approval_webhook.clone())?;
         let auth_failures =
             AuthFailures::new(config.server.auth_failures_per_minute, config.server.auth_failure_peers);
         let plugins = Plugins { registry: Arc::new(registry), broker: Arc::new(broker) };
@@ -212,6 +216,7 @@ impl AppState {
                 shared,
                 plugins: ArcSwap::from_pointee(plugins),
                 policy: ArcSwap::from_pointee(PolicySnapshot { version: 1, policy }),
+                approval_webhook,
                 reloads: Reloads::default(),
                 lifecycle: Lifecycle {
                     shutdown: tokio::sync::watch::channel(false).0,
@@ -328,6 +333,19 @@ impl AppState {
     /// The audit export sinks' progress.
     pub fn audit_export(&self) -> &crate::audit::export::ExportStatus {
         &self.inner.audit_export
+    }
+
+    /// Calls waiting for approvers, and their decisions.
+    pub fn approvals(&self) -> crate::approvals::Approvals<'_> {
+        let config = &self.inner.config;
+        crate::approvals::Approvals::new(
+            self.store(),
+            self.audit(),
+            self.clock(),
+            &config.approvals,
+            self.inner.approval_webhook.as_ref(),
+            std::time::Duration::from_millis(config.runtime.max_timeout_ms),
+        )
     }
 
     /// The audit trail.

@@ -190,6 +190,23 @@ impl KeyValueStore for EmbeddedStore {
         })
     }
 
+    fn members<'a>(&'a self, set: &'a str) -> StoreFuture<'a, Vec<String>> {
+        let (first, end) = (format!("{set}\u{0}"), format!("{set}\u{1}"));
+        self.blocking(move |db| {
+            let now = now_ms();
+            let read = db.begin_read().map_err(error)?;
+            let table = read.open_table(ENTRIES).map_err(error)?;
+            let mut members = Vec::new();
+            for entry in table.range(first.as_str()..end.as_str()).map_err(error)? {
+                let (k, v) = entry.map_err(error)?;
+                if live(v.value(), now).is_some() {
+                    members.push(k.value()[first.len()..].to_owned());
+                }
+            }
+            Ok(members)
+        })
+    }
+
     fn forget<'a>(&'a self, set: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
         let key = super::member_key(set, member);
         self.blocking(move |db| {
@@ -237,9 +254,14 @@ mod tests {
         assert!(store.admit("other", "c", hour, 2).await.unwrap(), "sets are separate");
         store.forget("caller", "b").await.unwrap();
         assert!(store.admit("caller", "c", hour, 2).await.unwrap());
-        // Expired members free their place.
+        let mut members = store.members("caller").await.unwrap();
+        members.sort();
+        assert_eq!(members, ["a", "c"]);
+        // Expired members free their place, and are not listed.
         assert!(store.admit("short", "x", Duration::ZERO, 1).await.unwrap());
         assert!(store.admit("short", "y", hour, 1).await.unwrap());
+        assert_eq!(store.members("short").await.unwrap(), ["y"]);
+        assert!(store.members("none").await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -26,6 +26,41 @@ pub fn idempotency_keys_of(tenant: &str, sub: &str) -> String {
     format!("idem-keys:{}", digest(&[tenant, sub]))
 }
 
+/// A call awaiting (or past) approval, by its host-chosen id (`approval:<id>`).
+pub fn approval(call_id: &str) -> String {
+    format!("approval:{call_id}")
+}
+
+/// Which of approve/deny/expire/withdraw settled a call: written once
+/// (`approval-settled:<id>`), so exactly one of them acts, on any replica.
+pub fn approval_settled(call_id: &str) -> String {
+    format!("approval-settled:{call_id}")
+}
+
+/// One approver's decision on a call (`approval-vote:<id>:<sha256>`).
+pub fn approval_vote(call_id: &str, approver: &str) -> String {
+    format!("approval-vote:{call_id}:{approver}")
+}
+
+/// The set of approvers who decided a call (`approval-votes:<id>`).
+pub fn approval_voters(call_id: &str) -> String {
+    format!("approval-votes:{call_id}")
+}
+
+/// The set of every unfinished approval call, all requesters
+/// (`approvals-open`): the inbox and the expiry sweep read it.
+pub const APPROVALS_OPEN: &str = "approvals-open";
+
+/// The set of one requester's unfinished approval calls (`approvals-of:<sha256>`).
+pub fn approvals_of(tenant: &str, sub: &str) -> String {
+    format!("approvals-of:{}", digest(&[tenant, sub]))
+}
+
+/// A principal as a set member or key part (`<sha256>` of tenant and subject).
+pub fn principal_digest(tenant: &str, sub: &str) -> String {
+    digest(&[tenant, sub])
+}
+
 /// SHA-256 of the parts, each terminated by a NUL so that no two part lists
 /// hash alike.
 fn digest(parts: &[&str]) -> String {

@@ -46,6 +46,10 @@ pub trait KeyValueStore: Send + Sync + 'static {
 
     /// Remove `member` from `set` (no error if absent).
     fn forget<'a>(&'a self, set: &'a str, member: &'a str) -> StoreFuture<'a, ()>;
+
+    /// The live members of `set` (at most the `max` it was admitted with),
+    /// in no particular order.
+    fn members<'a>(&'a self, set: &'a str) -> StoreFuture<'a, Vec<String>>;
 }
 
 /// The key of a set member in a flat key space.

@@ -99,6 +99,7 @@ pub struct RedisStore {
     redis: Redis,
     prefix: String,
     admit_script: redis::Script,
+    members_script: redis::Script,
 }
 
 /// `admit` for a bounded set: a sorted set scored by expiry (Redis's clock,
@@ -115,12 +116,21 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
+/// `members` of a bounded set: those whose expiry (Redis's clock) is ahead.
+/// KEYS[1] set.
+const MEMBERS_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+";
+
 impl RedisStore {
     /// A store on `redis`; every key is prefixed, and every operation
     /// gives up (and fails closed) after the handle's timeout.
     pub fn new(redis: Redis) -> Self {
         let admit_script = redis::Script::new(ADMIT_SCRIPT);
-        Self { redis, prefix: "fastmcp:state:".into(), admit_script }
+        let members_script = redis::Script::new(MEMBERS_SCRIPT);
+        Self { redis, prefix: "fastmcp:state:".into(), admit_script, members_script }
     }
 
     async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, StoreError> {
@@ -174,6 +184,14 @@ impl KeyValueStore for RedisStore {
             command.arg(format!("{}{set}", self.prefix)).arg(member);
             let _: i64 = self.run(command).await?;
             Ok(())
+        })
+    }
+
+    fn members<'a>(&'a self, set: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let mut invocation = self.members_script.prepare_invoke();
+            invocation.key(format!("{}{set}", self.prefix));
+            self.redis.invoke(&invocation).await.map_err(StoreError)
         })
     }
 

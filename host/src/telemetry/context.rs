@@ -116,6 +116,27 @@ impl CallTrace {
         Self { span: Some(span), remote }
     }
 
+    /// A call the host runs itself once its approvers agreed: a new trace
+    /// whose root span names the approved call.
+    pub fn approved(tool: &str, call_id: &str) -> Self {
+        if !on() {
+            return Self::default();
+        }
+        let span = tracing::info_span!(
+            target: TARGET,
+            parent: None,
+            "approved",
+            otel.name = format!("approved call {tool}"),
+            otel.kind = "internal",
+            otel.status_code = Empty,
+            gen_ai.tool.name = tool,
+            fastmcp.call_id = call_id,
+            fastmcp.decision = Empty,
+            error.type = Empty,
+        );
+        Self { span: Some(span), remote: None }
+    }
+
     /// An MCP `tools/call`: its own server span, continuing `_meta`'s
     /// context if given, else the HTTP request's.
     pub fn mcp_call(

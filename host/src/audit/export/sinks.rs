@@ -93,9 +93,7 @@ impl Sink {
             Self::Http { url, key, client } => {
                 let body =
                     batch.lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect::<Vec<u8>>();
-                let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-                mac.update(&body);
-                let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+                let signature = signature(key, &body);
                 let mut headers = http::HeaderMap::new();
                 headers.insert(
                     http::header::CONTENT_TYPE,
@@ -120,6 +118,14 @@ impl Sink {
             }
         }
     }
+}
+
+/// `sha256=<hex HMAC-SHA256 of body under key>`: the value of
+/// [`SIGNATURE_HEADER`] (audit batches and approval webhook events).
+pub fn signature(key: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 fn accepted(status: http::StatusCode) -> Result<(), String> {
