@@ -4,6 +4,7 @@
 mod harness;
 
 mod api;
+mod approvals;
 mod audit;
 mod authoring;
 mod binary;

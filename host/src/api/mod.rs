@@ -3,11 +3,13 @@
 //! mounts the MCP endpoint ([`crate::mcp`]) and serves `/metrics` (and
 //! `/health` for probes) on its own listener. Handlers are thin: they
 //! extract (the caller with [`caller::Authenticated`]), call the pipeline
-//! or read state, and render.
+//! or read state, and render. The approver inbox page is served from the
+//! binary ([`console`]).
 
 mod approvals;
 mod caller;
 mod catalog;
+mod console;
 mod health;
 mod invoke;
 pub mod openapi;
@@ -43,6 +45,9 @@ pub fn router(state: AppState) -> Router {
         .route("/approvals/{id}", get(approvals::view))
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/deny", post(approvals::deny))
+        .route("/console/approvals", get(console::page))
+        .route("/console/approvals.js", get(console::script))
+        .route("/console/approvals.css", get(console::style))
         .merge(crate::mcp::routes(state.clone()))
         .route_layer(axum::middleware::from_fn(name_request_span))
         .fallback(not_found)
