@@ -14,10 +14,12 @@ import asyncio
 import json
 import os
 import sys
+from typing import Any, Literal
 
 import httpx2
 import mcp_types as types
 from mcp import Client
+from mcp.client.extension import ClientExtension, ResultClaim
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
@@ -67,6 +69,61 @@ def answering(action):
         return types.ElicitResult(action=action)
 
     return elicit, asked
+
+
+# The Tasks extension (SEP-2663) as this SDK lets a client add it: the SDK
+# ships no tasks client, but takes extensions that claim a result type and
+# resolve it. This one claims `resultType: "task"` and polls `tasks/get`
+# until the task ends, printing "ready" once the task exists.
+TASKS = "io.modelcontextprotocol/tasks"
+
+
+class TaskCreated(types.Result):
+    result_type: Literal["task"]
+    task_id: str
+    status: str
+    status_message: str | None = None
+    poll_interval_ms: int | None = None
+
+
+class TaskState(types.Result):
+    task_id: str
+    status: str
+    status_message: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class GetTask(types.Request[dict[str, Any], Literal["tasks/get"]]):
+    name_param = "taskId"
+
+
+class CancelTask(types.Request[dict[str, Any], Literal["tasks/cancel"]]):
+    name_param = "taskId"
+
+
+class Tasks(ClientExtension):
+    identifier = TASKS
+
+    def __init__(self):
+        self.seen = []
+
+    def claims(self):
+        return [ResultClaim(result_type="task", model=TaskCreated, resolve=self.poll)]
+
+    async def poll(self, created, ctx):
+        self.seen.append({"task_id": created.task_id, "status": created.status, "message": created.status_message})
+        print("ready", flush=True)
+        while True:
+            await asyncio.sleep((created.poll_interval_ms or 1000) / 1000 / 10)
+            state = await ctx.session.send_request(
+                GetTask(method="tasks/get", params={"taskId": created.task_id}), TaskState
+            )
+            self.seen.append({"task_id": state.task_id, "status": state.status, "message": state.status_message})
+            if state.status == "completed":
+                return types.CallToolResult.model_validate(state.result)
+            if state.status in ("failed", "cancelled"):
+                raise RuntimeError(f"task {state.status}: {state.error}")
 
 
 async def scenario(name, arg):
@@ -125,6 +182,23 @@ async def scenario(name, arg):
                 raise SystemExit("watch needs 2026-07-28")
             after = [t.name for t in (await c.list_tools(cache_mode="refresh")).tools]
             return {"version": c.protocol_version, "before": before, "after": after, "event": type(event).__name__}
+    if name == "approval_task":
+        # A call that waits for approvers, followed as a task to its result.
+        tasks = Tasks()
+        async with client(extensions=[tasks]) as c:
+            out = await call(c, "util.echo", {"message": "from python"})
+            return {"version": c.protocol_version, "seen": tasks.seen, **out}
+    if name == "approval_cancel":
+        # The task handle itself, then tasks/cancel and tasks/get.
+        async with client(extensions=[Tasks()]) as c:
+            created = await c.session.call_tool("util.echo", {"message": "never"}, allow_claimed=True)
+            await c.session.send_request(
+                CancelTask(method="tasks/cancel", params={"taskId": created.task_id}), types.EmptyResult
+            )
+            state = await c.session.send_request(
+                GetTask(method="tasks/get", params={"taskId": created.task_id}), TaskState
+            )
+            return {"created": created.model_dump(by_alias=True), "after": state.model_dump(by_alias=True)}
     if name == "unauthenticated":
         try:
             async with client() as c:

@@ -318,3 +318,86 @@ async fn bad_requests_get_stable_codes() {
     assert_eq!((status, waiting["status"].as_str()), (200, Some("awaiting_approval")));
     server.stop().await;
 }
+
+/// What a webhook receiver got: (event header, signature header, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+/// A webhook endpoint on loopback that refuses its first delivery (so the
+/// host must retry) and records the rest.
+async fn webhook_receiver() -> (String, Received) {
+    use axum::http::{HeaderMap, StatusCode};
+    let received: Received = Default::default();
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (kept, once) = (received.clone(), refused.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (kept, once) = (kept.clone(), once.clone());
+            async move {
+                if !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let header = |name: &str| {
+                    headers.get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+                };
+                kept.lock().unwrap().push((
+                    header("x-fastmcp-event"),
+                    header("x-fastmcp-signature"),
+                    body.to_vec(),
+                ));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approvers_are_notified_by_a_signed_webhook() {
+    use hmac::{Hmac, Mac};
+    let root = root(1);
+    let key = "webhook-key-of-the-operator-0123";
+    root.write(".runtime/webhook.key", key);
+    let (url, received) = webhook_receiver().await;
+    let mut config = root.config();
+    config.approvals.webhook_url = Some(url);
+    config.approvals.webhook_key_file = Some(root.path().join(".runtime/webhook.key"));
+    let server = TestServer::start_with(config).await;
+    let id =
+        request(&server, json!({"message": "secret-argument"})).await["call_id"].as_str().unwrap().to_owned();
+    decide(&server, &approver(&server, "alice"), &id, "approve", None).await;
+    assert_eq!(outcome(&server, &id).await["status"], "completed");
+    let events = crate::harness::eventually("three webhook events", Duration::from_secs(30), || {
+        let received = received.clone();
+        async move {
+            let got = received.lock().unwrap().clone();
+            (got.len() >= 3).then_some(got)
+        }
+    })
+    .await;
+    let names: Vec<_> = events.iter().map(|(event, _, _)| event.as_str()).collect();
+    assert_eq!(
+        names,
+        ["approval.requested", "approval.approved", "approval.completed"],
+        "the first was retried"
+    );
+    for (event, signature, body) in &events {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(body);
+        assert_eq!(signature, &format!("sha256={}", hex::encode(mac.finalize().into_bytes())), "{event}");
+        let body: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            (body["event"].as_str(), body["call_id"].as_str()),
+            (Some(event.as_str()), Some(id.as_str()))
+        );
+        assert_eq!(body["approval_url"], format!("/approvals/{id}"));
+        assert!(!body.to_string().contains("secret-argument"), "events never carry the arguments");
+    }
+    assert_eq!(serde_json::from_slice::<Value>(&events[1].2).unwrap()["approver"]["sub"], "alice");
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("fastmcp_approval_webhook_delivered_total 3"), "{metrics}");
+    server.stop().await;
+}

@@ -5,7 +5,7 @@
 //! records they leave, which match REST's.
 
 mod calls;
-mod clients;
+pub mod clients;
 pub mod confirmation;
 mod protocol;
 
