@@ -150,3 +150,50 @@ async fn replicas_share_each_callers_idempotency_key_quota() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_approvals_and_run_each_call_once() {
+    let Some(redis) = RedisServer::start() else { return };
+    let root_a = limited_root();
+    root_a.write("policies/policies.yml", crate::approvals::policy(1));
+    let mut config = root_a.config();
+    config.redis.url = Some(redis.url());
+    let a = TestServer::start_with(config.clone()).await;
+    let root_b = replica_of(&root_a);
+    root_b.write("policies/policies.yml", crate::approvals::policy(1));
+    let b = TestServer::start_with(fastmcp_host::HostConfig { root: root_b.path().to_path_buf(), ..config })
+        .await;
+
+    // Requested on A; every replica's inbox lists it.
+    let id = crate::approvals::request(&a, json!({"message": "shared"})).await["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, inbox) = crate::approvals::get_as(&b, &crate::approvals::approver(&b, "zoe"), "/approvals").await;
+    assert_eq!(inbox["approvals"][0]["call_id"], id.as_str());
+    // Six approvers at once, on both replicas: one of them completes the
+    // quorum, and the call runs exactly once.
+    let decisions = (0..6).map(|i| {
+        let (server, id) = (if i % 2 == 0 { &a } else { &b }, id.clone());
+        async move {
+            let token = crate::approvals::approver(server, &format!("approver-{i}"));
+            crate::approvals::decide(server, &token, &id, "approve", None).await.0
+        }
+    });
+    let statuses = join_all(decisions).await;
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
+    let done = crate::approvals::outcome(&b, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let runs: usize = [&root_a, &root_b]
+        .iter()
+        .map(|root| {
+            crate::harness::audit_records(root.path())
+                .into_iter()
+                .filter(|r| r["event"] == "tools.invoke" && r["detail"]["approval"]["call_id"] == id.as_str())
+                .count()
+        })
+        .sum();
+    assert_eq!(runs, 1, "exactly once across replicas");
+    let (_, inbox) = crate::approvals::get_as(&a, &crate::approvals::approver(&a, "zoe"), "/approvals").await;
+    assert_eq!(inbox["approvals"], json!([]));
+}
