@@ -26,6 +26,7 @@ const MAX_NAME_LEN: usize = 64;
 /// Who may approve: any principal with one of the roles, one of the scopes,
 /// or one of the subjects.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Approvers {
     /// Roles whose holders may approve.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

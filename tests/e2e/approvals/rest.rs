@@ -401,3 +401,31 @@ async fn approvers_are_notified_by_a_signed_webhook() {
     assert!(metrics.contains("fastmcp_approval_webhook_delivered_total 3"), "{metrics}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_flow_confirm_then_two_finance_approvers_with_the_sample_policy() {
+    // The sample policy (plus the harness's `tester` role): a campaign over
+    // 10k is confirmed by its requester, then waits for two finance approvers.
+    let root = crate::harness::TestRoot::new();
+    let server = TestServer::start(&root).await;
+    let args = json!({"name": "Big", "budget": 20000, "startDate": "2026-12-24"});
+    let (status, pending) = json(server.invoke("ads:createCampaign", args.clone()).await).await;
+    assert_eq!((status, pending["status"].as_str()), (202, Some("pending_confirmation")), "{pending}");
+    let (status, waiting) = json(server.confirm(&pending["action_token"], args).await).await;
+    assert_eq!((status, waiting["status"].as_str()), (202, Some("awaiting_approval")), "{waiting}");
+    assert_eq!(waiting["approval"]["rule"], "large-budget");
+    let id = waiting["call_id"].as_str().unwrap();
+    for who in ["fin-1", "fin-2"] {
+        let token = server.token_for(who, "public", &["finance-approver"], APPROVER_SCOPES);
+        assert_eq!(decide(&server, &token, id, "approve", None).await.0, 200);
+    }
+    let done = outcome(&server, id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["result"]["name"], "Big", "{done}");
+    // The confirm's record says it now waits; the run is the requester's.
+    let requested = records_of(root.path(), "approval.requested", id);
+    assert_eq!(requested[0]["event"], "approval.requested");
+    assert!(requested[0]["detail"]["action_id"].is_string(), "the confirm's token is named: {requested:?}");
+    assert_eq!(records_of(root.path(), "tools.invoke", id)[0]["principal"]["sub"], "tester");
+    server.stop().await;
+}
