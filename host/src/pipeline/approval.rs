@@ -66,27 +66,46 @@ pub async fn decide(
     Ok(decided.view)
 }
 
+/// Attempts of an approved run refused by a momentary condition before
+/// the tool started (no sandbox slot, the requester's share in use, the
+/// state store or the shared rate limiter unreachable): an approval is not
+/// lost to a busy second.
+const ATTEMPTS: u32 = 5;
+/// Wait before the second attempt; it doubles each time.
+const FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether `error` refused the run before the tool started, for a moment.
+/// (`audit_unavailable` is not: the tool may have run before the record
+/// failed.)
+fn momentary(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::Overloaded
+            | ApiError::ShareExceeded { .. }
+            | ApiError::StateUnavailable
+            | ApiError::RateLimitUnavailable
+    )
+}
+
 /// Run an approved call as its requester and store how it ended.
 async fn run(state: &AppState, call: PendingCall) {
-    let args = match &call.args {
-        serde_json::Value::Object(args) => args.clone(),
-        _ => Default::default(),
+    let approvers = state.approvals().approvers_of(&call.id).await;
+    let mut wait = FIRST_RETRY;
+    let mut attempt = 1;
+    let (outcome, correlation_id) = loop {
+        let request = approved_request(&call, &approvers);
+        let correlation_id = request.correlation_id.clone();
+        let outcome = super::call(state, request).await;
+        match &outcome.result {
+            Err(e) if momentary(e) && attempt < ATTEMPTS => {
+                tracing::info!(call_id = %call.id, attempt, code = e.code(), "approved run refused for a moment; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+            _ => break (outcome, correlation_id),
+        }
     };
-    let votes = state.approvals().approvers_of(&call.id).await;
-    let request = CallRequest {
-        correlation_id: CorrelationId::generate(),
-        transport: if call.transport == "mcp" { Transport::Mcp } else { Transport::Rest },
-        endpoint: Endpoint::Approved,
-        caller: Ok(Arc::new(call.requester.principal())),
-        peer: None,
-        tool: call.tool.clone(),
-        args: Box::pin(std::future::ready(Ok(CallArgs { args, ..Default::default() }))),
-        cancel: None,
-        trace: crate::telemetry::CallTrace::approved(&call.tool, &call.id),
-        approved: Some(json!({ "call_id": call.id, "rule": call.requirement.rule, "approvers": votes })),
-    };
-    let correlation_id = request.correlation_id.clone();
-    let outcome = super::call(state, request).await;
     let approvals = state.approvals();
     let ended = match outcome.result {
         Ok(Reply { body: ReplyBody::Completed(body), .. }) => approvals.completed(body.result),
@@ -97,4 +116,24 @@ async fn run(state: &AppState, call: PendingCall) {
         Err(e) => approvals.failed(&e, &correlation_id),
     };
     approvals.ran(call, ended).await;
+}
+
+/// The pipeline request of one attempt to run `call` as its requester.
+fn approved_request(call: &PendingCall, approvers: &[crate::approvals::ledger::Who]) -> CallRequest {
+    let args = match &call.args {
+        serde_json::Value::Object(args) => args.clone(),
+        _ => Default::default(),
+    };
+    CallRequest {
+        correlation_id: CorrelationId::generate(),
+        transport: if call.transport == "mcp" { Transport::Mcp } else { Transport::Rest },
+        endpoint: Endpoint::Approved,
+        caller: Ok(Arc::new(call.requester.principal())),
+        peer: None,
+        tool: call.tool.clone(),
+        args: Box::pin(std::future::ready(Ok(CallArgs { args, ..Default::default() }))),
+        cancel: None,
+        trace: crate::telemetry::CallTrace::approved(&call.tool, &call.id),
+        approved: Some(json!({ "call_id": call.id, "rule": call.requirement.rule, "approvers": approvers })),
+    }
 }

@@ -9,6 +9,7 @@
 //! call's own policy is checked again when it runs.
 
 use super::spec::ApprovalSpec;
+pub use super::spec::Approvers;
 use super::{Pattern, compile};
 use crate::principal::Principal;
 use cel::Program;
@@ -22,22 +23,6 @@ pub const MAX_QUORUM: u32 = 10;
 const TTL_RANGE: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(30 * 86_400));
 /// Longest rule name.
 const MAX_NAME_LEN: usize = 64;
-
-/// Who may approve: any principal with one of the roles, one of the scopes,
-/// or one of the subjects.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Approvers {
-    /// Roles whose holders may approve.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub roles: Vec<String>,
-    /// Scopes whose holders may approve.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scopes: Vec<String>,
-    /// Subjects (`sub`) who may approve.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub subjects: Vec<String>,
-}
 
 impl Approvers {
     /// Whether `principal` is one of them (its tenant is checked elsewhere).

@@ -1,6 +1,6 @@
 //! The policy file format (`policies/policies.yml`) exactly as written.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The whole file.
@@ -36,7 +36,7 @@ pub struct ApprovalSpec {
     /// CEL condition (the variables of `rules`); absent means always.
     pub when: Option<String>,
     /// Who may approve.
-    pub approvers: super::approvals::Approvers,
+    pub approvers: Approvers,
     /// Distinct approvers needed (default 1).
     #[serde(default = "one")]
     pub quorum: u32,
@@ -109,4 +109,20 @@ pub enum EffectSpec {
     Allow,
     /// Require human confirmation.
     Confirm,
+}
+
+/// Who may approve: any principal with one of the roles, one of the scopes,
+/// or one of the subjects.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Approvers {
+    /// Roles whose holders may approve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Scopes whose holders may approve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Subjects (`sub`) who may approve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
 }

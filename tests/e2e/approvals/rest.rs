@@ -429,3 +429,33 @@ async fn the_readme_flow_confirm_then_two_finance_approvers_with_the_sample_poli
     assert_eq!(records_of(root.path(), "tools.invoke", id)[0]["principal"]["sub"], "tester");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approved_run_waits_out_a_busy_moment_instead_of_failing() {
+    let root = root(1);
+    let mut config = root.config();
+    // The requester may hold one sandbox slot; a loop of theirs holds it.
+    config.runtime.max_calls_per_principal = 1;
+    let server = TestServer::start_with(config).await;
+    let id = request(&server, json!({"message": "patient"})).await["call_id"].as_str().unwrap().to_owned();
+    let (client, url, token) =
+        (server.client().clone(), server.url("/tools/misbehave:loop/invoke"), server.token.clone());
+    let busy = tokio::spawn(async move {
+        for _ in 0..2 {
+            client.post(&url).bearer_auth(&token).json(&json!({})).send().await.unwrap();
+        }
+    });
+    crate::harness::eventually("the loop holds the slot", Duration::from_secs(30), || async {
+        server.metrics().await.contains("fastmcp_sandbox_calls_in_flight 1").then_some(())
+    })
+    .await;
+    assert_eq!(decide(&server, &approver(&server, "alice"), &id, "approve", None).await.0, 200);
+    let done = outcome(&server, &id).await;
+    busy.await.unwrap();
+    assert_eq!(done["status"], "completed", "{done}");
+    let refused = records_of(root.path(), "tools.rate_limited", &id);
+    assert!(!refused.is_empty(), "the first attempt met the held slot and was retried");
+    assert!(refused.iter().all(|r| r["decision"] == "share_exceeded"), "{refused:?}");
+    assert_eq!(records_of(root.path(), "tools.invoke", &id).len(), 1);
+    server.stop().await;
+}
