@@ -243,7 +243,11 @@ impl<'a> Ledger<'a> {
             let _ = self.store.forget(&own, &call.id).await;
             return Err(ApiError::ApprovalQuotaExceeded { limit: total, whose: "the host" });
         }
-        self.save(call, keep).await
+        let saved = self.save(call, keep).await;
+        if saved.is_err() {
+            self.close(call).await;
+        }
+        saved
     }
 
     /// Write the record (only its creator and the settle claim's winner do).
@@ -309,18 +313,41 @@ impl<'a> Ledger<'a> {
         Ok(votes)
     }
 
-    /// Claim the right to settle the call; exactly one claim ever wins.
+    /// Claim the right to settle the call (at `now_ms`); exactly one claim
+    /// ever wins.
     pub async fn settle(
         &self,
         call: &PendingCall,
         how: Settlement,
+        now_ms: i64,
         keep: Duration,
     ) -> Result<bool, ApiError> {
         let key = keys::approval_settled(&call.id);
-        self.store
-            .insert_if_absent(&key, how.name().as_bytes(), keep + STORE_SLACK)
-            .await
-            .map_err(unavailable)
+        let claim = format!("{}:{now_ms}", how.name());
+        self.store.insert_if_absent(&key, claim.as_bytes(), keep + STORE_SLACK).await.map_err(unavailable)
+    }
+
+    /// The settle claim on the call, if one was won: how, and when.
+    pub async fn claim_of(&self, call_id: &str) -> Result<Option<(Settlement, i64)>, ApiError> {
+        let Some(bytes) = self.store.get(&keys::approval_settled(call_id)).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let (how, at) = text.split_once(':').unwrap_or((&text, "0"));
+        let how = match how {
+            "run" => Settlement::Run,
+            "deny" => Settlement::Deny,
+            "expire" => Settlement::Expire,
+            _ => Settlement::Withdraw,
+        };
+        Ok(Some((how, at.parse().unwrap_or(0))))
+    }
+
+    /// Claim the right to write a run's end (the run itself, or the sweep
+    /// that finds it interrupted); exactly one claim ever wins.
+    pub async fn end(&self, call: &PendingCall, keep: Duration) -> Result<bool, ApiError> {
+        let key = keys::approval_ended(&call.id);
+        self.store.insert_if_absent(&key, b"1", keep + STORE_SLACK).await.map_err(unavailable)
     }
 
     /// Take a finished (or running) call out of the open indexes.

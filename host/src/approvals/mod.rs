@@ -37,9 +37,12 @@ pub const MAX_COMMENT_CHARS: usize = 1000;
 pub const MAX_LISTED: usize = 200;
 /// How often a long-poll re-reads the call (any replica may change it).
 const POLL_EVERY: Duration = Duration::from_millis(200);
-/// How long past the longest tool timeout a `running` call may stay so
-/// before the sweep ends it as `failed` (its host stopped while it ran).
+/// How long past its longest possible run a `running` call may stay so
+/// before the sweep ends it as `failed` (its host stopped while it ran); and
+/// how long a won settle claim may go unwritten.
 const RUN_GRACE: Duration = Duration::from_secs(60);
+/// Attempts of an approved run (the pipeline retries a momentary refusal).
+pub const RUN_ATTEMPTS: u32 = 5;
 
 /// The approvals of one host: its store, trail, clock, settings and webhook.
 pub struct Approvals<'a> {
@@ -49,6 +52,7 @@ pub struct Approvals<'a> {
     config: &'a ApprovalsConfig,
     webhook: Option<&'a Webhook>,
     max_timeout: Duration,
+    queue_timeout: Duration,
 }
 
 /// The outcome of a decision, and the call to run if it completed the quorum.
@@ -68,9 +72,9 @@ impl<'a> Approvals<'a> {
         clock: &'a Clock,
         config: &'a ApprovalsConfig,
         webhook: Option<&'a Webhook>,
-        max_timeout: Duration,
+        (max_timeout, queue_timeout): (Duration, Duration),
     ) -> Self {
-        Self { ledger: Ledger::new(store), audit, clock, config, webhook, max_timeout }
+        Self { ledger: Ledger::new(store), audit, clock, config, webhook, max_timeout, queue_timeout }
     }
 
     fn now(&self) -> i64 {
@@ -118,7 +122,7 @@ impl<'a> Approvals<'a> {
         let call = self.load_current(id).await?.filter(|c| c.requester.who().is(requester));
         let mut call = call.ok_or_else(|| ApiError::CallNotFound(id.to_owned()))?;
         if !matches!(call.state, CallState::AwaitingApproval)
-            || !self.ledger.settle(&call, Settlement::Withdraw, self.keep(&call)).await?
+            || !self.ledger.settle(&call, Settlement::Withdraw, self.now(), self.keep(&call)).await?
         {
             let current = self.load_current(id).await?.map_or("settled", |c| c.state.name());
             return Err(ApiError::ApprovalClosed(current.into()));
@@ -211,7 +215,7 @@ impl<'a> Approvals<'a> {
         self.announce(&format!("approval.{decision}"), &call, Some(&vote));
         let keep = self.keep(&call);
         let mut run = None;
-        if !approve && self.ledger.settle(&call, Settlement::Deny, keep).await? {
+        if !approve && self.ledger.settle(&call, Settlement::Deny, self.now(), keep).await? {
             call.state = CallState::Denied {
                 by: vote.approver.clone(),
                 reason: vote.comment.clone(),
@@ -221,7 +225,10 @@ impl<'a> Approvals<'a> {
             self.ledger.close(&call).await;
         } else if approve
             && approvals >= call.requirement.quorum
-            && self.ledger.settle(&call, Settlement::Run, keep).await?
+            // One denial settles a call: a denial on record (its settle may
+            // still be on its way) is never outrun by the last approval.
+            && !votes.iter().any(|v| !v.approve)
+            && self.ledger.settle(&call, Settlement::Run, self.now(), keep).await?
         {
             call.state = CallState::Running { since_ms: self.now() };
             self.ledger.save(&call, self.keep(&call)).await?;
@@ -231,8 +238,20 @@ impl<'a> Approvals<'a> {
         Ok(Decided { view: ApprovalView::of(&call, &votes, can_decide), run })
     }
 
-    /// Record how an approved call ended; it leaves the open indexes.
+    /// Record how an approved call ended; it leaves the open indexes. Only
+    /// the first end is written (the run's, or the sweep's that found it
+    /// interrupted).
     pub async fn ran(&self, mut call: PendingCall, state: CallState) {
+        match self.ledger.end(&call, self.config.result_retention).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(call_id = %call.id, "an approved run's end was already written (found interrupted)");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(call_id = %call.id, error = ?e, "approved run's end claim failed; writing it")
+            }
+        }
         call.state = state;
         if let Err(e) = self.ledger.save(&call, self.config.result_retention).await {
             tracing::error!(call_id = %call.id, error = ?e, "approved call's outcome not stored");
@@ -271,12 +290,14 @@ impl<'a> Approvals<'a> {
                 None => self.ledger.forget_open(&id).await,
                 Some(call) if matches!(call.state, CallState::Expired { .. }) => ended += 1,
                 Some(call) => {
-                    let stale = (self.max_timeout + RUN_GRACE).as_millis() as i64;
-                    if let CallState::Running { since_ms } = call.state
-                        && self.now() - since_ms > stale
-                    {
-                        self.interrupted(call).await;
-                        ended += 1;
+                    let stale = self.longest_run().as_millis() as i64;
+                    match call.state {
+                        CallState::Running { since_ms } if self.now() - since_ms > stale => {
+                            self.interrupted(call).await;
+                            ended += 1;
+                        }
+                        CallState::AwaitingApproval => ended += self.settle_orphan(call).await? as usize,
+                        _ => {}
                     }
                 }
             }
@@ -284,9 +305,72 @@ impl<'a> Approvals<'a> {
         Ok(ended)
     }
 
+    /// The longest an approved run may take, every retry included, before
+    /// the sweep may call it interrupted.
+    fn longest_run(&self) -> Duration {
+        let attempt = self.queue_timeout + self.max_timeout;
+        attempt * RUN_ATTEMPTS + Duration::from_secs(31) + RUN_GRACE
+    }
+
+    /// A call whose settle claim was won (longer than [`RUN_GRACE`] ago) but
+    /// whose record was never updated — its host stopped in between: end it
+    /// as the claim said (a run that never started ends `failed`).
+    async fn settle_orphan(&self, mut call: PendingCall) -> Result<bool, ApiError> {
+        let Some((how, at_ms)) = self.ledger.claim_of(&call.id).await? else { return Ok(false) };
+        if self.now() - at_ms <= RUN_GRACE.as_millis() as i64 {
+            return Ok(false);
+        }
+        let (event, decision) = match how {
+            Settlement::Run => {
+                call.state = CallState::Running { since_ms: at_ms };
+                self.interrupted(call).await;
+                return Ok(true);
+            }
+            Settlement::Deny => {
+                let votes = self.ledger.votes(&call.id).await?;
+                let denial = votes.iter().find(|v| !v.approve);
+                call.state = CallState::Denied {
+                    by: denial
+                        .map_or_else(|| Who { sub: "-".into(), tenant: "-".into() }, |v| v.approver.clone()),
+                    reason: denial.and_then(|v| v.comment.clone()),
+                    at_ms,
+                };
+                // The denial itself was audited when it was made.
+                self.ledger.save(&call, self.config.result_retention).await?;
+                self.ledger.close(&call).await;
+                return Ok(true);
+            }
+            Settlement::Expire => {
+                call.state = CallState::Expired { at_ms };
+                ("approval.expired", "expired")
+            }
+            Settlement::Withdraw => {
+                call.state = CallState::Withdrawn { at_ms };
+                ("approval.withdrawn", "withdrawn")
+            }
+        };
+        self.finish(&call, event, decision, None, None).await?;
+        Ok(true)
+    }
+
+    /// Take back a call whose request could not be recorded: it never
+    /// waits, runs or counts against the requester.
+    pub async fn abandon(&self, id: &str) {
+        let Ok(Some(mut call)) = self.ledger.load(id).await else { return };
+        let keep = self.config.result_retention;
+        if matches!(self.ledger.settle(&call, Settlement::Withdraw, self.now(), keep).await, Ok(true)) {
+            call.state = CallState::Withdrawn { at_ms: self.now() };
+            let _ = self.ledger.save(&call, keep).await;
+            self.ledger.close(&call).await;
+        }
+    }
+
     /// A run whose host stopped meanwhile: it ends `failed`, saying that
     /// whether it took effect is unknown.
     async fn interrupted(&self, call: PendingCall) {
+        if !matches!(self.ledger.end(&call, self.config.result_retention).await, Ok(true)) {
+            return;
+        }
         let error = ApiError::ToolFailed(
             "the host stopped while the approved call ran; whether it took effect is unknown (see the audit trail)"
                 .into(),
@@ -296,9 +380,14 @@ impl<'a> Approvals<'a> {
         let record = Self::event("approval.failed", "interrupted", &call, None, detail);
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(call_id = %call.id, error = %e, "interrupted approved call not recorded");
-            return;
         }
-        self.ran(call, CallState::Failed { problem: Box::new(problem), at_ms: self.now() }).await;
+        let mut call = call;
+        call.state = CallState::Failed { problem: Box::new(problem), at_ms: self.now() };
+        if let Err(e) = self.ledger.save(&call, self.config.result_retention).await {
+            tracing::error!(call_id = %call.id, error = ?e, "interrupted approved call not stored");
+        }
+        self.ledger.close(&call).await;
+        self.announce("approval.failed", &call, None);
     }
 
     /// The call, with an expiry that has passed applied first.
@@ -306,7 +395,7 @@ impl<'a> Approvals<'a> {
         let Some(mut call) = self.ledger.load(id).await? else { return Ok(None) };
         if matches!(call.state, CallState::AwaitingApproval)
             && self.now() >= call.expires_at_ms
-            && self.ledger.settle(&call, Settlement::Expire, self.config.result_retention).await?
+            && self.ledger.settle(&call, Settlement::Expire, self.now(), self.config.result_retention).await?
         {
             call.state = CallState::Expired { at_ms: self.now() };
             self.finish(&call, "approval.expired", "expired", None, None).await?;
@@ -376,3 +465,7 @@ impl<'a> Approvals<'a> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "approvals_tests.rs"]
+mod tests;

@@ -18,6 +18,7 @@
 use super::render::{CORRELATION_META_KEY, PROBLEM_META_KEY, protocol_error};
 use super::runner::caller;
 use crate::approvals::views::{AwaitingApprovalBody, CallStatusBody};
+use crate::auth::{INVOKE_SCOPE, require_scope};
 use crate::error::ApiError;
 use crate::state::AppState;
 use rmcp::ErrorData as McpError;
@@ -79,6 +80,7 @@ pub(super) async fn get(
     context: &RequestContext<RoleServer>,
 ) -> Result<GetTaskResult, McpError> {
     let caller = caller(context)?;
+    require_scope(&caller.principal, INVOKE_SCOPE).map_err(|e| task_error(&e, &caller.correlation_id))?;
     let status = state
         .approvals()
         .status(&caller.principal, id, Duration::ZERO)
@@ -94,6 +96,7 @@ pub(super) async fn cancel(
     context: &RequestContext<RoleServer>,
 ) -> Result<(), McpError> {
     let caller = caller(context)?;
+    require_scope(&caller.principal, INVOKE_SCOPE).map_err(|e| task_error(&e, &caller.correlation_id))?;
     state
         .approvals()
         .withdraw(&caller.principal, id)
@@ -107,6 +110,7 @@ pub(super) async fn cancel(
 fn task_error(error: &ApiError, correlation_id: &crate::correlation::CorrelationId) -> McpError {
     let code = match error {
         ApiError::CallNotFound(_) | ApiError::ApprovalClosed(_) => ErrorCode::INVALID_PARAMS,
+        ApiError::InsufficientScope(_) => ErrorCode::INVALID_REQUEST,
         _ => ErrorCode::INTERNAL_ERROR,
     };
     protocol_error(code, error, correlation_id)

@@ -70,7 +70,7 @@ pub async fn decide(
 /// the tool started (no sandbox slot, the requester's share in use, the
 /// state store or the shared rate limiter unreachable): an approval is not
 /// lost to a busy second.
-const ATTEMPTS: u32 = 5;
+const ATTEMPTS: u32 = crate::approvals::RUN_ATTEMPTS;
 /// Wait before the second attempt; it doubles each time.
 const FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 

@@ -104,6 +104,10 @@ impl CallRecord {
             }
             Err(e) => {
                 tracing::error!(correlation_id = %self.correlation_id, error = %e, "call not acknowledged: no audit record");
+                if let Ok(Reply { body: ReplyBody::AwaitingApproval(body), .. }) = &outcome {
+                    // Unrecorded, it must not wait for approvers either.
+                    state.approvals().abandon(&body.call_id).await;
+                }
                 crate::telemetry::context::fail(&span, ApiError::AuditUnavailable.code());
                 Err(ApiError::AuditUnavailable)
             }

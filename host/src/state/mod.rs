@@ -344,7 +344,7 @@ impl AppState {
             self.clock(),
             &config.approvals,
             self.inner.approval_webhook.as_ref(),
-            std::time::Duration::from_millis(config.runtime.max_timeout_ms),
+            (std::time::Duration::from_millis(config.runtime.max_timeout_ms), config.runtime.queue_timeout),
         )
     }
 

@@ -37,6 +37,12 @@ pub fn approval_settled(call_id: &str) -> String {
     format!("approval-settled:{call_id}")
 }
 
+/// Whether an approved call's end was written (`approval-ended:<id>`): by
+/// its run, or by the sweep that finds it interrupted — once.
+pub fn approval_ended(call_id: &str) -> String {
+    format!("approval-ended:{call_id}")
+}
+
 /// One approver's decision on a call (`approval-vote:<id>:<sha256>`).
 pub fn approval_vote(call_id: &str, approver: &str) -> String {
     format!("approval-vote:{call_id}:{approver}")

@@ -103,7 +103,8 @@ pub struct RedisStore {
 }
 
 /// `admit` for a bounded set: a sorted set scored by expiry (Redis's clock,
-/// in ms); expired members are dropped first. KEYS[1] set; ARGV member,
+/// in ms); expired members are dropped first. The key lives as long as its
+/// longest-lived member (a short-lived member never shortens it). KEYS[1] set; ARGV member,
 /// ttl_ms, max.
 const ADMIT_SCRIPT: &str = r"
 local t = redis.call('TIME')
@@ -112,7 +113,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 ";
 
