@@ -39,15 +39,15 @@ fn bench(c: &mut Criterion) {
     let broker = Broker::new(providers, BrokerConfig::default(), clock.clone());
     let grant = Grant { provider: "ads-api".into(), scopes: vec!["campaigns.read".into()], inject: None };
 
-    tokio.block_on(broker.credential(&grant)).unwrap();
+    tokio.block_on(broker.credential(&grant, None)).unwrap();
     c.bench_function("broker_credential/cached", |b| {
-        b.to_async(&tokio).iter(|| async { broker.credential(&grant).await.unwrap() })
+        b.to_async(&tokio).iter(|| async { broker.credential(&grant, None).await.unwrap() })
     });
     c.bench_function("broker_credential/fetch", |b| {
         b.to_async(&tokio).iter(|| async {
             // Past the refresh margin: every iteration fetches.
             clock.advance(Duration::from_secs(3600));
-            broker.credential(&grant).await.unwrap()
+            broker.credential(&grant, None).await.unwrap()
         })
     });
 

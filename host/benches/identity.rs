@@ -56,10 +56,10 @@ fn bench(c: &mut Criterion) {
     };
     let args = json!({"name": "LaunchX", "budget": 1200, "startDate": "2025-10-10"});
     c.bench_function("policy_evaluate_create_campaign", |b| {
-        b.iter(|| policy.evaluate(&principal, create, &args, 1_800_000_000_000))
+        b.iter(|| policy.decide(&principal, create, &args, 1_800_000_000_000, "service"))
     });
     c.bench_function("policy_evaluate_echo", |b| {
-        b.iter(|| policy.evaluate(&principal, echo, &json!({}), 1_800_000_000_000))
+        b.iter(|| policy.decide(&principal, echo, &json!({}), 1_800_000_000_000, "none"))
     });
 }
 

@@ -191,6 +191,11 @@ pub enum ApiError {
     /// This approver already decided this call; a decision counts once.
     #[error("this approver already decided this call")]
     AlreadyDecided,
+    /// A credential the call needed could not be had (the provider's token
+    /// endpoint refused or is down, or the call carries no token of the
+    /// caller's to exchange); the tool could not reach its upstream.
+    #[error("no credential from provider `{0}` for this call; the upstream was not reached with it")]
+    CredentialUnavailable(String),
     /// The client gave up while the tool ran (MCP: it closed the request's
     /// stream); the sandbox was torn down. Never on REST.
     #[error("the client closed the request while the tool ran; the tool was stopped")]
@@ -375,6 +380,9 @@ impl ApiError {
                 c(StatusCode::CONFLICT, "approval_closed", "No longer awaiting approval", Denied, false)
             }
             AlreadyDecided => c(StatusCode::CONFLICT, "already_decided", "Already decided", Denied, false),
+            CredentialUnavailable(_) => {
+                c(StatusCode::BAD_GATEWAY, "credential_unavailable", "Credential unavailable", Failed, true)
+            }
             Cancelled => c(CLIENT_CLOSED_REQUEST, "cancelled", "Cancelled by the client", Failed, true),
             Internal => c(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", Failed, false),
         }
@@ -553,6 +561,7 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (ProblemBody, Ext
         | SelfApproval
         | ApprovalClosed(_)
         | AlreadyDecided
+        | CredentialUnavailable(_)
         | Cancelled
         | Internal => {}
     }

@@ -351,6 +351,8 @@ fn check_declared_tools(
                 log: EgressLog::default(),
                 client: crate::outbound::client::OutboundClient::unused(),
                 trace: Default::default(),
+                on_behalf: None,
+                credential: None,
             },
         };
         (identity, grants)

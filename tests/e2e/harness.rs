@@ -126,8 +126,8 @@ impl TestRoot {
         root.write(
             ".runtime/providers.yml",
             format!(
-                "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: http://{addr}/oauth/token\n    client_id: {}\n    client_secret: {{ file: ads-client-secret }}\n    plugins: [ads, netprobe, offline, report, digest]\n    origins: [\"http://{addr}\"]\n    allow_http: true\n",
-                fastmcp_dev_upstream::DEV_CLIENT_ID
+                "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: http://{addr}/oauth/token\n    client_id: {id}\n    client_secret: {{ file: ads-client-secret }}\n    plugins: [ads, netprobe, offline, report, digest]\n    origins: [\"http://{addr}\"]\n    allow_http: true\n  ads-user:\n    kind: token_exchange\n    token_url: http://{addr}/oauth/token\n    client_id: {id}\n    client_secret: {{ file: ads-client-secret }}\n    scopes: [campaigns.read]\n    delegation: true\n    plugins: [ads]\n    origins: [\"http://{addr}\"]\n    allow_http: true\n",
+                id = fastmcp_dev_upstream::DEV_CLIENT_ID
             ),
         );
         std::fs::copy(

@@ -11,6 +11,7 @@ mod binary;
 mod brokering;
 mod confirmation;
 mod crash;
+mod delegated;
 mod errors;
 mod hardening;
 mod identity;

@@ -56,9 +56,10 @@ pub(super) async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(refused) = upstream.authorize(&headers, "campaigns.write") {
-        return refused.into_response();
-    }
+    let acting = match upstream.authorize(&headers, "campaigns.write") {
+        Ok(acting) => acting,
+        Err(refused) => return refused.into_response(),
+    };
     let new: NewCampaign = match serde_json::from_slice(&body) {
         Ok(new) => new,
         Err(e) => {
@@ -85,7 +86,28 @@ pub(super) async fn create(
         "startDate": new.start_date,
         "status": "scheduled",
         "tenant": tenant,
+        "createdBy": acting.0.as_ref().map(|u| u.sub.clone()),
     });
     by_tenant.entry(tenant).or_default().push(campaign.clone());
     (StatusCode::CREATED, axum::Json(campaign)).into_response()
+}
+
+/// `GET /v1/me/campaigns`: the campaigns the token's user created, and who
+/// the request acted for — a user's (exchanged) token only.
+pub(super) async fn mine(State(upstream): State<Arc<DevUpstream>>, headers: HeaderMap) -> Response {
+    let user = match upstream.authorize(&headers, "campaigns.read") {
+        Ok(super::Acting(Some(user))) => user,
+        Ok(super::Acting(None)) => {
+            return (StatusCode::FORBIDDEN, axum::Json(json!({ "error": "user_token_required" })))
+                .into_response();
+        }
+        Err(refused) => return refused.into_response(),
+    };
+    let by_tenant = upstream.campaigns.by_tenant.lock().expect("lock");
+    let campaigns: Vec<&Value> = by_tenant
+        .get(&tenant(&headers))
+        .map(|c| c.iter().filter(|c| c["createdBy"] == user.sub.as_str()).collect())
+        .unwrap_or_default();
+    axum::Json(json!({ "user": user.sub, "tenant": user.tenant, "actor": user.act, "campaigns": campaigns }))
+        .into_response()
 }

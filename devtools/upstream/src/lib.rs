@@ -4,8 +4,15 @@
 //! server on loopback.
 //!
 //! - `POST /oauth/token` — client credentials (HTTP Basic), scopes
-//!   `campaigns.read` and `campaigns.write`, opaque bearer tokens;
+//!   `campaigns.read` and `campaigns.write`, opaque bearer tokens; and token
+//!   exchange (RFC 8693, [`exchange`]): a subject token of the host's
+//!   development keys becomes a token bound to its `sub` (and `act`, with an
+//!   actor token);
 //! - `GET|POST /v1/campaigns` — the Ads API ([`ads`]), bearer token required;
+//!   `GET /v1/me/campaigns` — the campaigns the token's user created (a
+//!   user's token required);
+//! - `GET /_dev/acting` — who the last API requests acted for (`sub` and
+//!   `act` of user tokens, `client` for service tokens);
 //! - `GET /_dev/stats` — counters (token requests, API calls, rejections);
 //! - `GET /_dev/echo` — the names of the request's headers, and a
 //!   fingerprint (never the value) of each credential header it carried;
@@ -21,6 +28,7 @@
 //! an ephemeral port.
 
 mod ads;
+pub mod exchange;
 mod secret;
 pub mod tls;
 
@@ -85,11 +93,21 @@ pub struct Stats {
     pub connections: Arc<AtomicU64>,
 }
 
-/// An issued token's scopes and expiry.
-struct LiveToken {
+/// An issued token's scopes, expiry, and the user it acts for (exchanged
+/// tokens).
+#[derive(Clone)]
+pub(crate) struct LiveToken {
     scopes: Vec<String>,
     expires_at: Instant,
+    pub(crate) user: Option<exchange::User>,
 }
+
+/// Who an API request acted for.
+#[derive(Clone, Debug)]
+pub(crate) struct Acting(pub Option<exchange::User>);
+
+/// API requests whose actor is remembered (`/_dev/acting`).
+const MAX_ACTING: usize = 1024;
 
 /// Why an API request is refused.
 pub(crate) enum Refusal {
@@ -125,6 +143,10 @@ pub struct DevUpstream {
     failures: Mutex<Option<(StatusCode, u32)>>,
     /// The `traceparent` of the last [`MAX_TRACEPARENTS`] API requests.
     traceparents: Mutex<std::collections::VecDeque<Option<String>>>,
+    /// Who the last [`MAX_ACTING`] API requests acted for.
+    acting: Mutex<std::collections::VecDeque<Value>>,
+    /// The keys subject tokens are verified with.
+    pub subject_keys: exchange::SubjectKeys,
     /// Counters.
     pub stats: Stats,
 }
@@ -142,6 +164,8 @@ impl DevUpstream {
             campaigns: ads::Campaigns::default(),
             failures: Mutex::new(None),
             traceparents: Mutex::default(),
+            acting: Mutex::default(),
+            subject_keys: Default::default(),
             stats: Stats::default(),
         })
     }
@@ -149,6 +173,23 @@ impl DevUpstream {
     /// The `traceparent` of the last API requests (`None` where none).
     pub fn traceparents(&self) -> Vec<Option<String>> {
         self.traceparents.lock().expect("lock").iter().cloned().collect()
+    }
+
+    /// Who the last API requests acted for: `{"sub", "tenant", "act"}` for
+    /// exchanged tokens, `{"client"}` for service tokens.
+    pub fn acting(&self) -> Vec<Value> {
+        self.acting.lock().expect("lock").iter().cloned().collect()
+    }
+
+    /// The live token `token`, if this upstream issued it.
+    pub(crate) fn live_token(&self, token: &str) -> Option<LiveToken> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.tokens
+            .lock()
+            .expect("lock")
+            .get(&digest)
+            .filter(|live| live.expires_at > Instant::now())
+            .cloned()
     }
 
     /// Every token issued so far (the last [`MAX_REMEMBERED`]); for tests that
@@ -188,6 +229,8 @@ impl DevUpstream {
         Router::new()
             .route("/oauth/token", post(token))
             .route("/v1/campaigns", get(ads::list).post(ads::create))
+            .route("/v1/me/campaigns", get(ads::mine))
+            .route("/_dev/acting", get(acting))
             .route("/_dev/stats", get(stats))
             .route("/_dev/echo", get(echo))
             .route("/_dev/fail", post(fail))
@@ -198,7 +241,7 @@ impl DevUpstream {
 
     /// Check that `headers` carry a live bearer token with `scope` (or the
     /// response to send instead).
-    fn authorize(&self, headers: &HeaderMap, scope: &str) -> Result<(), Refusal> {
+    fn authorize(&self, headers: &HeaderMap, scope: &str) -> Result<Acting, Refusal> {
         let reject = |status: StatusCode, error: &'static str| {
             self.stats.rejected_requests.fetch_add(1, Ordering::Relaxed);
             Err(Refusal::Token(status, error))
@@ -210,10 +253,9 @@ impl DevUpstream {
         else {
             return reject(StatusCode::UNAUTHORIZED, "invalid_request");
         };
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let scopes = match self.tokens.lock().expect("lock").get(&digest) {
-            Some(live) if live.expires_at > Instant::now() => live.scopes.clone(),
-            _ => return reject(StatusCode::UNAUTHORIZED, "invalid_token"),
+        let (scopes, user) = match self.live_token(token) {
+            Some(live) => (live.scopes, live.user),
+            None => return reject(StatusCode::UNAUTHORIZED, "invalid_token"),
         };
         if !scopes.iter().any(|s| s == scope || (scope == "campaigns.read" && s == "campaigns.write")) {
             return reject(StatusCode::FORBIDDEN, "insufficient_scope");
@@ -222,7 +264,16 @@ impl DevUpstream {
             return Err(Refusal::Injected(status));
         }
         self.stats.authorized_requests.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        let seen = match &user {
+            Some(u) => json!({ "sub": u.sub, "tenant": u.tenant, "act": u.act }),
+            None => json!({ "client": DEV_CLIENT_ID }),
+        };
+        let mut acting = self.acting.lock().expect("lock");
+        if acting.len() == MAX_ACTING {
+            acting.pop_front();
+        }
+        acting.push_back(seen);
+        Ok(Acting(user))
     }
 
     fn take_failure(&self) -> Option<StatusCode> {
@@ -238,6 +289,12 @@ struct TokenRequest {
     grant_type: String,
     #[serde(default)]
     scope: Option<String>,
+    #[serde(default)]
+    subject_token: Option<String>,
+    #[serde(default)]
+    subject_token_type: Option<String>,
+    #[serde(default)]
+    actor_token: Option<String>,
 }
 
 async fn token(
@@ -251,9 +308,27 @@ async fn token(
     if !client_authenticated(&headers, &upstream.config.client_secret) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
-    if request.grant_type != "client_credentials" {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
-    }
+    let user = match request.grant_type.as_str() {
+        "client_credentials" => None,
+        exchange::GRANT_TYPE => {
+            let (Some(subject), Some(exchange::ACCESS_TOKEN_TYPE)) =
+                (request.subject_token.as_deref(), request.subject_token_type.as_deref())
+            else {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
+            };
+            let Ok(mut user) = exchange::verify_subject(&upstream, subject) else {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            };
+            if let Some(actor) = request.actor_token.as_deref() {
+                match exchange::verify_actor(&upstream, actor) {
+                    Ok(act) => user.act = Some(act),
+                    Err(_) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant"),
+                }
+            }
+            Some(user)
+        }
+        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+    };
     let scopes: Vec<String> =
         request.scope.as_deref().unwrap_or("campaigns.read").split_whitespace().map(str::to_owned).collect();
     if scopes.iter().any(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
@@ -271,7 +346,7 @@ async fn token(
         if tokens.len() >= upstream.config.max_live_tokens {
             return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
         }
-        tokens.insert(digest, LiveToken { scopes: scopes.clone(), expires_at: now + ttl });
+        tokens.insert(digest, LiveToken { scopes: scopes.clone(), expires_at: now + ttl, user });
         let mut issued = upstream.issued.lock().expect("lock");
         if issued.len() >= MAX_REMEMBERED {
             issued.pop_front();
@@ -335,6 +410,10 @@ async fn remember_traceparent(
         seen.push_back(traceparent);
     }
     next.run(request).await
+}
+
+async fn acting(State(upstream): State<Arc<DevUpstream>>) -> axum::Json<Value> {
+    axum::Json(json!(upstream.acting()))
 }
 
 async fn traceparents(State(upstream): State<Arc<DevUpstream>>) -> axum::Json<Value> {

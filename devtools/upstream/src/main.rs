@@ -4,7 +4,11 @@
 //! ```text
 //! fastmcp-dev-upstream [--listen 127.0.0.1:8001] [--secret-file .runtime/dev-upstream.secret]
 //!                      [--tls-listen 127.0.0.1:8004 --tls-ca-file FILE]
+//!                      [--subject-jwks .runtime/dev-jwks.json]
 //! ```
+//!
+//! Token exchange verifies subject tokens with the JWKS file
+//! `--subject-jwks` names (the host's development keys by default).
 //!
 //! The client secret is read from the file, or generated into it (owner-only)
 //! on first use; the host's providers file names the same file. With
@@ -24,6 +28,7 @@ async fn main() -> std::io::Result<()> {
     let mut secret_file = PathBuf::from(".runtime/dev-upstream.secret");
     let mut tls_listen: Option<SocketAddr> = None;
     let mut tls_ca_file = None;
+    let mut subject_jwks = PathBuf::from(".runtime/dev-jwks.json");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().unwrap_or_default();
@@ -33,11 +38,13 @@ async fn main() -> std::io::Result<()> {
             "--secret-file" => secret_file = PathBuf::from(value),
             "--tls-listen" => tls_listen = Some(address(&value)?),
             "--tls-ca-file" => tls_ca_file = Some(PathBuf::from(value)),
+            "--subject-jwks" => subject_jwks = PathBuf::from(value),
             other => return Err(invalid(&format!("unknown argument {other}"))),
         }
     }
     let secret = load_or_create_secret(&secret_file)?;
     let upstream = DevUpstream::new(DevUpstreamConfig::new(secret));
+    upstream.subject_keys.trust(subject_jwks);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let stop = || async {
         let _ = tokio::signal::ctrl_c().await;

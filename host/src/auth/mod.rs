@@ -322,6 +322,15 @@ impl Authenticator {
     }
 }
 
+/// The bearer token of an `Authorization` header, kept as a secret: what a
+/// delegated credential is exchanged from (after the request was
+/// authenticated with the same header).
+pub fn presented_token(headers: &http::HeaderMap) -> Option<crate::broker::providers::Secret> {
+    bearer_token(headers.get(http::header::AUTHORIZATION))
+        .ok()
+        .map(|token| crate::broker::providers::Secret::new(token.to_owned()))
+}
+
 fn bearer_token(authorization: Option<&HeaderValue>) -> Result<&str, AuthError> {
     let value = authorization.ok_or(AuthError::Missing)?.to_str().map_err(|_| AuthError::NotBearer)?;
     let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;

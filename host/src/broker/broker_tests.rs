@@ -81,7 +81,7 @@ async fn concurrent_callers_share_one_fetch() {
     let grant = grant("ads-api", &["campaigns.read"]);
     let calls = (0..32).map(|_| {
         let (broker, grant) = (broker.clone(), grant.clone());
-        tokio::spawn(async move { broker.credential(&grant).await.unwrap().fingerprint })
+        tokio::spawn(async move { broker.credential(&grant, None).await.unwrap().fingerprint })
     });
     let mut fingerprints = Vec::new();
     for call in calls {
@@ -100,13 +100,13 @@ async fn a_failing_provider_is_not_hammered() {
     let broker = broker(vec![("ads-api", oauth(addr, "wrong-secret"))], &clock);
     let grant = grant("ads-api", &["campaigns.read"]);
     for _ in 0..5 {
-        let error = broker.credential(&grant).await.err().unwrap();
+        let error = broker.credential(&grant, None).await.err().unwrap();
         assert!(matches!(&error, BrokerError::Unavailable(m) if m.contains("401")), "{error}");
         assert!(!error.to_string().contains("wrong-secret"));
     }
     assert_eq!(upstream.stats.token_requests.load(Ordering::Relaxed), 1, "one fetch per back-off window");
     clock.advance(Duration::from_secs(2));
-    broker.credential(&grant).await.err().unwrap();
+    broker.credential(&grant, None).await.err().unwrap();
     assert_eq!(upstream.stats.token_requests.load(Ordering::Relaxed), 2);
 }
 
@@ -124,7 +124,7 @@ async fn grants_bound_every_answer() {
     // A static key is injected, never handed to a plugin.
     let handed = broker.token_for_plugin(&grants, "maps", &scopes(&["read"])).await.err().unwrap();
     assert!(matches!(&handed, BrokerError::NotGranted(m) if m.contains("static key")), "{handed}");
-    let injected = broker.credential(&grants[0]).await.unwrap();
+    let injected = broker.credential(&grants[0], None).await.unwrap();
     assert_eq!(injected.value, key);
     assert_eq!(injected.fingerprint, fingerprint(&key));
     assert!(injected.fingerprint.starts_with("sha256:") && injected.fingerprint.len() == 19);

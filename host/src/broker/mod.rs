@@ -2,7 +2,9 @@
 //!
 //! - [`providers`]: what the operator configures (secrets from files or the
 //!   environment);
-//! - [`oauth`]: the client-credentials fetch;
+//! - [`oauth`]: token requests (client credentials, token exchange);
+//! - [`delegated`]: credentials that name the caller (RFC 8693), cached
+//!   per caller token;
 //! - this module: [`Grant`]s (what a manifest allows a plugin), and the
 //!   [`Broker`], which answers only within a grant and caches access tokens
 //!   until shortly before they expire. Refreshes are single-flight: N calls
@@ -13,8 +15,11 @@
 //! Nothing here logs a token or a secret; what may be recorded about a
 //! credential is its [`fingerprint`].
 
+pub mod delegated;
 pub mod oauth;
 pub mod providers;
+
+pub use delegated::OnBehalf;
 
 use crate::clock::Clock;
 use crate::origin::Host;
@@ -102,6 +107,7 @@ pub struct Broker {
     config: BrokerConfig,
     clock: Clock,
     cache: Mutex<TokenSlots>,
+    exchanged: delegated::ExchangeCache,
     fetches: prometheus_client::metrics::counter::Counter,
 }
 
@@ -114,6 +120,7 @@ impl Broker {
             config,
             clock,
             cache: Mutex::new(HashMap::new()),
+            exchanged: Default::default(),
             fetches: Default::default(),
         }
     }
@@ -178,13 +185,27 @@ impl Broker {
                 scopes.dedup();
                 self.oauth_token(provider, scopes).await
             }
+            Some(Credential::TokenExchange { .. }) => Err(BrokerError::NotGranted(format!(
+                "provider `{provider}` carries the caller's identity: the host injects it into requests, it is never handed out"
+            ))),
             None => Err(BrokerError::Unavailable(format!("provider `{provider}` is not configured"))),
         }
     }
 
-    /// The credential a grant injects: the static key, or a token with all
-    /// of the grant's scopes.
-    pub async fn credential(&self, grant: &Grant) -> Result<Issued, BrokerError> {
+    /// `user` when `provider` makes the upstream see the caller, `service`
+    /// otherwise (and for an unknown provider).
+    pub fn kind_of(&self, provider: &str) -> &'static str {
+        self.providers.get(provider).map_or("service", |p| p.credential.kind())
+    }
+
+    /// The credential a grant injects: the static key, a token with all of
+    /// the grant's scopes, or — for a token-exchange provider — a token
+    /// exchanged from the caller's (`on_behalf`).
+    pub async fn credential(
+        &self,
+        grant: &Grant,
+        on_behalf: Option<&OnBehalf>,
+    ) -> Result<Issued, BrokerError> {
         match self.providers.get(&grant.provider).map(|p| &p.credential) {
             Some(Credential::Static { secret }) => {
                 Ok(Issued { value: secret.clone(), expires_in: None, fingerprint: fingerprint(secret) })
@@ -192,8 +213,97 @@ impl Broker {
             Some(Credential::OAuth2ClientCredentials { .. }) => {
                 self.oauth_token(&grant.provider, grant.scopes.clone()).await
             }
+            Some(Credential::TokenExchange { .. }) => self.exchanged_token(grant, on_behalf).await,
             None => Err(BrokerError::Unavailable(format!("provider `{}` is not configured", grant.provider))),
         }
+    }
+
+    /// Who the upstream sees with `provider`'s credential: the caller's
+    /// `sub` (delegated) or the client id / `static key` (the operator's).
+    pub fn identity(&self, provider: &str, on_behalf: Option<&OnBehalf>) -> String {
+        match self.providers.get(provider).map(|p| &p.credential) {
+            Some(Credential::TokenExchange { .. }) => on_behalf.map_or_else(|| "-".into(), |o| o.sub.clone()),
+            Some(Credential::OAuth2ClientCredentials { client_id, .. }) => client_id.clone(),
+            Some(Credential::Static { .. }) | None => "static key".into(),
+        }
+    }
+
+    async fn exchanged_token(
+        &self,
+        grant: &Grant,
+        on_behalf: Option<&OnBehalf>,
+    ) -> Result<Issued, BrokerError> {
+        let name = &grant.provider;
+        let Some(Credential::TokenExchange {
+            token_url,
+            client_id,
+            client_secret,
+            audience,
+            resource,
+            scopes,
+            delegation,
+            refresh_before,
+        }) = self.providers.get(name).map(|p| &p.credential)
+        else {
+            return Err(BrokerError::Unavailable(format!(
+                "provider `{name}` is not a token-exchange provider"
+            )));
+        };
+        let Some(subject) = on_behalf.and_then(|o| o.token.as_ref()) else {
+            return Err(BrokerError::Unavailable(format!(
+                "provider `{name}` acts as the caller, and this call carries no token of the caller's"
+            )));
+        };
+        let mut wanted: Vec<String> = scopes.iter().chain(&grant.scopes).cloned().collect();
+        wanted.sort();
+        wanted.dedup();
+        let actor = match delegation {
+            true => {
+                Some(self.oauth_token_of(name, token_url, client_id, client_secret, *refresh_before).await?)
+            }
+            false => None,
+        };
+        let exchange = || async {
+            self.fetches.inc();
+            let request = oauth::Exchange {
+                subject,
+                actor: actor.as_ref().map(|a| &a.value),
+                audience: audience.as_deref(),
+                resource: resource.as_deref(),
+                scopes: &wanted,
+            };
+            oauth::exchange(&self.client, token_url, client_id, client_secret, &request).await
+        };
+        self.exchanged.get(&self.clock, name, &wanted, subject, *refresh_before, exchange).await
+    }
+
+    /// The host's own client-credentials token at a token-exchange
+    /// provider's endpoint (its actor token), cached like any other.
+    async fn oauth_token_of(
+        &self,
+        name: &str,
+        token_url: &reqwest::Url,
+        client_id: &str,
+        client_secret: &providers::Secret,
+        refresh_before: Duration,
+    ) -> Result<Issued, BrokerError> {
+        let key = format!("{name}#actor");
+        let slot = self.slot(&key, &[]);
+        let mut slot = slot.lock().await;
+        let now = self.clock.now_unix_ms();
+        if let Some((token, until)) = &slot.token
+            && *until > now
+        {
+            return Ok(issued(token, millis(*until - now)));
+        }
+        self.fetches.inc();
+        let token =
+            oauth::fetch(&self.client, token_url, client_id, client_secret, &[]).await.map_err(|reason| {
+                BrokerError::Unavailable(format!("provider `{name}` (actor token): {reason}"))
+            })?;
+        let usable_for = token.expires_in - refresh_before.min(token.expires_in / 2);
+        slot.token = Some((token.value.clone(), now + usable_for.as_millis() as i64));
+        Ok(issued(&token.value, usable_for))
     }
 
     async fn oauth_token(&self, name: &str, scopes: Vec<String>) -> Result<Issued, BrokerError> {

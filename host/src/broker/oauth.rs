@@ -1,6 +1,7 @@
-//! The OAuth 2.0 client-credentials grant (RFC 6749 §4.4) against a
-//! provider's token endpoint: HTTP Basic client authentication, a form body,
-//! a bounded JSON answer, no redirects, no proxies from the environment.
+//! Token requests to a provider's token endpoint: the OAuth 2.0
+//! client-credentials grant (RFC 6749 §4.4) and token exchange (RFC 8693) —
+//! HTTP Basic client authentication, a form body, a bounded JSON answer, no
+//! redirects, no proxies from the environment.
 
 use super::providers::Secret;
 use serde::Deserialize;
@@ -56,16 +57,74 @@ pub async fn fetch(
     client_secret: &Secret,
     scopes: &[String],
 ) -> Result<AccessToken, String> {
-    let host = token_url.host_str().unwrap_or("-");
     let mut form = vec![("grant_type", "client_credentials".to_owned())];
     if !scopes.is_empty() {
         form.push(("scope", scopes.join(" ")));
     }
+    request(client, token_url, client_id, client_secret, &form).await
+}
+
+/// RFC 8693's token type of an access token.
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// What a token exchange asks for.
+pub struct Exchange<'a> {
+    /// The caller's verified inbound token.
+    pub subject: &'a Secret,
+    /// The host's own token, for delegation (the upstream token's `act`).
+    pub actor: Option<&'a Secret>,
+    /// `audience`, when the provider names one.
+    pub audience: Option<&'a str>,
+    /// `resource` (RFC 8707), when the provider names one.
+    pub resource: Option<&'a str>,
+    /// Scopes asked for.
+    pub scopes: &'a [String],
+}
+
+/// Exchange the caller's token for an upstream one (RFC 8693). Errors are
+/// as [`fetch`]'s: never a token, a secret or the response body.
+pub async fn exchange(
+    client: &reqwest::Client,
+    token_url: &reqwest::Url,
+    client_id: &str,
+    client_secret: &Secret,
+    exchange: &Exchange<'_>,
+) -> Result<AccessToken, String> {
+    let mut form = vec![
+        ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange".to_owned()),
+        ("subject_token", exchange.subject.expose().to_owned()),
+        ("subject_token_type", ACCESS_TOKEN_TYPE.to_owned()),
+        ("requested_token_type", ACCESS_TOKEN_TYPE.to_owned()),
+    ];
+    if let Some(actor) = exchange.actor {
+        form.push(("actor_token", actor.expose().to_owned()));
+        form.push(("actor_token_type", ACCESS_TOKEN_TYPE.to_owned()));
+    }
+    if let Some(audience) = exchange.audience {
+        form.push(("audience", audience.to_owned()));
+    }
+    if let Some(resource) = exchange.resource {
+        form.push(("resource", resource.to_owned()));
+    }
+    if !exchange.scopes.is_empty() {
+        form.push(("scope", exchange.scopes.join(" ")));
+    }
+    request(client, token_url, client_id, client_secret, &form).await
+}
+
+async fn request(
+    client: &reqwest::Client,
+    token_url: &reqwest::Url,
+    client_id: &str,
+    client_secret: &Secret,
+    form: &[(&str, String)],
+) -> Result<AccessToken, String> {
+    let host = token_url.host_str().unwrap_or("-");
     let response = client
         .post(token_url.clone())
         .basic_auth(client_id, Some(client_secret.expose()))
         .header(reqwest::header::ACCEPT, "application/json")
-        .form(&form)
+        .form(form)
         .send()
         .await
         .map_err(|e| format!("token endpoint at {host} unreachable: {}", describe(e)))?;
@@ -81,7 +140,11 @@ pub async fn fetch(
     {
         return Err(format!("token endpoint at {host} sent an unusable access token"));
     }
-    if parsed.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
+    if parsed
+        .token_type
+        .as_deref()
+        .is_some_and(|t| !t.eq_ignore_ascii_case("bearer") && !t.eq_ignore_ascii_case("n_a"))
+    {
         return Err(format!("token endpoint at {host} sent a token that is not a bearer token"));
     }
     Ok(AccessToken {

@@ -12,6 +12,16 @@
 //!     client_secret: { file: /run/secrets/ads-client-secret }
 //!     plugins: [ads]                          # who may be granted it
 //!     origins: ["https://ads.example.com"]    # where it may be injected
+//!   crm-api:                                # the caller's own identity upstream
+//!     kind: token_exchange                  # RFC 8693
+//!     token_url: https://idp.example.com/oauth2/token
+//!     client_id: fastmcp
+//!     client_secret: { env: CRM_EXCHANGE_SECRET }
+//!     audience: https://crm.example.com       # and/or resource (RFC 8707)
+//!     scopes: [crm.read]
+//!     delegation: true                      # send the host's own token as actor_token
+//!     plugins: [crm]
+//!     origins: ["https://crm.example.com"]
 //!   maps:
 //!     kind: static
 //!     secret: { env: MAPS_API_KEY }
@@ -110,6 +120,39 @@ pub enum Credential {
         /// Refresh a cached token this long before it expires.
         refresh_before: Duration,
     },
+    /// OAuth 2.0 token exchange (RFC 8693): the caller's verified inbound
+    /// token is exchanged for an upstream token that names the caller.
+    /// Cached per caller token; only ever injected, never handed out.
+    TokenExchange {
+        /// The token endpoint.
+        token_url: reqwest::Url,
+        /// The client id.
+        client_id: String,
+        /// The client secret.
+        client_secret: Secret,
+        /// `audience` of the exchange.
+        audience: Option<String>,
+        /// `resource` of the exchange (RFC 8707).
+        resource: Option<String>,
+        /// Scopes asked for (the grant's scopes are added).
+        scopes: Vec<String>,
+        /// Send the host's own client-credentials token as `actor_token`.
+        delegation: bool,
+        /// Refresh a cached token this long before it expires.
+        refresh_before: Duration,
+    },
+}
+
+impl Credential {
+    /// `user` when the upstream sees the caller (token exchange), else
+    /// `service` (the operator's identity) — what policies read as
+    /// `credential.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::TokenExchange { .. } => "user",
+            Credential::Static { .. } | Credential::OAuth2ClientCredentials { .. } => "service",
+        }
+    }
 }
 
 /// Why the providers file is unusable.
@@ -147,6 +190,26 @@ enum ProviderSpec {
         token_url: String,
         client_id: String,
         client_secret: SecretSource,
+        #[serde(default)]
+        refresh_before_s: Option<u64>,
+        plugins: Vec<String>,
+        #[serde(default)]
+        origins: Vec<String>,
+        #[serde(default)]
+        allow_http: bool,
+    },
+    TokenExchange {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretSource,
+        #[serde(default)]
+        audience: Option<String>,
+        #[serde(default)]
+        resource: Option<String>,
+        #[serde(default)]
+        scopes: Vec<String>,
+        #[serde(default)]
+        delegation: bool,
         #[serde(default)]
         refresh_before_s: Option<u64>,
         plugins: Vec<String>,
@@ -205,12 +268,8 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
                 origins,
                 allow_http,
             } => {
-                let token_url = reqwest::Url::parse(&token_url)
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                    .ok_or_else(|| {
-                        err(&field("token_url"), format!("`{token_url}` is not an http(s) URL"))
-                    })?;
+                let token_url =
+                    token_endpoint(&token_url).map_err(|reason| err(&field("token_url"), reason))?;
                 if client_id.is_empty() {
                     return Err(err(&field("client_id"), "must not be empty".into()));
                 }
@@ -219,6 +278,37 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
                     client_id,
                     client_secret: read_secret(base, &client_secret)
                         .map_err(|reason| err(&field("client_secret"), reason))?,
+                    refresh_before: refresh_before_s.map_or(DEFAULT_REFRESH_BEFORE, Duration::from_secs),
+                };
+                (credential, plugins, origins, allow_http)
+            }
+            ProviderSpec::TokenExchange {
+                token_url,
+                client_id,
+                client_secret,
+                audience,
+                resource,
+                scopes,
+                delegation,
+                refresh_before_s,
+                plugins,
+                origins,
+                allow_http,
+            } => {
+                let token_url =
+                    token_endpoint(&token_url).map_err(|reason| err(&field("token_url"), reason))?;
+                if client_id.is_empty() {
+                    return Err(err(&field("client_id"), "must not be empty".into()));
+                }
+                let credential = Credential::TokenExchange {
+                    token_url,
+                    client_id,
+                    client_secret: read_secret(base, &client_secret)
+                        .map_err(|reason| err(&field("client_secret"), reason))?,
+                    audience,
+                    resource,
+                    scopes,
+                    delegation,
                     refresh_before: refresh_before_s.map_or(DEFAULT_REFRESH_BEFORE, Duration::from_secs),
                 };
                 (credential, plugins, origins, allow_http)
@@ -249,6 +339,14 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
         providers.insert(name, provider);
     }
     Ok(providers)
+}
+
+/// A token endpoint: an http(s) URL with a host.
+fn token_endpoint(text: &str) -> Result<reqwest::Url, String> {
+    reqwest::Url::parse(text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| format!("`{text}` is not an http(s) URL"))
 }
 
 fn read_secret(base: &Path, source: &SecretSource) -> Result<Secret, String> {
@@ -323,6 +421,33 @@ mod tests {
         assert_eq!(client_secret.expose(), "s3cr3t-value");
         let printed = format!("{providers:?} {client_secret}");
         assert!(!printed.contains("s3cr3t"), "{printed}");
+    }
+
+    #[test]
+    fn token_exchange_providers_act_as_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "s3cr3t");
+        let file = write(
+            dir.path(),
+            "providers.yml",
+            "providers:\n  crm:\n    kind: token_exchange\n    token_url: https://idp.example.com/token\n    client_id: fastmcp\n    client_secret: { file: secret }\n    audience: https://crm.example.com\n    scopes: [crm.read]\n    delegation: true\n    plugins: [crm]\n    origins: [\"https://crm.example.com\"]\n",
+        );
+        let providers = load(&file).unwrap();
+        let Credential::TokenExchange { audience, scopes, delegation, .. } = &providers["crm"].credential
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (audience.as_deref(), scopes.as_slice(), *delegation),
+            (Some("https://crm.example.com"), &["crm.read".to_owned()][..], true)
+        );
+        assert_eq!(providers["crm"].credential.kind(), "user");
+        let bad = write(
+            dir.path(),
+            "bad.yml",
+            "providers:\n  crm:\n    kind: token_exchange\n    token_url: nope\n    client_id: c\n    client_secret: { file: secret }\n    plugins: [crm]\n",
+        );
+        assert_eq!(load(&bad).unwrap_err().field, "providers.crm.token_url");
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub struct ToolDef {
     pub confirmation: Option<Confirmation>,
     /// Whether audit records keep the arguments (not only their digest).
     pub record_args: bool,
+    /// The provider this tool's requests carry (`credential:`).
+    pub credential: Option<String>,
     /// Quota per (tenant, subject); `None` means unlimited (unless a policy
     /// override applies).
     pub rate_limit: Option<Limit>,
@@ -196,6 +198,14 @@ impl Manifest {
             if !names.insert(tool.name.clone()) {
                 return Err(err(&format!("tools[{i}].name"), format!("duplicate tool `{}`", tool.name)));
             }
+            if let Some(provider) = &tool.credential
+                && !grants.iter().any(|g| &g.provider == provider)
+            {
+                return Err(err(
+                    &format!("tools[{i}].credential"),
+                    format!("`{provider}` is not one of the plugin's `credentials`"),
+                ));
+            }
             tools.push(tool_def(&spec.plugin, i, tool).map_err(|(f, r)| err(&f, r))?);
         }
         Ok(Self {
@@ -272,6 +282,7 @@ fn tool_def(plugin: &str, index: usize, spec: ToolSpec) -> Result<ToolDef, (Stri
         scopes: spec.scopes,
         confirmation,
         record_args: spec.audit.record_args,
+        credential: spec.credential,
         rate_limit,
         total_rate_limit,
     })

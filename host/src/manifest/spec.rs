@@ -105,6 +105,10 @@ pub struct ToolSpec {
     /// What the audit trail keeps about calls.
     #[serde(default)]
     pub audit: AuditSpec,
+    /// The granted provider whose credential this tool's requests carry
+    /// (one of the plugin's `credentials`); a provider that acts as the
+    /// caller is used only by tools that name it.
+    pub credential: Option<String>,
 }
 
 /// `audit:` of a tool.

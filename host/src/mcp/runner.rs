@@ -30,6 +30,8 @@ pub(super) struct Caller {
     pub trace: crate::telemetry::CallTrace,
     /// The legacy session's id, if any (for the span).
     pub session: Option<String>,
+    /// The bearer token it authenticated with (for delegated credentials).
+    pub bearer: Option<crate::broker::providers::Secret>,
 }
 
 /// The caller of an MCP request. [`super::access`] refuses every request
@@ -55,7 +57,8 @@ pub(super) fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, Mcp
         .and_then(|p| p.headers.get(super::access::SESSION_HEADER))
         .and_then(|v| v.to_str().ok())
         .map(|v| crate::text::clip(v, 128).into_owned());
-    Ok(Caller { principal, correlation_id, peer, logged, trace, session })
+    let bearer = parts.and_then(|p| crate::auth::presented_token(&p.headers));
+    Ok(Caller { principal, correlation_id, peer, logged, trace, session, bearer })
 }
 
 /// Runs the pipeline for one MCP call.
@@ -82,6 +85,7 @@ impl Runner<'_> {
             correlation_id: self.caller.correlation_id.clone(),
             trace: self.trace.clone(),
             approved: None,
+            bearer: self.caller.bearer.clone(),
             transport: Transport::Mcp,
             endpoint,
             caller: Ok(self.caller.principal.clone()),

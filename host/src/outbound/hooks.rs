@@ -99,11 +99,19 @@ impl OutboundHooks {
         }
         // Inject only where the manifest asks *and* the operator bound the
         // provider to this exact origin (scheme, host and port).
-        let grant = network
+        // Where several grants could, the tool's named provider wins; a
+        // provider that acts as the caller is used only by tools naming it.
+        let broker = &self.egress.broker;
+        let named = self.egress.credential.as_deref();
+        let mut candidates = network
             .grants
             .iter()
-            .find(|g| injects_into(g, &origin) && self.egress.broker.may_inject(&g.provider, &origin))
-            .cloned();
+            .filter(|g| injects_into(g, &origin) && broker.may_inject(&g.provider, &origin));
+        let grant = match named {
+            Some(name) => candidates.find(|g| g.provider == name),
+            None => candidates.find(|g| broker.kind_of(&g.provider) != "user"),
+        }
+        .cloned();
         Ok((origin, grant))
     }
 }
@@ -247,11 +255,13 @@ async fn inject(
     request: &mut http::Request<WasiBody>,
 ) -> Result<(), Error> {
     let inject = grant.inject.as_ref().expect("only grants with an injection are passed");
-    let credential = match egress.broker.credential(grant).await {
+    let on_behalf = egress.on_behalf.as_deref();
+    let credential = match egress.broker.credential(grant, on_behalf).await {
         Ok(credential) => credential,
         Err(e) => {
             let reason = format!("no credential for provider `{}`: {e}", grant.provider);
             egress.log.push(EgressEvent::Denied { target: origin.to_string(), reason: reason.clone() });
+            egress.log.credential_unavailable(&grant.provider);
             return Err(Error::InternalError(Some(reason)));
         }
     };
@@ -270,6 +280,7 @@ async fn inject(
         scopes: grant.scopes.clone(),
         origin: origin.to_string(),
         fingerprint: credential.fingerprint,
+        identity: egress.broker.identity(&grant.provider, on_behalf),
     });
     Ok(())
 }

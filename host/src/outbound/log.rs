@@ -51,6 +51,9 @@ pub enum EgressEvent {
         origin: String,
         /// The credential's fingerprint.
         fingerprint: String,
+        /// Who the upstream sees: the caller's `sub` (delegated), the
+        /// client id, or `static key`.
+        identity: String,
     },
     /// An outbound request was sent (status, or the transport error).
     Request {
@@ -98,11 +101,12 @@ impl EgressEvent {
                 clip_scopes(scopes);
                 clip(reason);
             }
-            EgressEvent::Inject { provider, scopes, origin, fingerprint } => {
+            EgressEvent::Inject { provider, scopes, origin, fingerprint, identity } => {
                 clip(provider);
                 clip_scopes(scopes);
                 clip(origin);
                 clip(fingerprint);
+                clip(identity);
             }
             EgressEvent::Request { method, origin, error, .. } => {
                 clip(method);
@@ -123,6 +127,8 @@ struct Entries {
     events: Vec<EgressEvent>,
     bytes: usize,
     dropped: usize,
+    /// The first provider whose credential could not be had.
+    unavailable: Option<String>,
 }
 
 /// A call's egress events; clones share one list.
@@ -141,6 +147,19 @@ impl EgressLog {
         } else {
             entries.dropped += 1;
         }
+    }
+
+    /// Note that `provider`'s credential could not be had for a request
+    /// (the call then answers `credential_unavailable` unless the tool
+    /// completed anyway).
+    pub fn credential_unavailable(&self, provider: &str) {
+        let mut entries = self.0.lock().expect("the egress log lock is never poisoned");
+        entries.unavailable.get_or_insert_with(|| crate::text::clip(provider, MAX_FIELD).into_owned());
+    }
+
+    /// The first provider whose credential could not be had, if any.
+    pub fn unavailable_credential(&self) -> Option<String> {
+        self.0.lock().expect("the egress log lock is never poisoned").unavailable.clone()
     }
 
     /// The audit form: `None` when the call did nothing on the network.

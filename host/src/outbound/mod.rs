@@ -71,4 +71,10 @@ pub struct Egress {
     pub client: Arc<client::OutboundClient>,
     /// The trace context every request carries (and the parent of its span).
     pub trace: crate::telemetry::OutboundTrace,
+    /// Who the call acts for (what delegated credentials carry upstream).
+    pub on_behalf: Option<Arc<crate::broker::OnBehalf>>,
+    /// The provider the tool names (`credential:` in its manifest): the only
+    /// one whose credential is injected where several could be. Delegated
+    /// providers are injected only for tools that name them.
+    pub credential: Option<String>,
 }

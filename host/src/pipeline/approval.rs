@@ -135,5 +135,6 @@ fn approved_request(call: &PendingCall, approvers: &[crate::approvals::ledger::W
         cancel: None,
         trace: crate::telemetry::CallTrace::approved(&call.tool, &call.id),
         approved: Some(json!({ "call_id": call.id, "rule": call.requirement.rule, "approvers": approvers })),
+        bearer: None,
     }
 }

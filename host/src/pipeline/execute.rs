@@ -58,6 +58,12 @@ async fn run(
     let plugin = &tool.plugin;
     let mut grants = state.call_grants(plugin, call.broker.clone(), record.egress.clone());
     grants.egress.trace = record.trace.outbound(span);
+    grants.egress.credential = tool.def.credential.clone();
+    grants.egress.on_behalf = Some(std::sync::Arc::new(crate::broker::OnBehalf {
+        sub: call.principal.sub.clone(),
+        tenant: call.principal.tenant.clone(),
+        token: record.bearer.clone(),
+    }));
     let running = state.runtime().call(
         &plugin.component,
         plugin.limits,
@@ -81,7 +87,12 @@ async fn run(
         span,
         output.as_ref().map_or_else(sandbox_outcome, |_| "completed"),
     );
-    let output = output.map_err(|e| call_error(&record.correlation_id, &tool.def.id, e))?;
+    let output = output.map_err(|e| match record.egress.unavailable_credential() {
+        // The tool failed after a credential it needed could not be had:
+        // that is the failure the caller can act on.
+        Some(provider) if !matches!(e, CallError::Overloaded) => ApiError::CredentialUnavailable(provider),
+        _ => call_error(&record.correlation_id, &tool.def.id, e),
+    })?;
     state.metrics().record_instantiate(output.instantiate);
     // A result must be what the manifest promises callers (and MCP clients,
     // which check `structuredContent` against `outputSchema`).

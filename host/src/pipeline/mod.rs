@@ -161,6 +161,9 @@ pub struct CallRequest {
     /// For an approved run: the approval it carries out (call id and
     /// approvers), recorded with it.
     pub approved: Option<Value>,
+    /// The bearer token the caller authenticated with: what a delegated
+    /// credential is exchanged from. Never logged or recorded.
+    pub bearer: Option<crate::broker::providers::Secret>,
 }
 
 /// Run a call through every step, record it durably, and return what the
@@ -177,9 +180,11 @@ pub async fn call(state: &AppState, request: CallRequest) -> CallOutcome {
         cancel,
         trace,
         approved,
+        bearer,
     } = request;
     let mut record = CallRecord::new(&correlation_id, transport, endpoint, &tool, peer, trace);
     record.approved = approved;
+    record.bearer = bearer;
     let result = run(state, &mut record, caller, args, cancel.as_ref()).await;
     let rate_limit = record.rate;
     let result = record.commit(state, result).await;

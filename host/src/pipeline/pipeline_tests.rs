@@ -47,6 +47,7 @@ fn request(tool: &str, caller: Result<Arc<Principal>, ApiError>, asked: &Arc<Ato
         cancel: None,
         trace: Default::default(),
         approved: None,
+        bearer: None,
     }
 }
 

@@ -50,6 +50,8 @@ pub struct CallRecord {
     pub(super) trace: crate::telemetry::CallTrace,
     /// For an approved run: the approval it carries out.
     pub(super) approved: Option<Value>,
+    /// The caller's bearer token, for delegated credentials (never recorded).
+    pub(super) bearer: Option<crate::broker::providers::Secret>,
     started: Instant,
 }
 
@@ -77,6 +79,7 @@ impl CallRecord {
             rate: None,
             trace,
             approved: None,
+            bearer: None,
             started: Instant::now(),
         }
     }

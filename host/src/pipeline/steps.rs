@@ -171,7 +171,13 @@ pub(super) fn evaluate_rules(state: &AppState, validated: Validated) -> Result<C
         args_sha256,
     } = validated;
     let now = state.clock().now_unix_ms();
-    match policy.policy.evaluate(&principal, &tool.def, &args, now) {
+    // Whether the tool's requests act as the caller (`credential.kind`).
+    let credential_kind = match (&tool.def.credential, tool.plugin.network.grants.is_empty()) {
+        (Some(provider), _) => broker.kind_of(provider),
+        (None, false) => "service",
+        (None, true) => "none",
+    };
+    match policy.policy.decide(&principal, &tool.def, &args, now, credential_kind) {
         Decision::Deny { rule, reason } => Err(ApiError::PolicyDenied { rule, reason }),
         Decision::Permit { confirm, approval } => Ok(Checked {
             principal,

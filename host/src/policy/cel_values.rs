@@ -1,4 +1,5 @@
-//! The variables a CEL rule sees: `principal`, `tool`, `args`, `request`.
+//! The variables a CEL rule sees: `principal`, `tool`, `args`, `request`,
+//! `credential`.
 
 use crate::manifest::ToolDef;
 use crate::principal::Principal;
@@ -14,8 +15,10 @@ pub fn context<'a>(
     tool: &ToolDef,
     args: &Value,
     now_unix_ms: i64,
+    credential_kind: &str,
 ) -> Context<'a, 'a> {
     let mut context = Context::with_env(env.clone());
+    context.add_variable_from_value("credential", map([("kind", credential_kind.into())]));
     context.add_variable_from_value(
         "principal",
         map([

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Variables a rule may read.
-const RULE_VARIABLES: [&str; 4] = ["principal", "tool", "args", "request"];
+const RULE_VARIABLES: [&str; 5] = ["principal", "tool", "args", "request", "credential"];
 
 /// A policy file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -224,13 +224,28 @@ impl PolicySet {
         })
     }
 
-    /// Decide one call. `now_unix_ms` feeds `request.time`.
+    /// Decide one call whose requests carry no credential
+    /// (`credential.kind` is `none`). `now_unix_ms` feeds `request.time`.
+    #[cfg(test)]
     pub fn evaluate(
         &self,
         principal: &Principal,
         tool: &ToolDef,
         args: &Value,
         now_unix_ms: i64,
+    ) -> Decision {
+        self.decide(principal, tool, args, now_unix_ms, "none")
+    }
+
+    /// Decide one call. `now_unix_ms` feeds `request.time`;
+    /// `credential_kind` (`user`, `service` or `none`) `credential.kind`.
+    pub fn decide(
+        &self,
+        principal: &Principal,
+        tool: &ToolDef,
+        args: &Value,
+        now_unix_ms: i64,
+        credential_kind: &str,
     ) -> Decision {
         if !self.grants(principal, &tool.id) {
             return Decision::Deny {
@@ -245,7 +260,7 @@ impl PolicySet {
         if matching.is_empty() && approving.is_empty() {
             return Decision::Permit { confirm: None, approval: None };
         }
-        let context = cel_values::context(&self.env, principal, tool, args, now_unix_ms);
+        let context = cel_values::context(&self.env, principal, tool, args, now_unix_ms, credential_kind);
         let approval = approving.iter().find_map(|rule| rule.applies(&context)).cloned();
         let mut confirm = None;
         let mut waived = false;

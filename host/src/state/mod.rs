@@ -316,6 +316,8 @@ impl AppState {
                 log,
                 client: self.inner.outbound.clone(),
                 trace: Default::default(),
+                on_behalf: None,
+                credential: None,
             },
         }
     }

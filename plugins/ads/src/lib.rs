@@ -2,6 +2,8 @@
 //!
 //! - `ads:createCampaign` (destructive) — `POST {api_url}/v1/campaigns`;
 //! - `ads:listCampaigns` (read-only) — `GET {api_url}/v1/campaigns?limit=N`.
+//! - `ads:myCampaigns` (read-only) — `GET {api_url}/v1/me/campaigns`, as the
+//!   caller (a delegated credential: token exchange).
 //!
 //! `api_url` comes from the manifest's `config:`. The plugin holds no
 //! credential: the host injects the `ads-api` bearer token into requests to
@@ -24,7 +26,7 @@ struct Ads;
 impl Guest for Ads {
     /// The tools this component implements (the host checks them against the manifest).
     fn declare() -> Vec<ToolDeclaration> {
-        ["createCampaign", "listCampaigns"]
+        ["createCampaign", "listCampaigns", "myCampaigns"]
             .into_iter()
             .map(|name| ToolDeclaration { name: name.into(), input_schema: None })
             .collect()
@@ -36,6 +38,7 @@ impl Guest for Ads {
         match tool.as_str() {
             "createCampaign" => create_campaign(&ctx, &args),
             "listCampaigns" => list_campaigns(&ctx, &args),
+            "myCampaigns" => my_campaigns(&ctx),
             other => Err(ToolError::Internal(format!("unknown tool `{other}`"))),
         }
     }
@@ -59,6 +62,14 @@ fn list_campaigns(ctx: &CallContext, args: &Value) -> Result<String, ToolError> 
     let listed = call(ctx, "GET", &format!("/v1/campaigns?limit={limit}"), None)?;
     let campaigns = listed.get("campaigns").cloned().unwrap_or_else(|| json!([]));
     Ok(json!({ "campaigns": campaigns, "limit": limit }).to_string())
+}
+
+/// The caller's own campaigns: the host injects a token exchanged from the
+/// caller's (the `ads-user` provider), so the API sees the caller.
+fn my_campaigns(ctx: &CallContext) -> Result<String, ToolError> {
+    let mine = call(ctx, "GET", "/v1/me/campaigns", None)?;
+    Ok(json!({ "user": mine["user"], "campaigns": mine.get("campaigns").cloned().unwrap_or_else(|| json!([])) })
+        .to_string())
 }
 
 /// One Ads API call; the JSON answer, or the tool error it amounts to.
