@@ -94,7 +94,7 @@ async fn health_reports_registry_and_runtime() {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["registry"]["plugins"], 3);
-    assert_eq!(body["registry"]["tools"], 19);
+    assert_eq!(body["registry"]["tools"], 20);
     assert_eq!(body["runtime"]["max_concurrent_calls"], 128);
     assert!(body["runtime"]["pooling"].is_boolean());
     server.stop().await;

@@ -28,7 +28,7 @@ async fn serves_and_drains_on_sigterm() {
         let response = client.get(format!("http://{addr}/health")).bearer_auth(&token).send().await.unwrap();
         response.json::<Value>().await.unwrap()
     };
-    assert_eq!(catalog_size().await, 19);
+    assert_eq!(catalog_size().await, 20);
     root.write("policies/policies.yml", "version: 1\nroles: { tester: { tools: [\"ads:*\"\n");
     signal("-HUP");
     // Generous waits: this test runs while other tests install the MCP SDK
@@ -39,7 +39,7 @@ async fn serves_and_drains_on_sigterm() {
     })
     .await;
     assert_eq!(health().await["policy"]["version"], 1);
-    assert_eq!(catalog_size().await, 19, "the previous policy stays in force");
+    assert_eq!(catalog_size().await, 20, "the previous policy stays in force");
     root.write(
         "policies/policies.yml",
         "version: 1\nroles: { tester: { tools: [\"util:*\", \"misbehave:*\"] } }\n",

@@ -109,3 +109,36 @@ async fn a_policy_can_ask_whether_a_call_acts_as_the_user() {
     assert_eq!(json(server.invoke_as(&public, "ads:myCampaigns", json!({})).await).await.0, 200);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_token_is_refused_before_any_exchange_and_mcp_callers_act_as_themselves() {
+    let (upstream, root, server) = exchanging().await;
+    let pem = std::fs::read(root.path().join(".runtime/dev-private.pem")).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+    let kid =
+        serde_json::from_slice::<Value>(&std::fs::read(root.path().join(".runtime/dev-jwks.json")).unwrap())
+            .unwrap()["keys"][0]["kid"]
+            .clone();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let expired = crate::harness::signed_jwt(
+        &json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+        &json!({"iss": "https://idp.local", "aud": "fastmcp", "sub": "eve", "tenant": "public",
+                "roles": ["tester"], "scopes": ["tools.invoke:write"], "iat": now - 7200, "exp": now - 3600}),
+        &key,
+        jsonwebtoken::Algorithm::RS256,
+    );
+    problem(server.invoke_as(&expired, "ads:myCampaigns", json!({})).await, 401, "unauthenticated").await;
+    assert_eq!(upstream.stats().await["token_requests"], 0, "no exchange was attempted");
+
+    // Over MCP the caller's bearer is exchanged the same way.
+    let token = server.token_for("mia", "public", &["tester"], &["tools.invoke:write"]);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "ads.myCampaigns", "arguments": {}, "_meta": crate::mcp::confirmation::modern_meta()}});
+    let response =
+        crate::mcp::confirmation::modern_post(&server, &token, "tools/call", Some("ads.myCampaigns"), &body)
+            .await;
+    let (status, answer) = json(response).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["structuredContent"]["user"], "mia", "{answer}");
+    server.stop().await;
+}

@@ -273,7 +273,10 @@ async fn policy_denials_and_role_filtered_catalogs() {
     let (_, body) = json(catalog_with(&server, &format!("Bearer {analyst}")).await).await;
     assert_eq!(ids(&body), ["ads:listCampaigns", "util:echo", "util:sha256"]);
     let (_, body) = json(catalog_with(&server, &format!("Bearer {finance}")).await).await;
-    assert_eq!(ids(&body), ["ads:createCampaign", "ads:listCampaigns", "util:echo", "util:sha256"]);
+    assert_eq!(
+        ids(&body),
+        ["ads:createCampaign", "ads:listCampaigns", "ads:myCampaigns", "util:echo", "util:sha256"]
+    );
     let (_, body) = json(catalog_with(&server, &format!("Bearer {nobody}")).await).await;
     assert!(ids(&body).is_empty());
 

@@ -261,7 +261,12 @@ async fn inject(
         Err(e) => {
             let reason = format!("no credential for provider `{}`: {e}", grant.provider);
             egress.log.push(EgressEvent::Denied { target: origin.to_string(), reason: reason.clone() });
-            egress.log.credential_unavailable(&grant.provider);
+            // A delegated credential that cannot be had is the call's
+            // failure; a service one keeps its usual path (the tool reports
+            // what it could not reach).
+            if egress.broker.kind_of(&grant.provider) == "user" {
+                egress.log.credential_unavailable(&grant.provider);
+            }
             return Err(Error::InternalError(Some(reason)));
         }
     };

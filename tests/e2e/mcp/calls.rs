@@ -23,7 +23,7 @@ async fn tools_list_shows_what_the_role_grants_in_order() {
         assert_eq!(listing["version"], sdk.revision(), "{sdk:?}");
         assert_eq!(
             names(&listing),
-            ["ads.createCampaign", "ads.listCampaigns", "util.echo", "util.sha256"],
+            ["ads.createCampaign", "ads.listCampaigns", "ads.myCampaigns", "util.echo", "util.sha256"],
             "{sdk:?}"
         );
         let create = &listing["tools"][0];
