@@ -232,7 +232,9 @@ async fn an_mcp_call_continues_the_meta_traceparent_over_grpc() {
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["result"]["isError"], false, "{reply}");
 
-    let spans = spans_of(&receiver, &trace_id, |s| s.iter().any(|s| s.name == "execute")).await;
+    // The MCP call's span ends last (after its audit step): once it has
+    // arrived, every span of the call has (export keeps their order).
+    let spans = spans_of(&receiver, &trace_id, |s| s.iter().any(|s| s.name == "tools/call util:echo")).await;
     assert!(spans.iter().all(|s| s.transport == "grpc"));
     let call = named(&spans, "tools/call util:echo");
     assert_eq!(call.parent_span_id, parent, "the MCP span continues `_meta.traceparent`");
