@@ -1,8 +1,9 @@
 //! Who is calling. Every pipeline step after authentication sees the caller
 //! only through a [`Principal`], built by [`crate::auth`] from a verified token.
 
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An authenticated caller (serialisable: a call that waits for approvers
+/// keeps who asked).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Principal {
     /// Subject (`sub`).
     pub sub: String,

@@ -142,3 +142,47 @@ async fn an_expired_token_is_refused_before_any_exchange_and_mcp_callers_act_as_
     assert_eq!(answer["result"]["structuredContent"]["user"], "mia", "{answer}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approved_call_never_acts_as_its_requester_without_their_token() {
+    let (upstream, root, server) = exchanging().await;
+    let policy = std::fs::read_to_string(root.path().join("policies/policies.yml")).unwrap();
+    // The sample policy's `approvals:` list gains a rule for the delegated tool.
+    let rule = "approvals:\n  - { name: mine, tools: [\"ads:myCampaigns\"], approvers: { roles: [approver] }, ttl: 1h }\n";
+    root.write("policies/policies.yml", policy.replacen("approvals:\n", rule, 1));
+    server.state.reload_policies().await.unwrap();
+    let (status, waiting) = json(server.invoke("ads:myCampaigns", json!({})).await).await;
+    assert_eq!((status, waiting["status"].as_str()), (202, Some("awaiting_approval")), "{waiting}");
+    let id = waiting["call_id"].as_str().unwrap();
+    let alice = server.token_for(
+        "alice",
+        "public",
+        &["approver"],
+        &["approvals.inbox:read", "approvals.decide:write"],
+    );
+    let (status, _) = json(
+        server
+            .client()
+            .post(server.url(&format!("/approvals/{id}/approve")))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, done) = json(
+        server
+            .client()
+            .get(server.url(&format!("/calls/{id}?wait=30")))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "credential_unavailable");
+    assert!(upstream.upstream.acting().is_empty(), "the upstream was never reached as anyone");
+    server.stop().await;
+}

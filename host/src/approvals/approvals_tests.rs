@@ -3,7 +3,7 @@
 //! whose host stopped before writing is ended by the sweep, an unrecorded
 //! request is taken back, and a run's end is written once.
 
-use super::ledger::{CallState, PendingCall, Requester};
+use super::ledger::{CallState, PendingCall};
 use super::*;
 use crate::config::ApprovalsConfig;
 use crate::policy::approvals::{Approvers, Requirement};
@@ -41,7 +41,7 @@ impl Host {
             tool: "util:echo".into(),
             args: serde_json::json!({"m": 1}),
             args_sha256: "0".repeat(64),
-            requester: Requester { sub: "ann".into(), tenant: "t".into(), roles: vec![], scopes: vec![] },
+            requester: requester(),
             transport: "rest".into(),
             requirement: Requirement {
                 rule: "r".into(),

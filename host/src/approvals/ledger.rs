@@ -45,37 +45,6 @@ impl Who {
     }
 }
 
-/// The requester, as authenticated when the call was made: the call runs
-/// as this principal.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Requester {
-    /// Subject.
-    pub sub: String,
-    /// Tenant.
-    pub tenant: String,
-    /// Roles.
-    pub roles: Vec<String>,
-    /// Scopes.
-    pub scopes: Vec<String>,
-}
-
-impl Requester {
-    /// The principal the call runs as.
-    pub fn principal(&self) -> Principal {
-        Principal {
-            sub: self.sub.clone(),
-            tenant: self.tenant.clone(),
-            roles: self.roles.clone(),
-            scopes: self.scopes.clone(),
-        }
-    }
-
-    /// Who it is.
-    pub fn who(&self) -> Who {
-        Who { sub: self.sub.clone(), tenant: self.tenant.clone() }
-    }
-}
-
 /// Where a call stands.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -157,8 +126,9 @@ pub struct PendingCall {
     pub args: Value,
     /// SHA-256 of their canonical form.
     pub args_sha256: String,
-    /// Who asked.
-    pub requester: Requester,
+    /// Who asked, as authenticated then (sub, tenant, roles, scopes): the
+    /// call runs as this principal.
+    pub requester: Principal,
     /// `rest` or `mcp`.
     pub transport: String,
     /// The approval rule's terms when it was asked.

@@ -41,7 +41,10 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 /// before the sweep ends it as `failed` (its host stopped while it ran); and
 /// how long a won settle claim may go unwritten.
 const RUN_GRACE: Duration = Duration::from_secs(60);
-/// Attempts of an approved run (the pipeline retries a momentary refusal).
+/// Attempts of an approved run: one refused by a momentary condition before
+/// the tool started (no sandbox slot, the requester's share in use, the
+/// state store or the shared rate limiter unreachable) is retried, so an
+/// approval is not lost to a busy second.
 pub const RUN_ATTEMPTS: u32 = 5;
 
 /// The approvals of one host: its store, trail, clock, settings and webhook.
@@ -107,7 +110,7 @@ impl<'a> Approvals<'a> {
     ) -> Result<CallStatusBody, ApiError> {
         let deadline = tokio::time::Instant::now() + wait.min(self.config.max_wait);
         loop {
-            let call = self.load_current(id).await?.filter(|c| c.requester.who().is(requester));
+            let call = self.load_current(id).await?.filter(|c| Who::of(&c.requester).is(requester));
             let call = call.ok_or_else(|| ApiError::CallNotFound(id.to_owned()))?;
             if call.state.is_final() || tokio::time::Instant::now() >= deadline {
                 let votes = self.ledger.votes(&call.id).await?;
@@ -119,7 +122,7 @@ impl<'a> Approvals<'a> {
 
     /// The requester withdraws a call still waiting: it never runs.
     pub async fn withdraw(&self, requester: &Principal, id: &str) -> Result<CallStatusBody, ApiError> {
-        let call = self.load_current(id).await?.filter(|c| c.requester.who().is(requester));
+        let call = self.load_current(id).await?.filter(|c| Who::of(&c.requester).is(requester));
         let mut call = call.ok_or_else(|| ApiError::CallNotFound(id.to_owned()))?;
         if !matches!(call.state, CallState::AwaitingApproval)
             || !self.ledger.settle(&call, Settlement::Withdraw, self.now(), self.keep(&call)).await?
@@ -161,7 +164,7 @@ impl<'a> Approvals<'a> {
     /// else: 404.
     pub async fn view(&self, viewer: &Principal, id: &str) -> Result<ApprovalView, ApiError> {
         let call = self.load_current(id).await?;
-        let call = call.filter(|c| c.requester.who().is(viewer) || self.may_decide(c, viewer));
+        let call = call.filter(|c| Who::of(&c.requester).is(viewer) || self.may_decide(c, viewer));
         let call = call.ok_or_else(|| ApiError::ApprovalNotFound(id.to_owned()))?;
         let votes = self.ledger.votes(&call.id).await?;
         let can_decide = matches!(call.state, CallState::AwaitingApproval)
@@ -183,9 +186,9 @@ impl<'a> Approvals<'a> {
             return Err(ApiError::BadRequest(format!("comment: at most {MAX_COMMENT_CHARS} characters")));
         }
         let call = self.load_current(id).await?;
-        let call = call.filter(|c| c.requester.who().is(approver) || self.may_decide(c, approver));
+        let call = call.filter(|c| Who::of(&c.requester).is(approver) || self.may_decide(c, approver));
         let mut call = call.ok_or_else(|| ApiError::ApprovalNotFound(id.to_owned()))?;
-        if call.requester.who().is(approver) {
+        if Who::of(&call.requester).is(approver) {
             return Err(ApiError::SelfApproval);
         }
         if !matches!(call.state, CallState::AwaitingApproval) {
@@ -201,7 +204,7 @@ impl<'a> Approvals<'a> {
         let detail = json!({
             "call_id": call.id,
             "rule": call.requirement.rule,
-            "requester": call.requester.who(),
+            "requester": Who::of(&call.requester),
             "approvals": approvals,
             "quorum": call.requirement.quorum,
             "comment_sha256": vote.comment.as_ref().map(|c| hex::encode(Sha256::digest(c.as_bytes()))),

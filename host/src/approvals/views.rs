@@ -207,7 +207,7 @@ impl ApprovalView {
             tool: call.tool.clone(),
             status: call.state.name().into(),
             arguments: call.args.clone(),
-            requester: call.requester.who(),
+            requester: Who::of(&call.requester),
             approval: RequiredApproval::of(call),
             approvals: votes.iter().filter(|v| v.approve).count() as u32,
             decisions: votes.iter().map(DecisionView::of).collect(),

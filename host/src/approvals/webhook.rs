@@ -8,7 +8,7 @@
 //! who, what tool and which rule — never the arguments (approvers read them
 //! through the API, authenticated).
 
-use super::ledger::{PendingCall, Vote};
+use super::ledger::{PendingCall, Vote, Who};
 use crate::audit::export::sinks::{SIGNATURE_HEADER, signature};
 use crate::config::ApprovalsConfig;
 use prometheus_client::metrics::counter::Counter;
@@ -67,7 +67,7 @@ impl Event {
             event: event.into(),
             call_id: call.id.clone(),
             tool: call.tool.clone(),
-            requester: call.requester.who(),
+            requester: Who::of(&call.requester),
             rule: call.requirement.rule.clone(),
             quorum: call.requirement.quorum,
             approver: vote.map(|v| v.approver.clone()),

@@ -259,7 +259,8 @@ impl Broker {
         wanted.dedup();
         let actor = match delegation {
             true => {
-                Some(self.oauth_token_of(name, token_url, client_id, client_secret, *refresh_before).await?)
+                let (url, id, secret) = (token_url, client_id, client_secret);
+                Some(self.client_credentials(name, url, id, secret, *refresh_before, Vec::new()).await?)
             }
             false => None,
         };
@@ -277,41 +278,27 @@ impl Broker {
         self.exchanged.get(&self.clock, name, &wanted, subject, *refresh_before, exchange).await
     }
 
-    /// The host's own client-credentials token at a token-exchange
-    /// provider's endpoint (its actor token), cached like any other.
-    async fn oauth_token_of(
-        &self,
-        name: &str,
-        token_url: &reqwest::Url,
-        client_id: &str,
-        client_secret: &providers::Secret,
-        refresh_before: Duration,
-    ) -> Result<Issued, BrokerError> {
-        let key = format!("{name}#actor");
-        let slot = self.slot(&key, &[]);
-        let mut slot = slot.lock().await;
-        let now = self.clock.now_unix_ms();
-        if let Some((token, until)) = &slot.token
-            && *until > now
-        {
-            return Ok(issued(token, millis(*until - now)));
-        }
-        self.fetches.inc();
-        let token =
-            oauth::fetch(&self.client, token_url, client_id, client_secret, &[]).await.map_err(|reason| {
-                BrokerError::Unavailable(format!("provider `{name}` (actor token): {reason}"))
-            })?;
-        let usable_for = token.expires_in - refresh_before.min(token.expires_in / 2);
-        slot.token = Some((token.value.clone(), now + usable_for.as_millis() as i64));
-        Ok(issued(&token.value, usable_for))
-    }
-
     async fn oauth_token(&self, name: &str, scopes: Vec<String>) -> Result<Issued, BrokerError> {
         let Some(Credential::OAuth2ClientCredentials { token_url, client_id, client_secret, refresh_before }) =
             self.providers.get(name).map(|p| &p.credential)
         else {
             return Err(BrokerError::Unavailable(format!("provider `{name}` is not an OAuth2 provider")));
         };
+        self.client_credentials(name, token_url, client_id, client_secret, *refresh_before, scopes).await
+    }
+
+    /// A client-credentials token of `name`'s endpoint, cached per
+    /// (provider, scopes) and single-flight — a service provider's own, or
+    /// a token-exchange provider's actor token.
+    async fn client_credentials(
+        &self,
+        name: &str,
+        token_url: &reqwest::Url,
+        client_id: &str,
+        client_secret: &providers::Secret,
+        refresh_before: Duration,
+        scopes: Vec<String>,
+    ) -> Result<Issued, BrokerError> {
         let slot = self.slot(name, &scopes);
         // One fetch at a time per token: later callers wait here and then
         // find the fresh token (or the fresh failure) in the slot.
@@ -332,7 +319,7 @@ impl Broker {
             Ok(token) => {
                 // Serve a cached token only while it has a safe margin left;
                 // short-lived tokens keep at least half their lifetime.
-                let margin = (*refresh_before).min(token.expires_in / 2);
+                let margin = refresh_before.min(token.expires_in / 2);
                 let usable_for = token.expires_in - margin;
                 let result = issued(&token.value, usable_for);
                 let usable_until = self.clock.now_unix_ms() + usable_for.as_millis() as i64;

@@ -140,11 +140,7 @@ async fn request(
     {
         return Err(format!("token endpoint at {host} sent an unusable access token"));
     }
-    if parsed
-        .token_type
-        .as_deref()
-        .is_some_and(|t| !t.eq_ignore_ascii_case("bearer") && !t.eq_ignore_ascii_case("n_a"))
-    {
+    if parsed.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
         return Err(format!("token endpoint at {host} sent a token that is not a bearer token"));
     }
     Ok(AccessToken {

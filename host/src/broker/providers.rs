@@ -254,6 +254,17 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
         if !is_provider_name(&name) {
             return Err(err(&format!("providers.{name}"), "names are [a-z0-9][a-z0-9._-]{0,63}".into()));
         }
+        // The token endpoint and client of an OAuth provider, checked.
+        let client = |token_url: &str, client_id: &str, secret: &SecretSource| {
+            let token_url = token_endpoint(token_url).map_err(|reason| err(&field("token_url"), reason))?;
+            if client_id.is_empty() {
+                return Err(err(&field("client_id"), "must not be empty".into()));
+            }
+            let secret = read_secret(base, secret).map_err(|reason| err(&field("client_secret"), reason))?;
+            Ok((token_url, secret))
+        };
+        let refresh_before =
+            |seconds: Option<u64>| seconds.map_or(DEFAULT_REFRESH_BEFORE, Duration::from_secs);
         let (credential, plugins, origins, allow_http) = match spec {
             ProviderSpec::Static { secret, plugins, origins, allow_http } => {
                 let secret = read_secret(base, &secret).map_err(|reason| err(&field("secret"), reason))?;
@@ -268,17 +279,13 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
                 origins,
                 allow_http,
             } => {
-                let token_url =
-                    token_endpoint(&token_url).map_err(|reason| err(&field("token_url"), reason))?;
-                if client_id.is_empty() {
-                    return Err(err(&field("client_id"), "must not be empty".into()));
-                }
+                let (token_url, client_secret) = client(&token_url, &client_id, &client_secret)?;
+                let refresh_before = refresh_before(refresh_before_s);
                 let credential = Credential::OAuth2ClientCredentials {
                     token_url,
                     client_id,
-                    client_secret: read_secret(base, &client_secret)
-                        .map_err(|reason| err(&field("client_secret"), reason))?,
-                    refresh_before: refresh_before_s.map_or(DEFAULT_REFRESH_BEFORE, Duration::from_secs),
+                    client_secret,
+                    refresh_before,
                 };
                 (credential, plugins, origins, allow_http)
             }
@@ -295,21 +302,16 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
                 origins,
                 allow_http,
             } => {
-                let token_url =
-                    token_endpoint(&token_url).map_err(|reason| err(&field("token_url"), reason))?;
-                if client_id.is_empty() {
-                    return Err(err(&field("client_id"), "must not be empty".into()));
-                }
+                let (token_url, client_secret) = client(&token_url, &client_id, &client_secret)?;
                 let credential = Credential::TokenExchange {
                     token_url,
                     client_id,
-                    client_secret: read_secret(base, &client_secret)
-                        .map_err(|reason| err(&field("client_secret"), reason))?,
+                    client_secret,
                     audience,
                     resource,
                     scopes,
                     delegation,
-                    refresh_before: refresh_before_s.map_or(DEFAULT_REFRESH_BEFORE, Duration::from_secs),
+                    refresh_before: refresh_before(refresh_before_s),
                 };
                 (credential, plugins, origins, allow_http)
             }

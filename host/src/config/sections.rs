@@ -187,6 +187,8 @@ settings! {
         result_retention: Duration = "86400" as Secs, .range(60, 30 * 86_400);
         /// Largest result kept, in bytes of JSON; a bigger one is dropped (the call still completed).
         max_result_bytes: usize = "65536" as Num, .range(0, 16 << 20);
+        /// Largest arguments of a call that waits for approvers, in bytes of JSON (every approver's inbox reads them); beyond, 413 `payload_too_large`.
+        max_args_bytes: usize = "65536" as Num, .range(256, 16 << 20);
         /// How often calls past their expiry are ended as `expired` (reading one ends it too).
         sweep_interval: Duration = "5" as Secs, .range(1, 3600);
         /// An HTTP endpoint told of every request and decision (POST, JSON, signed with HMAC-SHA256 in `X-FastMCP-Signature`).

@@ -7,7 +7,7 @@
 
 use super::steps::Checked;
 use super::{CallArgs, CallRecord, CallRequest, Endpoint, Reply, ReplyBody, Transport};
-use crate::approvals::ledger::{CallState, PendingCall, Requester};
+use crate::approvals::ledger::{CallState, PendingCall};
 use crate::approvals::views::{ApprovalView, AwaitingApprovalBody};
 use crate::correlation::CorrelationId;
 use crate::error::ApiError;
@@ -25,6 +25,12 @@ pub(super) async fn request(
     call: &Checked,
     requirement: &Requirement,
 ) -> Result<Reply, ApiError> {
+    // Every approver's inbox reads a waiting call's arguments: they are
+    // bounded apart from the request body.
+    let limit = state.config().approvals.max_args_bytes;
+    if serde_json::to_vec(&call.args).map_or(usize::MAX, |b| b.len()) > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
     let now = state.clock().now_unix_ms();
     let principal = &call.principal;
     let pending = PendingCall {
@@ -32,12 +38,7 @@ pub(super) async fn request(
         tool: call.tool.def.id.clone(),
         args: call.args.clone(),
         args_sha256: call.args_sha256.clone(),
-        requester: Requester {
-            sub: principal.sub.clone(),
-            tenant: principal.tenant.clone(),
-            roles: principal.roles.clone(),
-            scopes: principal.scopes.clone(),
-        },
+        requester: (**principal).clone(),
         transport: record.transport.name().into(),
         requirement: requirement.clone(),
         correlation_id: record.correlation_id.to_string(),
@@ -66,11 +67,6 @@ pub async fn decide(
     Ok(decided.view)
 }
 
-/// Attempts of an approved run refused by a momentary condition before
-/// the tool started (no sandbox slot, the requester's share in use, the
-/// state store or the shared rate limiter unreachable): an approval is not
-/// lost to a busy second.
-const ATTEMPTS: u32 = crate::approvals::RUN_ATTEMPTS;
 /// Wait before the second attempt; it doubles each time.
 const FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -97,7 +93,7 @@ async fn run(state: &AppState, call: PendingCall) {
         let correlation_id = request.correlation_id.clone();
         let outcome = super::call(state, request).await;
         match &outcome.result {
-            Err(e) if momentary(e) && attempt < ATTEMPTS => {
+            Err(e) if momentary(e) && attempt < crate::approvals::RUN_ATTEMPTS => {
                 tracing::info!(call_id = %call.id, attempt, code = e.code(), "approved run refused for a moment; retrying");
                 tokio::time::sleep(wait).await;
                 wait *= 2;
@@ -128,7 +124,7 @@ fn approved_request(call: &PendingCall, approvers: &[crate::approvals::ledger::W
         correlation_id: CorrelationId::generate(),
         transport: if call.transport == "mcp" { Transport::Mcp } else { Transport::Rest },
         endpoint: Endpoint::Approved,
-        caller: Ok(Arc::new(call.requester.principal())),
+        caller: Ok(Arc::new(call.requester.clone())),
         peer: None,
         tool: call.tool.clone(),
         args: Box::pin(std::future::ready(Ok(CallArgs { args, ..Default::default() }))),

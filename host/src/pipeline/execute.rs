@@ -58,12 +58,15 @@ async fn run(
     let plugin = &tool.plugin;
     let mut grants = state.call_grants(plugin, call.broker.clone(), record.egress.clone());
     grants.egress.trace = record.trace.outbound(span);
-    grants.egress.credential = tool.def.credential.clone();
-    grants.egress.on_behalf = Some(std::sync::Arc::new(crate::broker::OnBehalf {
-        sub: call.principal.sub.clone(),
-        tenant: call.principal.tenant.clone(),
-        token: record.bearer.clone(),
-    }));
+    // Only a tool that names its credential can act as the caller.
+    if let Some(provider) = &tool.def.credential {
+        grants.egress.credential = Some(provider.clone());
+        grants.egress.on_behalf = Some(std::sync::Arc::new(crate::broker::OnBehalf {
+            sub: call.principal.sub.clone(),
+            tenant: call.principal.tenant.clone(),
+            token: record.bearer.clone(),
+        }));
+    }
     let running = state.runtime().call(
         &plugin.component,
         plugin.limits,

@@ -9,7 +9,6 @@ use super::{APPROVER_SCOPES, approver, outcome, request, root};
 use crate::harness::{TestServer, workspace};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// The system Chromium: `FASTMCP_CHROMIUM`, else Debian's binary.
@@ -30,26 +29,7 @@ fn chromium() -> PathBuf {
 fn playwright_venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let venv = workspace().join("target/browser-venv");
-        let requirements = workspace().join("tests/browser/requirements.txt");
-        let want = std::fs::read_to_string(&requirements).unwrap();
-        let stamp = venv.join(".fastmcp-installed");
-        if !venv.join("bin/python").exists() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(&want)
-        {
-            let run = |command: &mut Command, what: &str| {
-                let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-                assert!(output.status.success(), "{what}: {}", String::from_utf8_lossy(&output.stderr));
-            };
-            run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
-            run(
-                Command::new(venv.join("bin/pip"))
-                    .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                    .arg(&requirements),
-                "pip install -r tests/browser/requirements.txt",
-            );
-            std::fs::write(&stamp, want).unwrap();
-        }
-        venv
+        crate::mcp::clients::venv_with("target/browser-venv", "tests/browser/requirements.txt")
     })
 }
 

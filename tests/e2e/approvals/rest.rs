@@ -459,3 +459,16 @@ async fn an_approved_run_waits_out_a_busy_moment_instead_of_failing() {
     assert_eq!(records_of(root.path(), "tools.invoke", &id).len(), 1);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_arguments_of_a_waiting_call_are_bounded() {
+    let root = root(1);
+    let mut config = root.config();
+    config.approvals.max_args_bytes = 1024;
+    let server = TestServer::start_with(config).await;
+    let big = "x".repeat(2000);
+    problem(server.invoke("util:echo", json!({"message": big})).await, 413, "payload_too_large").await;
+    assert_eq!(get_as(&server, &approver(&server, "alice"), "/approvals").await.1["approvals"], json!([]));
+    request(&server, json!({"message": "small"})).await;
+    server.stop().await;
+}

@@ -82,24 +82,28 @@ fn run_setup(command: &mut Command, what: &str) {
 /// The venv with the Python SDK (created or updated once per test process).
 pub fn python_venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let venv = workspace().join("target/mcp-venv");
-        let requirements = clients_dir().join("requirements.txt");
-        let stamp = venv.join(".fastmcp-installed");
-        let want = digest_of(&[&requirements]);
-        let installed = venv.join("bin/python").exists();
-        if !installed || std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
-            run_setup(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
-            run_setup(
-                Command::new(venv.join("bin/pip"))
-                    .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                    .arg(&requirements),
-                "pip install -r tests/mcp-clients/requirements.txt",
-            );
-            std::fs::write(&stamp, want).unwrap();
-        }
-        venv
-    })
+    VENV.get_or_init(|| venv_with("target/mcp-venv", "tests/mcp-clients/requirements.txt"))
+}
+
+/// The venv `dir` (under the workspace) with `requirements` installed:
+/// created or updated only when the requirements file changed.
+pub fn venv_with(dir: &str, requirements: &str) -> PathBuf {
+    let venv = workspace().join(dir);
+    let requirements = workspace().join(requirements);
+    let stamp = venv.join(".fastmcp-installed");
+    let want = digest_of(&[&requirements]);
+    let installed = venv.join("bin/python").exists();
+    if !installed || std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+        run_setup(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
+        run_setup(
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(&requirements),
+            &format!("pip install -r {}", requirements.display()),
+        );
+        std::fs::write(&stamp, want).unwrap();
+    }
+    venv
 }
 
 /// `tests/mcp-clients/node_modules` from the lockfile (`npm ci`, once per
