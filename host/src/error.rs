@@ -196,6 +196,29 @@ pub enum ApiError {
     /// caller's to exchange); the tool could not reach its upstream.
     #[error("no credential from provider `{0}` for this call; the upstream was not reached with it")]
     CredentialUnavailable(String),
+    /// The tool acts with the caller's own account at a provider, and the
+    /// caller has not connected it (or the provider ended the connection).
+    #[error(
+        "this tool acts with your own account at `{provider}`: connect it first (POST /connections/{provider}, then open the authorization URL)"
+    )]
+    ConnectionRequired {
+        /// The provider.
+        provider: String,
+        /// A connect flow started for the caller: open it in a browser.
+        authorization_url: Option<String>,
+    },
+    /// No connection of the caller's to this provider.
+    #[error("you have no connection to `{0}`")]
+    ConnectionNotFound(String),
+    /// No provider of this name that users connect accounts to.
+    #[error("no provider `{0}` to connect an account to")]
+    ProviderNotFound(String),
+    /// The caller has as many connect flows pending as allowed.
+    #[error("you already have {limit} connect flows pending, the most allowed; finish or wait out one")]
+    ConnectionQuotaExceeded {
+        /// The limit.
+        limit: u64,
+    },
     /// The client gave up while the tool ran (MCP: it closed the request's
     /// stream); the sandbox was torn down. Never on REST.
     #[error("the client closed the request while the tool ran; the tool was stopped")]
@@ -383,6 +406,22 @@ impl ApiError {
             CredentialUnavailable(_) => {
                 c(StatusCode::BAD_GATEWAY, "credential_unavailable", "Credential unavailable", Failed, true)
             }
+            ConnectionRequired { .. } => {
+                c(StatusCode::FORBIDDEN, "connection_required", "Connection required", Denied, false)
+            }
+            ConnectionNotFound(_) => {
+                c(StatusCode::NOT_FOUND, "connection_not_found", "Connection not found", Denied, false)
+            }
+            ProviderNotFound(_) => {
+                c(StatusCode::NOT_FOUND, "provider_not_found", "Provider not found", Denied, false)
+            }
+            ConnectionQuotaExceeded { .. } => c(
+                StatusCode::TOO_MANY_REQUESTS,
+                "connection_quota_exceeded",
+                "Too many connect flows pending",
+                Limited,
+                false,
+            ),
             Cancelled => c(CLIENT_CLOSED_REQUEST, "cancelled", "Cancelled by the client", Failed, true),
             Internal => c(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", Failed, false),
         }
@@ -467,6 +506,13 @@ pub struct ProblemBody {
     /// Seconds until a retry may succeed (for `rate_limited`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
+    /// The provider (for `connection_required`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Where the caller connects their account (for `connection_required`):
+    /// the provider's consent page, for a flow started for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_url: Option<String>,
 }
 
 impl ApiError {
@@ -493,6 +539,8 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (ProblemBody, Ext
         scope: None,
         errors: None,
         retry_after_s: None,
+        provider: None,
+        authorization_url: None,
     };
     let mut extra_headers = Vec::new();
     use ApiError::*;
@@ -504,6 +552,10 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (ProblemBody, Ext
         PolicyDenied { rule, reason } => {
             body.rule = Some(rule.clone());
             body.reason = Some(reason.clone());
+        }
+        ConnectionRequired { provider, authorization_url } => {
+            body.provider = Some(provider.clone());
+            body.authorization_url = authorization_url.clone();
         }
         InsufficientScope(scope) => {
             body.scope = Some(scope.clone());
@@ -562,6 +614,9 @@ fn render(error: &ApiError, correlation_id: &CorrelationId) -> (ProblemBody, Ext
         | ApprovalClosed(_)
         | AlreadyDecided
         | CredentialUnavailable(_)
+        | ConnectionNotFound(_)
+        | ProviderNotFound(_)
+        | ConnectionQuotaExceeded { .. }
         | Cancelled
         | Internal => {}
     }

@@ -29,6 +29,8 @@
 //! - [`files`] — atomic writes of host-owned files;
 //! - [`auth`] — JWT verification, JWKS and development keys;
 //! - [`broker`] — providers, grants and short-lived credentials;
+//! - [`connections`] — users' own accounts at providers: the connect flow
+//!   (authorization code + PKCE), their tokens sealed at rest, refresh;
 //! - [`outbound`] — plugins' outbound HTTP: allowlist, address checks,
 //!   credential injection;
 //! - [`origin`] — `scheme://host[:port]` origins and the patterns of
@@ -73,6 +75,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub(crate) mod confirm;
+pub(crate) mod connections;
 pub(crate) mod correlation;
 pub(crate) mod error;
 pub(crate) mod files;

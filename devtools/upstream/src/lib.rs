@@ -7,7 +7,10 @@
 //!   `campaigns.read` and `campaigns.write`, opaque bearer tokens; and token
 //!   exchange (RFC 8693, [`exchange`]): a subject token of the host's
 //!   development keys becomes a token bound to its `sub` (and `act`, with an
-//!   actor token);
+//!   actor token); the authorization-code grant with PKCE and rotating
+//!   refresh tokens ([`authorize`]);
+//! - `GET|POST /oauth/authorize` — a login and consent page for the code
+//!   flow (every user's password is `dev`); `POST /oauth/revoke` (RFC 7009);
 //! - `GET|POST /v1/campaigns` — the Ads API ([`ads`]), bearer token required;
 //!   `GET /v1/me/campaigns` — the campaigns the token's user created (a
 //!   user's token required);
@@ -28,6 +31,7 @@
 //! an ephemeral port.
 
 mod ads;
+pub mod authorize;
 pub mod exchange;
 mod secret;
 pub mod tls;
@@ -54,7 +58,7 @@ use tokio::net::TcpListener;
 pub const DEV_CLIENT_ID: &str = "fastmcp-dev";
 
 /// Scopes the token endpoint issues.
-const KNOWN_SCOPES: &[&str] = &["campaigns.read", "campaigns.write"];
+pub(crate) const KNOWN_SCOPES: &[&str] = &["campaigns.read", "campaigns.write"];
 
 /// Issued tokens remembered for [`DevUpstream::issued_tokens`].
 const MAX_REMEMBERED: usize = 10_000;
@@ -91,6 +95,14 @@ pub struct Stats {
     pub rejected_requests: AtomicU64,
     /// TCP connections accepted (to see clients reuse them).
     pub connections: Arc<AtomicU64>,
+    /// Authorization codes issued by the consent page.
+    pub codes_issued: AtomicU64,
+    /// Codes redeemed.
+    pub code_grants: AtomicU64,
+    /// Refresh tokens rotated.
+    pub refresh_grants: AtomicU64,
+    /// Grants or tokens revoked.
+    pub revocations: AtomicU64,
 }
 
 /// An issued token's scopes, expiry, and the user it acts for (exchanged
@@ -100,6 +112,8 @@ pub(crate) struct LiveToken {
     scopes: Vec<String>,
     expires_at: Instant,
     pub(crate) user: Option<exchange::User>,
+    /// The code-flow grant it belongs to (revoked with it).
+    pub(crate) grant: Option<u64>,
 }
 
 /// Who an API request acted for.
@@ -137,16 +151,21 @@ pub struct DevUpstream {
     config: DevUpstreamConfig,
     /// sha256(token) → (scopes, expiry). Keyed by digest so a lookup's timing
     /// says nothing about the token.
-    tokens: Mutex<HashMap<[u8; 32], LiveToken>>,
+    pub(crate) tokens: Mutex<HashMap<[u8; 32], LiveToken>>,
     issued: Mutex<std::collections::VecDeque<Secret>>,
     campaigns: ads::Campaigns,
     failures: Mutex<Option<(StatusCode, u32)>>,
+    /// Failures of the token endpoint to inject ([`Self::fail_token_requests`]).
+    token_failures: Mutex<Option<(StatusCode, u32)>>,
     /// The `traceparent` of the last [`MAX_TRACEPARENTS`] API requests.
     traceparents: Mutex<std::collections::VecDeque<Option<String>>>,
     /// Who the last [`MAX_ACTING`] API requests acted for.
     acting: Mutex<std::collections::VecDeque<Value>>,
     /// The keys subject tokens are verified with.
     pub subject_keys: exchange::SubjectKeys,
+    /// The authorization-code flow: registered redirect URIs, codes,
+    /// refresh tokens.
+    pub code_flow: authorize::CodeFlow,
     /// Counters.
     pub stats: Stats,
 }
@@ -163,9 +182,11 @@ impl DevUpstream {
             issued: Mutex::new(std::collections::VecDeque::new()),
             campaigns: ads::Campaigns::default(),
             failures: Mutex::new(None),
+            token_failures: Mutex::new(None),
             traceparents: Mutex::default(),
             acting: Mutex::default(),
             subject_keys: Default::default(),
+            code_flow: Default::default(),
             stats: Stats::default(),
         })
     }
@@ -190,6 +211,15 @@ impl DevUpstream {
             .get(&digest)
             .filter(|live| live.expires_at > Instant::now())
             .cloned()
+    }
+
+    /// Remember an issued token (or refresh token) for [`Self::issued_tokens`].
+    pub(crate) fn remember_issued(&self, value: &str) {
+        let mut issued = self.issued.lock().expect("lock");
+        if issued.len() >= MAX_REMEMBERED {
+            issued.pop_front();
+        }
+        issued.push_back(Secret::new(value.to_owned()));
     }
 
     /// Every token issued so far (the last [`MAX_REMEMBERED`]); for tests that
@@ -228,6 +258,8 @@ impl DevUpstream {
     fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/oauth/token", post(token))
+            .route("/oauth/authorize", get(authorize::page).post(authorize::decide))
+            .route("/oauth/revoke", post(authorize::revoke))
             .route("/v1/campaigns", get(ads::list).post(ads::create))
             .route("/v1/me/campaigns", get(ads::mine))
             .route("/_dev/acting", get(acting))
@@ -276,8 +308,17 @@ impl DevUpstream {
         Ok(Acting(user))
     }
 
+    /// Make the next `count` token requests answer `status`.
+    pub fn fail_token_requests(&self, status: StatusCode, count: u32) {
+        *self.token_failures.lock().expect("lock") = (count > 0).then_some((status, count));
+    }
+
     fn take_failure(&self) -> Option<StatusCode> {
-        let mut failures = self.failures.lock().expect("lock");
+        Self::take(&self.failures)
+    }
+
+    fn take(failures: &Mutex<Option<(StatusCode, u32)>>) -> Option<StatusCode> {
+        let mut failures = failures.lock().expect("lock");
         let (status, left) = (*failures)?;
         *failures = (left > 1).then_some((status, left - 1));
         Some(status)
@@ -295,6 +336,14 @@ struct TokenRequest {
     subject_token_type: Option<String>,
     #[serde(default)]
     actor_token: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    redirect_uri: Option<String>,
+    #[serde(default)]
+    code_verifier: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
 }
 
 async fn token(
@@ -305,11 +354,41 @@ async fn token(
     upstream.stats.token_requests.fetch_add(1, Ordering::Relaxed);
     let oauth_error =
         |status: StatusCode, error: &str| (status, axum::Json(json!({ "error": error }))).into_response();
+    if let Some(status) = DevUpstream::take(&upstream.token_failures) {
+        return oauth_error(status, "temporarily_unavailable");
+    }
     if !client_authenticated(&headers, &upstream.config.client_secret) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
+    let mut granted = None;
     let user = match request.grant_type.as_str() {
         "client_credentials" => None,
+        "authorization_code" | "refresh_token" => {
+            let result = match (
+                &request.code,
+                &request.redirect_uri,
+                &request.code_verifier,
+                &request.refresh_token,
+            ) {
+                (Some(code), Some(uri), Some(verifier), None)
+                    if request.grant_type == "authorization_code" =>
+                {
+                    authorize::redeem(&upstream, code, uri, verifier)
+                }
+                (None, None, None, Some(refresh)) if request.grant_type == "refresh_token" => {
+                    authorize::rotate(&upstream, refresh)
+                }
+                _ => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request"),
+            };
+            match result {
+                Ok(g) => {
+                    let user = g.user.clone();
+                    granted = Some(g);
+                    Some(user)
+                }
+                Err(error) => return oauth_error(StatusCode::BAD_REQUEST, error),
+            }
+        }
         exchange::GRANT_TYPE => {
             let (Some(subject), Some(exchange::ACCESS_TOKEN_TYPE)) =
                 (request.subject_token.as_deref(), request.subject_token_type.as_deref())
@@ -329,8 +408,16 @@ async fn token(
         }
         _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     };
-    let scopes: Vec<String> =
-        request.scope.as_deref().unwrap_or("campaigns.read").split_whitespace().map(str::to_owned).collect();
+    let scopes: Vec<String> = match &granted {
+        Some(g) => g.scopes.clone(),
+        None => request
+            .scope
+            .as_deref()
+            .unwrap_or("campaigns.read")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    };
     if scopes.iter().any(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope");
     }
@@ -338,7 +425,8 @@ async fn token(
     rand::Rng::fill(&mut rand::thread_rng(), &mut random[..]);
     let value = format!("dev_at_{}", hex::encode(random));
     let digest: [u8; 32] = Sha256::digest(value.as_bytes()).into();
-    let ttl = upstream.config.token_ttl;
+    let ttl = granted.as_ref().and_then(|g| g.access_ttl).unwrap_or(upstream.config.token_ttl);
+    let grant = granted.as_ref().map(|g| g.grant);
     {
         let mut tokens = upstream.tokens.lock().expect("lock");
         let now = Instant::now();
@@ -346,25 +434,24 @@ async fn token(
         if tokens.len() >= upstream.config.max_live_tokens {
             return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
         }
-        tokens.insert(digest, LiveToken { scopes: scopes.clone(), expires_at: now + ttl, user });
-        let mut issued = upstream.issued.lock().expect("lock");
-        if issued.len() >= MAX_REMEMBERED {
-            issued.pop_front();
-        }
-        issued.push_back(Secret::new(value.clone()));
+        tokens.insert(digest, LiveToken { scopes: scopes.clone(), expires_at: now + ttl, user, grant });
     }
+    upstream.remember_issued(&value);
     upstream.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
-    axum::Json(json!({
+    let mut answer = json!({
         "access_token": value,
         "token_type": "Bearer",
         "expires_in": ttl.as_secs(),
         "scope": scopes.join(" "),
-    }))
-    .into_response()
+    });
+    if let Some(g) = granted {
+        answer["refresh_token"] = json!(g.refresh_token);
+    }
+    axum::Json(answer).into_response()
 }
 
 /// HTTP Basic client authentication, compared in constant time.
-fn client_authenticated(headers: &HeaderMap, secret: &Secret) -> bool {
+pub(crate) fn client_authenticated(headers: &HeaderMap, secret: &Secret) -> bool {
     let Some(encoded) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -390,6 +477,10 @@ async fn stats(State(upstream): State<Arc<DevUpstream>>) -> axum::Json<Value> {
         "tokens_issued": s.tokens_issued.load(Ordering::Relaxed),
         "authorized_requests": s.authorized_requests.load(Ordering::Relaxed),
         "rejected_requests": s.rejected_requests.load(Ordering::Relaxed),
+        "codes_issued": s.codes_issued.load(Ordering::Relaxed),
+        "code_grants": s.code_grants.load(Ordering::Relaxed),
+        "refresh_grants": s.refresh_grants.load(Ordering::Relaxed),
+        "revocations": s.revocations.load(Ordering::Relaxed),
         "connections": s.connections.load(Ordering::Relaxed),
     }))
 }

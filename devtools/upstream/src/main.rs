@@ -5,7 +5,12 @@
 //! fastmcp-dev-upstream [--listen 127.0.0.1:8001] [--secret-file .runtime/dev-upstream.secret]
 //!                      [--tls-listen 127.0.0.1:8004 --tls-ca-file FILE]
 //!                      [--subject-jwks .runtime/dev-jwks.json]
+//!                      [--redirect-uri URI]...
 //! ```
+//!
+//! The authorization-code flow accepts the redirect URIs given (by default
+//! the host's `http://127.0.0.1:8000/connections/ads-user/callback` and its
+//! `localhost` twin).
 //!
 //! Token exchange verifies subject tokens with the JWKS file
 //! `--subject-jwks` names (the host's development keys by default).
@@ -29,6 +34,7 @@ async fn main() -> std::io::Result<()> {
     let mut tls_listen: Option<SocketAddr> = None;
     let mut tls_ca_file = None;
     let mut subject_jwks = PathBuf::from(".runtime/dev-jwks.json");
+    let mut redirect_uris = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().unwrap_or_default();
@@ -39,12 +45,21 @@ async fn main() -> std::io::Result<()> {
             "--tls-listen" => tls_listen = Some(address(&value)?),
             "--tls-ca-file" => tls_ca_file = Some(PathBuf::from(value)),
             "--subject-jwks" => subject_jwks = PathBuf::from(value),
+            "--redirect-uri" => redirect_uris.push(value),
             other => return Err(invalid(&format!("unknown argument {other}"))),
         }
     }
     let secret = load_or_create_secret(&secret_file)?;
     let upstream = DevUpstream::new(DevUpstreamConfig::new(secret));
     upstream.subject_keys.trust(subject_jwks);
+    if redirect_uris.is_empty() {
+        for host in ["127.0.0.1", "localhost"] {
+            redirect_uris.push(format!("http://{host}:8000/connections/ads-user/callback"));
+        }
+    }
+    for uri in &redirect_uris {
+        upstream.code_flow.allow_redirect(uri);
+    }
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let stop = || async {
         let _ = tokio::signal::ctrl_c().await;

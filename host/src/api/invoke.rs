@@ -112,7 +112,9 @@ async fn adapt(
     };
     let trace = request.extensions().get::<crate::telemetry::CallTrace>().cloned().unwrap_or_default();
     let bearer = crate::auth::presented_token(request.headers());
+    let public_base = Some(state.public_base(request.headers()));
     let call = CallRequest {
+        public_base,
         correlation_id: correlation_id.clone(),
         trace,
         approved: None,

@@ -4,11 +4,13 @@
 //! `/health` for probes) on its own listener. Handlers are thin: they
 //! extract (the caller with [`caller::Authenticated`]), call the pipeline
 //! or read state, and render. The approver inbox page is served from the
-//! binary ([`console`]).
+//! binary ([`console`]); users connect their own accounts at providers
+//! through [`connections`].
 
 mod approvals;
 mod caller;
 mod catalog;
+mod connections;
 mod console;
 mod health;
 mod invoke;
@@ -45,6 +47,9 @@ pub fn router(state: AppState) -> Router {
         .route("/approvals/{id}", get(approvals::view))
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/deny", post(approvals::deny))
+        .route("/connections", get(connections::list))
+        .route("/connections/{provider}", post(connections::start).delete(connections::forget))
+        .route("/connections/{provider}/callback", get(connections::callback))
         .route("/console/approvals", get(console::page))
         .route("/console/approvals.js", get(console::script))
         .route("/console/approvals.css", get(console::style))

@@ -3,7 +3,7 @@
 //! [`ApiError::class`] (status and code), for the errors [`problems_of`]
 //! says the route may answer.
 
-use super::{approvals, catalog, health, invoke};
+use super::{approvals, catalog, connections, health, invoke};
 use crate::error::{ApiError, FieldError, MCP_ONLY_CODES, ProblemBody, every_variant};
 use axum::Json;
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     paths(
         health::health, health::metrics, catalog::catalog, invoke::invoke, invoke::confirm, invoke::decline,
         approvals::call_status, approvals::withdraw, approvals::inbox, approvals::view, approvals::approve,
-        approvals::deny,
+        approvals::deny, connections::start, connections::list, connections::forget,
     ),
     components(schemas(
         ProblemBody,
@@ -39,6 +39,8 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         crate::approvals::views::ApprovalView, crate::approvals::views::ApprovalList,
         crate::approvals::views::DecisionBody, crate::approvals::ledger::Who,
         crate::policy::approvals::Approvers,
+        crate::connections::flow::Started, crate::connections::ConnectionList,
+        crate::connections::ConnectionView, crate::connections::Forgotten,
     ))
 )]
 pub struct ApiDoc;
@@ -67,6 +69,16 @@ fn problems_of(path: &str) -> Vec<ApiError> {
         | "/approvals/{id}"
         | "/approvals/{id}/approve"
         | "/approvals/{id}/deny" => approval_route(path),
+        "/connections" | "/connections/{provider}" => vec![
+            ApiError::Unauthenticated(String::new()),
+            ApiError::InsufficientScope(String::new()),
+            ApiError::ProviderNotFound(String::new()),
+            ApiError::ConnectionNotFound(String::new()),
+            ApiError::ConnectionQuotaExceeded { limit: 0 },
+            ApiError::StateUnavailable,
+            ApiError::RequestTimeout { timeout_ms: 0 },
+            ApiError::Internal,
+        ],
         "/tool-catalog" | "/health" => vec![
             ApiError::Unauthenticated(String::new()),
             ApiError::InsufficientScope(String::new()),
@@ -120,7 +132,7 @@ impl utoipa::Modify for ProblemResponses {
                     codes.push(error.code());
                 }
             }
-            let operations = [&mut item.get, &mut item.post];
+            let operations = [&mut item.get, &mut item.post, &mut item.delete];
             for operation in operations.into_iter().flatten() {
                 for (status, codes) in &by_status {
                     let description = codes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");

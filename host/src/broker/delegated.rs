@@ -32,6 +32,9 @@ pub struct OnBehalf {
     /// The caller's verified bearer token (`None` when the call was not
     /// made with one now: an approved call run later).
     pub token: Option<Secret>,
+    /// The access token of the caller's own connection to the tool's
+    /// provider (`oauth2_authorization_code`), read for this call.
+    pub connection: Option<Secret>,
 }
 
 impl std::fmt::Debug for OnBehalf {
@@ -133,6 +136,7 @@ mod tests {
         Ok(super::super::oauth::AccessToken {
             value: Secret::new(format!("upstream-for-{subject}")),
             expires_in: Duration::from_secs(300),
+            refresh: None,
         })
     }
 

@@ -4,7 +4,8 @@
 //!   environment);
 //! - [`oauth`]: token requests (client credentials, token exchange);
 //! - [`delegated`]: credentials that name the caller (RFC 8693), cached
-//!   per caller token;
+//!   per caller token; a user's own connection's token
+//!   ([`crate::connections`]) is read by the pipeline and injected here;
 //! - this module: [`Grant`]s (what a manifest allows a plugin), and the
 //!   [`Broker`], which answers only within a grant and caches access tokens
 //!   until shortly before they expire. Refreshes are single-flight: N calls
@@ -185,9 +186,11 @@ impl Broker {
                 scopes.dedup();
                 self.oauth_token(provider, scopes).await
             }
-            Some(Credential::TokenExchange { .. }) => Err(BrokerError::NotGranted(format!(
-                "provider `{provider}` carries the caller's identity: the host injects it into requests, it is never handed out"
-            ))),
+            Some(Credential::TokenExchange { .. } | Credential::OAuth2AuthorizationCode(_)) => {
+                Err(BrokerError::NotGranted(format!(
+                    "provider `{provider}` carries the caller's identity: the host injects it into requests, it is never handed out"
+                )))
+            }
             None => Err(BrokerError::Unavailable(format!("provider `{provider}` is not configured"))),
         }
     }
@@ -214,6 +217,18 @@ impl Broker {
                 self.oauth_token(&grant.provider, grant.scopes.clone()).await
             }
             Some(Credential::TokenExchange { .. }) => self.exchanged_token(grant, on_behalf).await,
+            // Read (and refreshed) for the call by the pipeline's connection step.
+            Some(Credential::OAuth2AuthorizationCode(_)) => {
+                match on_behalf.and_then(|o| o.connection.as_ref()) {
+                    Some(token) => {
+                        Ok(Issued { value: token.clone(), expires_in: None, fingerprint: fingerprint(token) })
+                    }
+                    None => Err(BrokerError::Unavailable(format!(
+                        "provider `{}` acts with the caller's own account, and this call has no connection of theirs",
+                        grant.provider
+                    ))),
+                }
+            }
             None => Err(BrokerError::Unavailable(format!("provider `{}` is not configured", grant.provider))),
         }
     }
@@ -222,7 +237,9 @@ impl Broker {
     /// `sub` (delegated) or the client id / `static key` (the operator's).
     pub fn identity(&self, provider: &str, on_behalf: Option<&OnBehalf>) -> String {
         match self.providers.get(provider).map(|p| &p.credential) {
-            Some(Credential::TokenExchange { .. }) => on_behalf.map_or_else(|| "-".into(), |o| o.sub.clone()),
+            Some(Credential::TokenExchange { .. } | Credential::OAuth2AuthorizationCode(_)) => {
+                on_behalf.map_or_else(|| "-".into(), |o| o.sub.clone())
+            }
             Some(Credential::OAuth2ClientCredentials { client_id, .. }) => client_id.clone(),
             Some(Credential::Static { .. }) | None => "static key".into(),
         }

@@ -1,7 +1,8 @@
 //! Token requests to a provider's token endpoint: the OAuth 2.0
-//! client-credentials grant (RFC 6749 §4.4) and token exchange (RFC 8693) —
-//! HTTP Basic client authentication, a form body, a bounded JSON answer, no
-//! redirects, no proxies from the environment.
+//! client-credentials grant (RFC 6749 §4.4), token exchange (RFC 8693), the
+//! authorization-code grant with PKCE (§4.1, RFC 7636), refresh (§6) and
+//! revocation (RFC 7009) — HTTP Basic client authentication, a form body, a
+//! bounded JSON answer, no redirects, no proxies from the environment.
 
 use super::providers::Secret;
 use serde::Deserialize;
@@ -19,6 +20,20 @@ pub struct AccessToken {
     pub value: Secret,
     /// Its lifetime from now.
     pub expires_in: Duration,
+    /// A refresh token, when the endpoint issued one (code and refresh
+    /// grants).
+    pub refresh: Option<Secret>,
+}
+
+/// Why a token request failed. The message is safe to log and to show: it
+/// never holds a token, a secret or the response body.
+#[derive(Debug)]
+pub struct TokenError {
+    /// What happened.
+    pub message: String,
+    /// The endpoint refused the grant itself (`invalid_grant`: a code or
+    /// refresh token it no longer honours), rather than being unreachable.
+    pub grant_refused: bool,
 }
 
 #[derive(Deserialize)]
@@ -28,6 +43,14 @@ struct TokenResponse {
     token_type: Option<String>,
     #[serde(default)]
     expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// An OAuth error response's `error` (RFC 6749 §5.2).
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: String,
 }
 
 /// An HTTP client for token endpoints, trusting `roots` (the public roots
@@ -61,7 +84,7 @@ pub async fn fetch(
     if !scopes.is_empty() {
         form.push(("scope", scopes.join(" ")));
     }
-    request(client, token_url, client_id, client_secret, &form).await
+    request(client, token_url, client_id, client_secret, &form).await.map_err(|e| e.message)
 }
 
 /// RFC 8693's token type of an access token.
@@ -109,7 +132,66 @@ pub async fn exchange(
     if !exchange.scopes.is_empty() {
         form.push(("scope", exchange.scopes.join(" ")));
     }
-    request(client, token_url, client_id, client_secret, &form).await
+    request(client, token_url, client_id, client_secret, &form).await.map_err(|e| e.message)
+}
+
+/// A provider's token endpoint and client.
+pub struct Client<'a> {
+    /// The HTTP client.
+    pub http: &'a reqwest::Client,
+    /// The token endpoint.
+    pub token_url: &'a reqwest::Url,
+    /// The client id.
+    pub client_id: &'a str,
+    /// The client secret.
+    pub client_secret: &'a Secret,
+}
+
+/// Redeem an authorization code (RFC 6749 §4.1.3) with its PKCE verifier
+/// and the redirect URI the authorization request named.
+pub async fn redeem_code(
+    client: &Client<'_>,
+    code: &str,
+    verifier: &str,
+    redirect_uri: &str,
+) -> Result<AccessToken, TokenError> {
+    let form = [
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code.to_owned()),
+        ("redirect_uri", redirect_uri.to_owned()),
+        ("code_verifier", verifier.to_owned()),
+        ("client_id", client.client_id.to_owned()),
+    ];
+    request(client.http, client.token_url, client.client_id, client.client_secret, &form).await
+}
+
+/// A fresh access token for a refresh token (RFC 6749 §6); the endpoint may
+/// rotate the refresh token too.
+pub async fn refresh(client: &Client<'_>, refresh_token: &Secret) -> Result<AccessToken, TokenError> {
+    let form =
+        [("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token.expose().to_owned())];
+    request(client.http, client.token_url, client.client_id, client.client_secret, &form).await
+}
+
+/// Revoke a token at `revoke_url` (RFC 7009): `true` when the endpoint
+/// answered 200.
+pub async fn revoke(client: &Client<'_>, revoke_url: &reqwest::Url, token: &Secret, hint: &str) -> bool {
+    let form = [("token", token.expose().to_owned()), ("token_type_hint", hint.to_owned())];
+    let sent = client
+        .http
+        .post(revoke_url.clone())
+        .basic_auth(client.client_id, Some(client.client_secret.expose()))
+        .form(&form)
+        .send()
+        .await;
+    match sent {
+        Ok(response) => response.status() == reqwest::StatusCode::OK,
+        Err(e) => {
+            let host = revoke_url.host_str().unwrap_or("-");
+            tracing::warn!(%host, error = %describe(e), "token revocation failed");
+            false
+        }
+    }
 }
 
 async fn request(
@@ -118,8 +200,9 @@ async fn request(
     client_id: &str,
     client_secret: &Secret,
     form: &[(&str, String)],
-) -> Result<AccessToken, String> {
+) -> Result<AccessToken, TokenError> {
     let host = token_url.host_str().unwrap_or("-");
+    let failed = |message: String| TokenError { message, grant_refused: false };
     let response = client
         .post(token_url.clone())
         .basic_auth(client_id, Some(client_secret.expose()))
@@ -127,25 +210,39 @@ async fn request(
         .form(form)
         .send()
         .await
-        .map_err(|e| format!("token endpoint at {host} unreachable: {}", describe(e)))?;
+        .map_err(|e| failed(format!("token endpoint at {host} unreachable: {}", describe(e))))?;
     let status = response.status();
     if !status.is_success() {
-        return Err(format!("token endpoint at {host} answered {status}"));
+        // The registered error code is safe to show; anything else in the
+        // body is not read.
+        let error = read_bounded(response)
+            .await
+            .ok()
+            .and_then(|body| serde_json::from_slice::<ErrorResponse>(&body).ok())
+            .map(|e| e.error)
+            .filter(|e| e.len() <= 64 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        let grant_refused =
+            status == reqwest::StatusCode::BAD_REQUEST && error.as_deref() == Some("invalid_grant");
+        let named = error.map(|e| format!(" ({e})")).unwrap_or_default();
+        return Err(TokenError {
+            message: format!("token endpoint at {host} answered {status}{named}"),
+            grant_refused,
+        });
     }
-    let body = read_bounded(response).await.map_err(|e| format!("token endpoint at {host}: {e}"))?;
+    let body = read_bounded(response).await.map_err(|e| failed(format!("token endpoint at {host}: {e}")))?;
     let parsed: TokenResponse = serde_json::from_slice(&body)
-        .map_err(|_| format!("token endpoint at {host} sent no valid token response"))?;
-    if parsed.access_token.is_empty()
-        || parsed.access_token.bytes().any(|b| b.is_ascii_control() || b == b' ')
-    {
-        return Err(format!("token endpoint at {host} sent an unusable access token"));
+        .map_err(|_| failed(format!("token endpoint at {host} sent no valid token response")))?;
+    let usable = |token: &str| !token.is_empty() && !token.bytes().any(|b| b.is_ascii_control() || b == b' ');
+    if !usable(&parsed.access_token) || parsed.refresh_token.as_deref().is_some_and(|t| !usable(t)) {
+        return Err(failed(format!("token endpoint at {host} sent an unusable token")));
     }
     if parsed.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
-        return Err(format!("token endpoint at {host} sent a token that is not a bearer token"));
+        return Err(failed(format!("token endpoint at {host} sent a token that is not a bearer token")));
     }
     Ok(AccessToken {
         value: Secret::new(parsed.access_token),
         expires_in: parsed.expires_in.map_or(DEFAULT_EXPIRES_IN, Duration::from_secs),
+        refresh: parsed.refresh_token.map(Secret::new),
     })
 }
 

@@ -22,6 +22,17 @@
 //!     delegation: true                      # send the host's own token as actor_token
 //!     plugins: [crm]
 //!     origins: ["https://crm.example.com"]
+//!   ads-user:                               # each user's own account, connected once
+//!     kind: oauth2_authorization_code       # authorization code + PKCE
+//!     authorize_url: https://ads.example.com/oauth/authorize
+//!     token_url: https://ads.example.com/oauth/token
+//!     revoke_url: https://ads.example.com/oauth/revoke     # optional (RFC 7009)
+//!     redirect_uri: https://tools.example.com/connections/ads-user/callback  # optional
+//!     client_id: fastmcp
+//!     client_secret: { file: /run/secrets/ads-oauth-secret }
+//!     scopes: [campaigns.read]
+//!     plugins: [ads]
+//!     origins: ["https://ads.example.com"]
 //!   maps:
 //!     kind: static
 //!     secret: { env: MAPS_API_KEY }
@@ -141,15 +152,41 @@ pub enum Credential {
         /// Refresh a cached token this long before it expires.
         refresh_before: Duration,
     },
+    /// OAuth 2.0 authorization code with PKCE (RFC 6749 §4.1, RFC 7636):
+    /// each user connects their own account once (`/connections`); the
+    /// host keeps their tokens, encrypted, and injects the access token.
+    OAuth2AuthorizationCode(Box<AuthorizationCode>),
+}
+
+/// A provider users connect their own accounts to.
+#[derive(Debug, Clone)]
+pub struct AuthorizationCode {
+    /// Where the user's browser is sent to consent.
+    pub authorize_url: reqwest::Url,
+    /// The token endpoint (code and refresh grants).
+    pub token_url: reqwest::Url,
+    /// The revocation endpoint (RFC 7009), if the provider has one.
+    pub revoke_url: Option<reqwest::Url>,
+    /// The callback URL registered with the provider; unset: the host's
+    /// public URL (or the request's `Host`) and `/connections/{name}/callback`.
+    pub redirect_uri: Option<reqwest::Url>,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: Secret,
+    /// Scopes asked for at consent.
+    pub scopes: Vec<String>,
+    /// Refresh an access token this long before it expires.
+    pub refresh_before: Duration,
 }
 
 impl Credential {
-    /// `user` when the upstream sees the caller (token exchange), else
-    /// `service` (the operator's identity) — what policies read as
-    /// `credential.kind`.
+    /// `user` when the upstream sees the caller (token exchange, a user's
+    /// connection), else `service` (the operator's identity) — what
+    /// policies read as `credential.kind`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Credential::TokenExchange { .. } => "user",
+            Credential::TokenExchange { .. } | Credential::OAuth2AuthorizationCode(_) => "user",
             Credential::Static { .. } | Credential::OAuth2ClientCredentials { .. } => "service",
         }
     }
@@ -210,6 +247,26 @@ enum ProviderSpec {
         scopes: Vec<String>,
         #[serde(default)]
         delegation: bool,
+        #[serde(default)]
+        refresh_before_s: Option<u64>,
+        plugins: Vec<String>,
+        #[serde(default)]
+        origins: Vec<String>,
+        #[serde(default)]
+        allow_http: bool,
+    },
+    #[serde(rename = "oauth2_authorization_code")]
+    OAuth2AuthorizationCode {
+        authorize_url: String,
+        token_url: String,
+        #[serde(default)]
+        revoke_url: Option<String>,
+        #[serde(default)]
+        redirect_uri: Option<String>,
+        client_id: String,
+        client_secret: SecretSource,
+        #[serde(default)]
+        scopes: Vec<String>,
         #[serde(default)]
         refresh_before_s: Option<u64>,
         plugins: Vec<String>,
@@ -315,6 +372,46 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
                 };
                 (credential, plugins, origins, allow_http)
             }
+            ProviderSpec::OAuth2AuthorizationCode {
+                authorize_url,
+                token_url,
+                revoke_url,
+                redirect_uri,
+                client_id,
+                client_secret,
+                scopes,
+                refresh_before_s,
+                plugins,
+                origins,
+                allow_http,
+            } => {
+                let (token_url, client_secret) = client(&token_url, &client_id, &client_secret)?;
+                let url =
+                    |key: &str, text: &str| token_endpoint(text).map_err(|reason| err(&field(key), reason));
+                let authorize_url = url("authorize_url", &authorize_url)?;
+                if authorize_url.query_pairs().any(|(k, _)| k == "state" || k == "code_challenge") {
+                    return Err(err(
+                        &field("authorize_url"),
+                        "must not carry `state` or `code_challenge`".into(),
+                    ));
+                }
+                let revoke_url = revoke_url.map(|u| url("revoke_url", &u)).transpose()?;
+                let redirect_uri = redirect_uri.map(|u| url("redirect_uri", &u)).transpose()?;
+                if let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+                    return Err(err(&field("scopes"), format!("`{bad}` is not a scope")));
+                }
+                let credential = Credential::OAuth2AuthorizationCode(Box::new(AuthorizationCode {
+                    authorize_url,
+                    token_url,
+                    revoke_url,
+                    redirect_uri,
+                    client_id,
+                    client_secret,
+                    scopes,
+                    refresh_before: refresh_before(refresh_before_s),
+                }));
+                (credential, plugins, origins, allow_http)
+            }
         };
         if plugins.len() > MAX_BINDINGS || origins.len() > MAX_BINDINGS {
             return Err(err(&field("plugins"), format!("at most {MAX_BINDINGS} plugins and origins")));
@@ -343,7 +440,7 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
     Ok(providers)
 }
 
-/// A token endpoint: an http(s) URL with a host.
+/// An endpoint of a provider: an http(s) URL with a host.
 fn token_endpoint(text: &str) -> Result<reqwest::Url, String> {
     reqwest::Url::parse(text)
         .ok()
@@ -376,7 +473,8 @@ fn read_secret(base: &Path, source: &SecretSource) -> Result<Secret, String> {
     Ok(Secret::new(value.to_owned()))
 }
 
-fn is_provider_name(s: &str) -> bool {
+/// Whether `s` can name a provider: `[a-z0-9][a-z0-9._-]{0,63}`.
+pub fn is_provider_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     s.len() <= 64
         && bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())

@@ -18,8 +18,8 @@ mod settings;
 
 pub use load::{CONFIG_ENV, DEFAULT_CONFIG_FILE, Loaded, Source, example_file, load, markdown_table};
 pub use sections::{
-    ApprovalsConfig, AuditOptions, AuthConfig, BrokerConfig, IdempotencyConfig, McpConfig, MetricsConfig,
-    OutboundConfig, RedisConfig, ReloadConfig, RuntimeConfig, ServerConfig, TelemetryConfig,
+    ApprovalsConfig, AuditOptions, AuthConfig, BrokerConfig, ConnectionsConfig, IdempotencyConfig, McpConfig,
+    MetricsConfig, OutboundConfig, RedisConfig, ReloadConfig, RuntimeConfig, ServerConfig, TelemetryConfig,
 };
 pub use settings::Setting;
 
@@ -55,6 +55,8 @@ pub struct HostConfig {
     pub audit: AuditOptions,
     /// Calls waiting for approvers.
     pub approvals: ApprovalsConfig,
+    /// Users' connections to their own accounts at providers.
+    pub connections: ConnectionsConfig,
     /// Traces and the OTLP collector.
     pub telemetry: TelemetryConfig,
     /// The MCP endpoint.
@@ -83,6 +85,7 @@ impl HostConfig {
             idempotency: IdempotencyConfig::default(),
             audit: AuditOptions::default(),
             approvals: ApprovalsConfig::default(),
+            connections: ConnectionsConfig::default(),
             telemetry: TelemetryConfig::default(),
             mcp: McpConfig::default(),
             metrics: MetricsConfig::default(),
@@ -136,6 +139,15 @@ impl HostConfig {
             );
         }
         Ok(())
+    }
+
+    /// The key that seals users' connection tokens: the configured file,
+    /// else `.runtime/connections.key`.
+    pub fn connections_key_file(&self) -> PathBuf {
+        match &self.connections.key_file {
+            Some(file) => self.resolve(file),
+            None => self.runtime_dir().join("connections.key"),
+        }
     }
 
     /// `manifests/` under the root.

@@ -199,6 +199,24 @@ settings! {
         webhook_queue: usize = "1024" as Num, .range(1, 1_000_000);
     }
 
+    /// Users' own accounts at `oauth2_authorization_code` providers (`/connections`): their tokens, encrypted at rest.
+    connections: ConnectionsConfig {
+        /// A file holding the key (32 bytes, hex or base64) that encrypts users' tokens at rest; unset: `.runtime/connections.key`, generated on first use. Set it with Redis (replicas share it) and keep it out of the store's backups.
+        key_file: Option<PathBuf> = "" as Path, .env("FASTMCP_CONNECTIONS_KEY_FILE");
+        /// Files of earlier keys, used only to decrypt (rotation: a token sealed with one is sealed again with `key_file` when next refreshed; drop the old key after `max_idle`).
+        previous_key_files: Vec<String> = "" as List, .env("FASTMCP_CONNECTIONS_PREVIOUS_KEY_FILES");
+        /// How long a started connect flow waits for its callback.
+        flow_ttl: Duration = "600" as Secs, .range(60, 3600);
+        /// Connect flows one caller may have pending; beyond, 429 `connection_quota_exceeded`.
+        max_pending_flows_per_caller: u64 = "5" as Num, .range(1, 100);
+        /// A connection not refreshed (or made) for this long is forgotten.
+        max_idle: Duration = "7776000" as Secs, .range(3600, 366 * 86_400);
+        /// Largest token (access or refresh) kept, in bytes; a provider that issues a bigger one cannot be connected.
+        max_token_bytes: usize = "8192" as Num, .range(256, 65_536);
+        /// How long an MCP call waits for the user to finish connecting after accepting a URL elicitation (0: answer `connection_required` at once).
+        elicitation_wait: Duration = "120" as Secs, .range(0, 600);
+    }
+
     /// The audit trail.
     audit: AuditOptions {
         /// Largest record, in bytes; bigger events are cut with a digest.

@@ -187,6 +187,7 @@ async fn unauthenticated(
             trace: request.extensions().get::<crate::telemetry::CallTrace>().cloned().unwrap_or_default(),
             approved: None,
             bearer: None,
+            public_base: None,
         };
         pipeline::call(state, call).await.result.err().unwrap_or(ApiError::Internal)
     } else {

@@ -7,7 +7,7 @@ use crate::auth::{CATALOG_SCOPE, INVOKE_SCOPE};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use serde::Serialize;
 
 /// Where the document is served (its path-suffixed form adds `/mcp`).
@@ -38,7 +38,7 @@ pub async fn document(State(state): State<AppState>, headers: HeaderMap) -> Json
         authorization_servers.push(issuer.clone());
     }
     Json(ResourceMetadata {
-        resource: format!("{}/mcp", base_url(&state, &headers)),
+        resource: format!("{}/mcp", state.public_base(&headers)),
         authorization_servers,
         scopes_supported: vec![INVOKE_SCOPE, CATALOG_SCOPE],
         bearer_methods_supported: vec!["header"],
@@ -48,20 +48,5 @@ pub async fn document(State(state): State<AppState>, headers: HeaderMap) -> Json
 
 /// The document's URL, for `WWW-Authenticate: Bearer resource_metadata=…`.
 pub fn document_url(state: &AppState, headers: &HeaderMap) -> String {
-    format!("{}{WELL_KNOWN_PATH}/mcp", base_url(state, headers))
-}
-
-/// The configured public URL, else `http://` and the request's `Host` (a
-/// forged `Host` only changes the forger's own answer).
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.config().mcp.public_url {
-        return url.trim_end_matches('/').to_owned();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'))
-        .map(str::to_owned)
-        .unwrap_or_else(|| state.config().server.listen.to_string());
-    format!("http://{host}")
+    format!("{}{WELL_KNOWN_PATH}/mcp", state.public_base(headers))
 }

@@ -32,11 +32,13 @@ pub(super) struct Caller {
     pub session: Option<String>,
     /// The bearer token it authenticated with (for delegated credentials).
     pub bearer: Option<crate::broker::providers::Secret>,
+    /// The host's base URL as the client reached it.
+    pub public_base: Option<String>,
 }
 
 /// The caller of an MCP request. [`super::access`] refuses every request
 /// without a principal before rmcp sees it, so a missing one is a host fault.
-pub(super) fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
+pub(super) fn caller(state: &AppState, context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
     let parts = context.extensions.get::<http::request::Parts>();
     let principal = parts.and_then(|p| p.extensions.get::<Arc<Principal>>()).cloned();
     let Some(principal) = principal else {
@@ -58,7 +60,8 @@ pub(super) fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, Mcp
         .and_then(|v| v.to_str().ok())
         .map(|v| crate::text::clip(v, 128).into_owned());
     let bearer = parts.and_then(|p| crate::auth::presented_token(&p.headers));
-    Ok(Caller { principal, correlation_id, peer, logged, trace, session, bearer })
+    let public_base = parts.map(|p| state.public_base(&p.headers));
+    Ok(Caller { principal, correlation_id, peer, logged, trace, session, bearer, public_base })
 }
 
 /// Runs the pipeline for one MCP call.
@@ -86,6 +89,7 @@ impl Runner<'_> {
             trace: self.trace.clone(),
             approved: None,
             bearer: self.caller.bearer.clone(),
+            public_base: self.caller.public_base.clone(),
             transport: Transport::Mcp,
             endpoint,
             caller: Ok(self.caller.principal.clone()),

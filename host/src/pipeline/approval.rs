@@ -121,6 +121,7 @@ fn approved_request(call: &PendingCall, approvers: &[crate::approvals::ledger::W
         _ => Default::default(),
     };
     CallRequest {
+        public_base: None,
         correlation_id: CorrelationId::generate(),
         transport: if call.transport == "mcp" { Transport::Mcp } else { Transport::Rest },
         endpoint: Endpoint::Approved,

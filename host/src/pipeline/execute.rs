@@ -65,6 +65,7 @@ async fn run(
             sub: call.principal.sub.clone(),
             tenant: call.principal.tenant.clone(),
             token: record.bearer.clone(),
+            connection: record.connection.clone(),
         }));
     }
     let running = state.runtime().call(

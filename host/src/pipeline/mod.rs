@@ -6,7 +6,7 @@
 //! ```text
 //!  transport ──CallRequest──▶ authenticate ─▶ shape ─▶ authorize id ─▶ arguments
 //!                             ─▶ resolve ─▶ validate ─▶ rules ─▶ rate limit
-//!                             ─▶ idempotency ─▶ gate ─▶ execute
+//!                             ─▶ connection ─▶ idempotency ─▶ gate ─▶ execute
 //!  transport ◀─CallOutcome─── record (audit, durable) ◀─┘  (every stop above too)
 //! ```
 //!
@@ -37,8 +37,11 @@
 //!    schema; ABAC rules read `args`, so they only ever see arguments that
 //!    passed it. Both run on confirm too: a policy change between invoke and
 //!    confirm applies.
-//! 7. **rate limit** and **idempotency** follow authorization, so denied
-//!    callers cannot spend quota or keys; idempotency precedes the gate, so a
+//! 7. **rate limit**, the **connection** and **idempotency** follow
+//!    authorization, so denied callers cannot spend quota or keys; a tool
+//!    that acts with the caller's own account at a provider needs their
+//!    connection ([`connection`]: `connection_required` before anything is
+//!    asked of a human or run); idempotency precedes the gate, so a
 //!    retried invoke gets the same action token back and a retried confirm
 //!    the same result instead of "token used".
 //! 8. **gate** ([`gate`]): the caller's own confirmation first, then the
@@ -48,6 +51,7 @@
 //! 9. **record** ([`record`]): durable before the transport answers.
 
 pub mod approval;
+mod connection;
 mod digest;
 mod execute;
 mod gate;
@@ -164,6 +168,9 @@ pub struct CallRequest {
     /// The bearer token the caller authenticated with: what a delegated
     /// credential is exchanged from. Never logged or recorded.
     pub bearer: Option<crate::broker::providers::Secret>,
+    /// The host's base URL as the caller reached it (`None`: the configured
+    /// public URL only), for the connect link of `connection_required`.
+    pub public_base: Option<String>,
 }
 
 /// Run a call through every step, record it durably, and return what the
@@ -181,10 +188,12 @@ pub async fn call(state: &AppState, request: CallRequest) -> CallOutcome {
         trace,
         approved,
         bearer,
+        public_base,
     } = request;
     let mut record = CallRecord::new(&correlation_id, transport, endpoint, &tool, peer, trace);
     record.approved = approved;
     record.bearer = bearer;
+    record.public_base = public_base;
     let result = run(state, &mut record, caller, args, cancel.as_ref()).await;
     let rate_limit = record.rate;
     let result = record.commit(state, result).await;
@@ -211,6 +220,9 @@ async fn run(
     let call = traced(trace.step("rules"), || steps::evaluate_rules(state, validated))?;
     if record.endpoint != Endpoint::Approved {
         traced_async(trace.step("rate_limit"), steps::rate_limit(state, record, &call)).await?;
+    }
+    if !matches!(record.endpoint, Endpoint::Decline(_)) {
+        traced_async(trace.step("connection"), connection::connection(state, record, &call)).await?;
     }
     let begun =
         traced_async(trace.step("idempotency"), replay::begin(state, record.endpoint, &call, &presented))

@@ -48,6 +48,7 @@ fn request(tool: &str, caller: Result<Arc<Principal>, ApiError>, asked: &Arc<Ato
         trace: Default::default(),
         approved: None,
         bearer: None,
+        public_base: None,
     }
 }
 

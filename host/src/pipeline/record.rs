@@ -52,6 +52,12 @@ pub struct CallRecord {
     pub(super) approved: Option<Value>,
     /// The caller's bearer token, for delegated credentials (never recorded).
     pub(super) bearer: Option<crate::broker::providers::Secret>,
+    /// The host's base URL as the caller reached it (for the connect link
+    /// of `connection_required`).
+    pub(super) public_base: Option<String>,
+    /// The access token of the caller's connection the tool acts with, read
+    /// for this call (never recorded).
+    pub(super) connection: Option<crate::broker::providers::Secret>,
     started: Instant,
 }
 
@@ -80,6 +86,8 @@ impl CallRecord {
             trace,
             approved: None,
             bearer: None,
+            public_base: None,
+            connection: None,
             started: Instant::now(),
         }
     }

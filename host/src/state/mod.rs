@@ -62,6 +62,8 @@ struct Inner {
     policy: ArcSwap<PolicySnapshot>,
     /// The approver notification webhook, when configured.
     approval_webhook: Option<crate::approvals::webhook::Webhook>,
+    /// The keys of users' connection tokens.
+    vault: crate::connections::Vault,
     /// How the last reloads went, and who hears of changes.
     reloads: Reloads,
     /// Shutdown and uptime.
@@ -139,9 +141,18 @@ impl AppState {
         let shared = Shared::open(&config).await?;
         let providers = crate::broker::providers::load_configured(&config)?;
         let outbound = Arc::new(crate::outbound::client::OutboundClient::new(&config)?);
+        let connecting = providers.values().any(|p| {
+            matches!(p.credential, crate::broker::providers::Credential::OAuth2AuthorizationCode(_))
+        });
+        if connecting && config.redis.enabled() && config.connections.key_file.is_none() {
+            anyhow::bail!(
+                "connections.key_file: required with redis.url when a provider is oauth2_authorization_code (every replica must seal users' tokens with the same key)"
+            );
+        }
+        let vault = crate::connections::Vault::start(&config, outbound.roots())?;
         let broker =
             Broker::new(providers, config.broker.clone(), config.clock.clone()).trusting(outbound.roots());
-        let parts = StartParts { auth, shared, audit, audit_export, broker, outbound };
+        let parts = StartParts { auth, shared, audit, audit_export, broker, outbound, vault };
         let state = tokio::task::spawn_blocking(move || Self::start_blocking(config, parts))
             .await
             .context("startup task panicked")??;
@@ -170,7 +181,7 @@ impl AppState {
     }
 
     fn start_blocking(config: HostConfig, parts: StartParts) -> anyhow::Result<Self> {
-        let StartParts { auth, shared, audit, audit_export, broker, outbound } = parts;
+        let StartParts { auth, shared, audit, audit_export, broker, outbound, vault } = parts;
         let action_tokens = ActionTokenKey::load_or_create(&config.runtime_dir().join("action-token.key"))?;
         let policy = PolicySet::load(&config.policy_file())?;
         log_policy(&policy, 1);
@@ -217,6 +228,7 @@ impl AppState {
                 plugins: ArcSwap::from_pointee(plugins),
                 policy: ArcSwap::from_pointee(PolicySnapshot { version: 1, policy }),
                 approval_webhook,
+                vault,
                 reloads: Reloads::default(),
                 lifecycle: Lifecycle {
                     shutdown: tokio::sync::watch::channel(false).0,
@@ -224,6 +236,22 @@ impl AppState {
                 },
             }),
         })
+    }
+
+    /// The host's base URL as a request reached it: the configured
+    /// `mcp.public_url`, else `http://` and the request's `Host` (a forged
+    /// `Host` only changes the forger's own answer).
+    pub fn public_base(&self, headers: &http::HeaderMap) -> String {
+        if let Some(url) = &self.config().mcp.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'))
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.config().server.listen.to_string());
+        format!("http://{host}")
     }
 
     /// The configuration.
@@ -350,6 +378,17 @@ impl AppState {
         )
     }
 
+    /// Users' connections, under the providers of `broker`.
+    pub fn connections<'a>(&'a self, broker: &'a Broker) -> crate::connections::Connections<'a> {
+        crate::connections::Connections {
+            vault: &self.inner.vault,
+            store: self.store(),
+            broker,
+            clock: &self.inner.config.clock,
+            audit: &self.inner.audit,
+        }
+    }
+
     /// The audit trail.
     pub fn audit(&self) -> &AuditLog {
         &self.inner.audit
@@ -415,4 +454,5 @@ struct StartParts {
     audit_export: crate::audit::export::ExportStatus,
     broker: Broker,
     outbound: Arc<crate::outbound::client::OutboundClient>,
+    vault: crate::connections::Vault,
 }

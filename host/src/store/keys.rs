@@ -62,6 +62,39 @@ pub fn approvals_of(tenant: &str, sub: &str) -> String {
     format!("approvals-of:{}", digest(&[tenant, sub]))
 }
 
+/// A user's sealed tokens at a provider (`connection:<sha256>` of tenant,
+/// subject and provider).
+pub fn connection(tenant: &str, sub: &str, provider: &str) -> String {
+    format!("connection:{}", digest(&[tenant, sub, provider]))
+}
+
+/// The set of providers a user is connected to (`connections-of:<sha256>`).
+pub fn connections_of(tenant: &str, sub: &str) -> String {
+    format!("connections-of:{}", digest(&[tenant, sub]))
+}
+
+/// A refresh of a user's connection in progress on some replica
+/// (`connection-refresh:<sha256>`): one refresh at a time across replicas.
+pub fn connection_refresh(tenant: &str, sub: &str, provider: &str) -> String {
+    format!("connection-refresh:{}", digest(&[tenant, sub, provider]))
+}
+
+/// A started connect flow, by the SHA-256 of its `state`
+/// (`connection-flow:<hex>`): the state itself is never stored.
+pub fn connection_flow(state_digest: &str) -> String {
+    format!("connection-flow:{state_digest}")
+}
+
+/// A connect flow's callback, claimed once (`connection-flow-used:<hex>`).
+pub fn connection_flow_used(state_digest: &str) -> String {
+    format!("connection-flow-used:{state_digest}")
+}
+
+/// The set of a user's pending connect flows (`connection-flows-of:<sha256>`).
+pub fn connection_flows_of(tenant: &str, sub: &str) -> String {
+    format!("connection-flows-of:{}", digest(&[tenant, sub]))
+}
+
 /// A principal as a set member or key part (`<sha256>` of tenant and subject).
 pub fn principal_digest(tenant: &str, sub: &str) -> String {
     digest(&[tenant, sub])

@@ -6,32 +6,8 @@
 //! their own call; the requester's `GET /calls/{id}` then has the result.
 
 use super::{APPROVER_SCOPES, approver, outcome, request, root};
-use crate::harness::{TestServer, workspace};
+use crate::harness::TestServer;
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-/// The system Chromium: `FASTMCP_CHROMIUM`, else Debian's binary.
-fn chromium() -> PathBuf {
-    if let Some(path) = std::env::var_os("FASTMCP_CHROMIUM") {
-        return path.into();
-    }
-    let debian = Path::new("/usr/lib/chromium/chromium");
-    assert!(
-        debian.exists(),
-        "the browser tests need Chromium: apt-get install -y chromium (or set FASTMCP_CHROMIUM)"
-    );
-    debian.to_path_buf()
-}
-
-/// The venv with Playwright (created once per test process; again only
-/// when `tests/browser/requirements.txt` changes).
-fn playwright_venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        crate::mcp::clients::venv_with("target/browser-venv", "tests/browser/requirements.txt")
-    })
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn approvers_decide_in_the_inbox_page_and_hostile_arguments_stay_text() {
@@ -43,24 +19,14 @@ async fn approvers_decide_in_the_inbox_page_and_hostile_arguments_stay_text() {
     let requester = server.token_for("tester", "public", &["tester", "approver"], APPROVER_SCOPES);
     let arg = json!({
         "base": server.base,
-        "chromium": chromium(),
+        "chromium": crate::browser::chromium(),
         "alice": approver(&server, "alice"),
         "bob": approver(&server, "bob"),
         "requester": requester,
         "hostile_call": id,
         "own_call": own,
     });
-    let python = playwright_venv().join("bin/python");
-    let script = workspace().join("tests/browser/approvals_page.py");
-    let mut command = tokio::process::Command::new(python);
-    command.arg(script).arg(arg.to_string()).kill_on_drop(true);
-    let output = tokio::time::timeout(std::time::Duration::from_secs(180), command.output())
-        .await
-        .expect("the browser run finishes within 3 minutes")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let seen = crate::browser::run("approvals_page.py", &arg).await;
 
     let csp = seen["csp"].as_str().unwrap();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");

@@ -1,0 +1,398 @@
+//! Users' own accounts at `oauth2_authorization_code` providers: a user
+//! connects once ([`flow`]: authorization code + PKCE, `/connections`), the
+//! host keeps their tokens and injects a fresh access token into the
+//! requests of the tools that name the provider.
+//!
+//! **Where tokens live.** In the state store (embedded redb, or Redis so
+//! that every replica can use them), one record per (tenant, subject,
+//! provider), sealed with AES-256-GCM under the operator's key
+//! ([`sealed`]; associated data binds a record to its owner). A record
+//! lasts `connections.max_idle` from its last refresh; `DELETE` forgets it
+//! (and revokes it at the provider when it has a `revoke_url`). The
+//! decrypted access token lives in memory for one call; it never reaches a
+//! log, a span, the trail or the guest.
+//!
+//! **Refresh.** An access token within the provider's `refresh_before` of
+//! its expiry is refreshed before the call: one refresh at a time per
+//! connection on this replica (a lock), and across replicas (a claim in
+//! the store; the others wait for the record to change). A refresh token
+//! the provider refuses (`invalid_grant`: revoked, expired, rotated away)
+//! ends the connection: the user connects again.
+
+pub mod flow;
+pub mod sealed;
+
+use crate::audit::AuditLog;
+use crate::audit::record::{AuditEvent, AuditPrincipal};
+use crate::broker::Broker;
+use crate::broker::oauth;
+use crate::broker::providers::{AuthorizationCode, Credential, Secret};
+use crate::clock::Clock;
+use crate::config::ConnectionsConfig;
+use crate::error::ApiError;
+use crate::principal::Principal;
+use crate::store::{KeyValueStore, keys};
+use sealed::KeyRing;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Providers one user may be connected to at once.
+pub const MAX_CONNECTIONS_PER_USER: u64 = 64;
+
+/// Refresh locks kept at most on one replica.
+const MAX_REFRESH_LOCKS: usize = 4096;
+
+/// How often a replica that lost the refresh claim looks for the winner's
+/// token.
+const REFRESH_POLL: Duration = Duration::from_millis(100);
+
+/// A user's tokens at one provider, as sealed in the store.
+#[derive(Serialize, Deserialize)]
+struct Tokens {
+    access_token: String,
+    /// Host-clock Unix ms from which the access token is refreshed before
+    /// use (`refresh_before` ahead of its expiry, at most half its life).
+    refresh_at_ms: i64,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    connected_ms: i64,
+    refreshed_ms: i64,
+}
+
+/// A connection as its owner sees it (never a token).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConnectionView {
+    /// The provider.
+    pub provider: String,
+    /// When the user connected (RFC 3339).
+    pub connected_at: String,
+    /// When its access token was last issued (RFC 3339).
+    pub refreshed_at: String,
+    /// Whether the provider issued a refresh token (else the user connects
+    /// again when the access token expires).
+    pub refreshable: bool,
+}
+
+/// `GET /connections`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConnectionList {
+    /// The caller's connections.
+    pub connections: Vec<ConnectionView>,
+}
+
+/// `DELETE /connections/{provider}`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Forgotten {
+    /// The provider.
+    pub provider: String,
+    /// Whether the provider confirmed revoking the tokens (`null`: it has
+    /// no `revoke_url`). The host forgot them either way.
+    pub revoked: Option<bool>,
+}
+
+/// The long-lived part: the keys, a client for token endpoints, the
+/// refresh locks.
+pub struct Vault {
+    keys: KeyRing,
+    http: reqwest::Client,
+    config: ConnectionsConfig,
+    /// Longest a refresh may hold its claim (the token request's timeout
+    /// and a margin).
+    refresh_bound: Duration,
+    refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Vault {
+    /// The vault of `config`: its keys (the default key file generated on
+    /// first use), trusting `roots` for token endpoints.
+    pub fn start(
+        config: &crate::config::HostConfig,
+        roots: &crate::outbound::trust::Roots,
+    ) -> anyhow::Result<Self> {
+        let settings = &config.connections;
+        let previous: Vec<std::path::PathBuf> =
+            settings.previous_key_files.iter().map(|f| config.resolve(std::path::Path::new(f))).collect();
+        let keys = KeyRing::load(&config.connections_key_file(), settings.key_file.is_none(), &previous)
+            .map_err(|e| anyhow::anyhow!("connections.key_file: {e:#}"))?;
+        Ok(Self {
+            keys,
+            http: oauth::client(config.broker.fetch_timeout, roots),
+            config: settings.clone(),
+            refresh_bound: config.broker.fetch_timeout + Duration::from_secs(5),
+            refreshing: Mutex::default(),
+        })
+    }
+
+    fn refresh_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.refreshing.lock().expect("the refresh locks are never poisoned");
+        if !locks.contains_key(key) && locks.len() >= MAX_REFRESH_LOCKS {
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        locks.entry(key.to_owned()).or_default().clone()
+    }
+}
+
+/// Connections in one store, under the providers of one broker.
+pub struct Connections<'a> {
+    pub(crate) vault: &'a Vault,
+    pub(crate) store: &'a dyn KeyValueStore,
+    pub(crate) broker: &'a Broker,
+    pub(crate) clock: &'a Clock,
+    pub(crate) audit: &'a AuditLog,
+}
+
+/// Why a call cannot have a connection's token.
+#[derive(Debug)]
+pub enum Unconnected {
+    /// The user has no (usable) connection: they must connect.
+    Required,
+    /// The provider could not refresh the token now.
+    Unavailable(String),
+    /// The store could not answer.
+    Store,
+}
+
+fn store_error(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "connections: state store unavailable");
+    ApiError::StateUnavailable
+}
+
+/// The associated data of a user's record: whose it is.
+fn record_aad(tenant: &str, sub: &str, provider: &str) -> Vec<u8> {
+    format!("connection\0{tenant}\0{sub}\0{provider}").into_bytes()
+}
+
+impl<'a> Connections<'a> {
+    /// The authorization-code provider of this name, if configured.
+    pub fn provider(&self, name: &str) -> Option<&'a AuthorizationCode> {
+        match self.broker.provider(name).map(|p| &p.credential) {
+            Some(Credential::OAuth2AuthorizationCode(provider)) => Some(provider.as_ref()),
+            _ => None,
+        }
+    }
+
+    fn client(&self, provider: &'a AuthorizationCode) -> oauth::Client<'a> {
+        oauth::Client {
+            http: &self.vault.http,
+            token_url: &provider.token_url,
+            client_id: &provider.client_id,
+            client_secret: &provider.client_secret,
+        }
+    }
+
+    /// The user's record at `name`, opened (`None` when absent or unreadable).
+    async fn load(&self, user: &Principal, name: &str) -> Result<Option<(Tokens, bool)>, ApiError> {
+        let key = keys::connection(&user.tenant, &user.sub, name);
+        let Some(stored) = self.store.get(&key).await.map_err(store_error)? else {
+            return Ok(None);
+        };
+        let opened = match self.vault.keys.open(&record_aad(&user.tenant, &user.sub, name), &stored) {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::warn!(provider = name, error = %e, "a stored connection is unreadable; the user must connect again");
+                return Ok(None);
+            }
+        };
+        match serde_json::from_slice::<Tokens>(&opened.plaintext) {
+            Ok(tokens) => Ok(Some((tokens, opened.stale_key))),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Seal and store the user's record, for `max_idle`.
+    async fn save(&self, user: &Principal, name: &str, tokens: &Tokens) -> Result<(), ApiError> {
+        let plaintext = serde_json::to_vec(tokens).expect("tokens serialise");
+        let sealed = self.vault.keys.seal(&record_aad(&user.tenant, &user.sub, name), &plaintext);
+        let ttl = self.vault.config.max_idle;
+        let key = keys::connection(&user.tenant, &user.sub, name);
+        self.store.put(&key, &sealed, ttl).await.map_err(store_error)?;
+        let set = keys::connections_of(&user.tenant, &user.sub);
+        self.store.admit(&set, name, ttl, MAX_CONNECTIONS_PER_USER).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// A usable access token of `user`'s connection to `name`: stored, or
+    /// refreshed now.
+    pub async fn access_token(&self, user: &Principal, name: &str) -> Result<Secret, Unconnected> {
+        let provider = self.provider(name).ok_or(Unconnected::Required)?;
+        match self.load(user, name).await.map_err(|_| Unconnected::Store)? {
+            None => return Err(Unconnected::Required),
+            Some((tokens, stale_key)) if tokens.refresh_at_ms > self.clock.now_unix_ms() => {
+                if stale_key {
+                    // Rotation: seal it again under the current key.
+                    let _ = self.save(user, name, &tokens).await;
+                }
+                return Ok(Secret::new(tokens.access_token));
+            }
+            Some(_) => {}
+        }
+        // One refresh at a time on this replica…
+        let record_key = keys::connection(&user.tenant, &user.sub, name);
+        let lock = self.vault.refresh_lock(&record_key);
+        let _held = lock.lock().await;
+        // …and across replicas.
+        let claim = keys::connection_refresh(&user.tenant, &user.sub, name);
+        let claim_ttl = self.vault.refresh_bound;
+        let won =
+            self.store.insert_if_absent(&claim, b"1", claim_ttl).await.map_err(|_| Unconnected::Store)?;
+        if !won {
+            return self.await_refresh_elsewhere(user, name).await;
+        }
+        let result = self.refresh(user, name, provider).await;
+        let _ = self.store.delete(&claim).await;
+        result
+    }
+
+    /// Another replica is refreshing: wait (within the fetch timeout) for
+    /// its fresh token to appear in the store.
+    async fn await_refresh_elsewhere(&self, user: &Principal, name: &str) -> Result<Secret, Unconnected> {
+        let deadline = tokio::time::Instant::now() + self.vault.refresh_bound;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(REFRESH_POLL).await;
+            match self.load(user, name).await.map_err(|_| Unconnected::Store)? {
+                None => return Err(Unconnected::Required),
+                Some((tokens, _)) if tokens.refresh_at_ms > self.clock.now_unix_ms() => {
+                    return Ok(Secret::new(tokens.access_token));
+                }
+                Some(_) => {}
+            }
+        }
+        Err(Unconnected::Unavailable(format!(
+            "provider `{name}`: a refresh on another replica did not finish"
+        )))
+    }
+
+    /// Refresh the user's access token (holding both claims).
+    async fn refresh(
+        &self,
+        user: &Principal,
+        name: &str,
+        provider: &'a AuthorizationCode,
+    ) -> Result<Secret, Unconnected> {
+        // Read again under the claim: another holder may have refreshed.
+        let Some((tokens, _)) = self.load(user, name).await.map_err(|_| Unconnected::Store)? else {
+            return Err(Unconnected::Required);
+        };
+        if tokens.refresh_at_ms > self.clock.now_unix_ms() {
+            return Ok(Secret::new(tokens.access_token));
+        }
+        let Some(refresh_token) = tokens.refresh_token.clone() else {
+            self.drop_connection(user, name, "expired").await;
+            return Err(Unconnected::Required);
+        };
+        match oauth::refresh(&self.client(provider), &Secret::new(refresh_token.clone())).await {
+            Ok(issued) => {
+                let refreshed = self.tokens_of(provider, issued, Some(refresh_token), tokens.connected_ms);
+                let Ok(refreshed) = refreshed else {
+                    return Err(Unconnected::Unavailable(format!(
+                        "provider `{name}` issued a token larger than connections.max_token_bytes"
+                    )));
+                };
+                self.save(user, name, &refreshed).await.map_err(|_| Unconnected::Store)?;
+                tracing::info!(provider = name, "refreshed a user's connection");
+                Ok(Secret::new(refreshed.access_token))
+            }
+            Err(e) if e.grant_refused => {
+                self.drop_connection(user, name, "refresh_refused").await;
+                Err(Unconnected::Required)
+            }
+            Err(e) => {
+                tracing::warn!(provider = name, reason = %e.message, "refreshing a user's connection failed");
+                Err(Unconnected::Unavailable(format!("provider `{name}`: {}", e.message)))
+            }
+        }
+    }
+
+    /// The record for tokens just issued (a refresh token not reissued is
+    /// kept); `Err` when a token is over `max_token_bytes`.
+    fn tokens_of(
+        &self,
+        provider: &AuthorizationCode,
+        issued: oauth::AccessToken,
+        previous_refresh: Option<String>,
+        connected_ms: i64,
+    ) -> Result<Tokens, ()> {
+        let max = self.vault.config.max_token_bytes;
+        let refresh_token = issued.refresh.map(|r| r.expose().to_owned()).or(previous_refresh);
+        if issued.value.expose().len() > max || refresh_token.as_ref().is_some_and(|r| r.len() > max) {
+            return Err(());
+        }
+        let now = self.clock.now_unix_ms();
+        let margin = provider.refresh_before.min(issued.expires_in / 2);
+        Ok(Tokens {
+            access_token: issued.value.expose().to_owned(),
+            refresh_at_ms: now + (issued.expires_in - margin).as_millis() as i64,
+            refresh_token,
+            connected_ms: if connected_ms == 0 { now } else { connected_ms },
+            refreshed_ms: now,
+        })
+    }
+
+    /// Forget a connection the provider no longer honours; audited.
+    async fn drop_connection(&self, user: &Principal, name: &str, why: &str) {
+        let _ = self.store.delete(&keys::connection(&user.tenant, &user.sub, name)).await;
+        let _ = self.store.forget(&keys::connections_of(&user.tenant, &user.sub), name).await;
+        tracing::info!(provider = name, why, "a user's connection ended; they must connect again");
+        self.record(user, "connections.ended", why, serde_json::json!({ "provider": name })).await;
+    }
+
+    /// The caller's connections (never a token).
+    pub async fn list(&self, user: &Principal) -> Result<ConnectionList, ApiError> {
+        let set = keys::connections_of(&user.tenant, &user.sub);
+        let mut names = self.store.members(&set).await.map_err(store_error)?;
+        names.sort();
+        let mut connections = Vec::new();
+        for name in names {
+            match self.load(user, &name).await? {
+                Some((tokens, _)) => connections.push(ConnectionView {
+                    provider: name,
+                    connected_at: crate::approvals::views::rfc3339(tokens.connected_ms),
+                    refreshed_at: crate::approvals::views::rfc3339(tokens.refreshed_ms),
+                    refreshable: tokens.refresh_token.is_some(),
+                }),
+                None => self.store.forget(&set, &name).await.map_err(store_error)?,
+            }
+        }
+        Ok(ConnectionList { connections })
+    }
+
+    /// Forget the caller's connection to `name`, revoking it at the
+    /// provider when it has a `revoke_url`.
+    pub async fn forget(&self, user: &Principal, name: &str) -> Result<Forgotten, ApiError> {
+        let Some((tokens, _)) = self.load(user, name).await? else {
+            return Err(ApiError::ConnectionNotFound(name.to_owned()));
+        };
+        self.store.delete(&keys::connection(&user.tenant, &user.sub, name)).await.map_err(store_error)?;
+        self.store.forget(&keys::connections_of(&user.tenant, &user.sub), name).await.map_err(store_error)?;
+        let revoked = match self.provider(name) {
+            Some(provider @ AuthorizationCode { revoke_url: Some(url), .. }) => {
+                // The refresh token first: revoking it ends the grant.
+                let (token, hint) = match tokens.refresh_token {
+                    Some(refresh) => (refresh, "refresh_token"),
+                    None => (tokens.access_token, "access_token"),
+                };
+                Some(oauth::revoke(&self.client(provider), url, &Secret::new(token), hint).await)
+            }
+            _ => None,
+        };
+        let detail = serde_json::json!({ "provider": name, "revoked": revoked });
+        self.record(user, "connections.forgotten", "forgotten", detail).await;
+        Ok(Forgotten { provider: name.to_owned(), revoked })
+    }
+
+    /// Append a connection event to the audit trail (never a token).
+    async fn record(&self, user: &Principal, event: &str, decision: &str, detail: serde_json::Value) {
+        let event = AuditEvent {
+            event: event.into(),
+            principal: Some(AuditPrincipal { sub: user.sub.clone(), tenant: user.tenant.clone() }),
+            decision: decision.into(),
+            detail: Some(detail),
+            ..Default::default()
+        };
+        if let Err(e) = self.audit.append(event).await {
+            tracing::error!(error = %e, "connections: the audit trail did not take an event");
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Connection: a tool whose manifest names an `oauth2_authorization_code`
+//! provider acts with the caller's own account there. The caller's
+//! connection is read (and its access token refreshed when near expiry)
+//! before anything is asked of a human or run; without one the call is
+//! `connection_required`, carrying a connect flow started for the caller
+//! (within their quota of pending flows) whose authorization URL they open.
+
+use super::CallRecord;
+use super::steps::Checked;
+use crate::connections::Unconnected;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Read the caller's connection into the record, when the tool needs one.
+pub(super) async fn connection(
+    state: &AppState,
+    record: &mut CallRecord,
+    call: &Checked,
+) -> Result<(), ApiError> {
+    let Some(name) = &call.tool.def.credential else {
+        return Ok(());
+    };
+    let connections = state.connections(&call.broker);
+    if connections.provider(name).is_none() {
+        return Ok(());
+    }
+    match connections.access_token(&call.principal, name).await {
+        Ok(token) => {
+            record.connection = Some(token);
+            Ok(())
+        }
+        Err(Unconnected::Required) => {
+            let base = record.public_base.clone().or_else(|| state.config().mcp.public_url.clone());
+            let started = connections.start(&call.principal, name, base.as_deref()).await;
+            Err(ApiError::ConnectionRequired {
+                provider: name.clone(),
+                authorization_url: started.ok().map(|s| s.authorization_url),
+            })
+        }
+        Err(Unconnected::Unavailable(_)) => Err(ApiError::CredentialUnavailable(name.clone())),
+        Err(Unconnected::Store) => Err(ApiError::StateUnavailable),
+    }
+}
