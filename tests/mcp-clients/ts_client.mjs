@@ -17,8 +17,8 @@ import {
 const url = new URL(process.env.MCP_URL);
 const token = process.env.MCP_TOKEN;
 
-async function connect({ elicit } = {}) {
-  const capabilities = elicit ? { elicitation: { form: {} } } : {};
+async function connect({ elicit, elicitation } = {}) {
+  const capabilities = elicit ? { elicitation: elicitation ?? { form: {} } } : {};
   const client = new Client({ name: "fastmcp-e2e", version: "1.0.0" }, { capabilities });
   if (elicit) {
     client.setRequestHandler(ElicitRequestSchema, elicit);
@@ -46,6 +46,22 @@ async function call(client, name, args, meta) {
   } catch (e) {
     return { error: { code: e.code ?? null, message: String(e.message ?? e), data: e.data ?? null } };
   }
+}
+
+// The user's side of a connect flow: the provider's sign-in form, then
+// the redirect to the host's callback. Returns the callback's status.
+async function consent(authorizationUrl, login) {
+  const page = await fetch(authorizationUrl);
+  if (page.status !== 200) throw new Error(`consent page answered ${page.status}`);
+  const url = new URL(authorizationUrl);
+  const form = new URLSearchParams(url.searchParams);
+  form.set("username", login);
+  form.set("password", "dev");
+  form.set("decision", "allow");
+  const decided = await fetch(`${url.origin}${url.pathname}`, { method: "POST", body: form, redirect: "manual" });
+  const location = decided.headers.get("location");
+  if (!location) throw new Error(`the provider did not redirect (${decided.status})`);
+  return (await fetch(location, { redirect: "manual" })).status;
 }
 
 async function scenario(name, arg) {
@@ -88,6 +104,27 @@ async function scenario(name, arg) {
       const out = { version: transport.protocolVersion, asked, ...(await call(client, arg.tool, arg.args)) };
       await client.close();
       return out;
+    }
+    case "connect": {
+      // A tool that needs the user's own account: arg.mode "url" declares
+      // URL-mode elicitation and, on being asked, accepts and completes the
+      // flow as the user's browser would (sign in, allow, follow the
+      // redirect to the host's callback); "form" declares form mode only.
+      const asked = [];
+      const flows = [];
+      const elicit = async (request) => {
+        asked.push({ mode: request.params.mode, url: request.params.url ?? null, message: request.params.message });
+        if (request.params.mode === "url") {
+          flows.push(new Promise((r) => setTimeout(r, 200)).then(() => consent(request.params.url, arg.login)));
+        }
+        return { action: "accept" };
+      };
+      const elicitation = arg.mode === "url" ? { url: {} } : { form: {} };
+      const { client, transport } = await connect({ elicit, elicitation });
+      const result = await call(client, arg.tool, arg.args ?? {});
+      const callback_status = await Promise.all(flows);
+      await client.close();
+      return { version: transport.protocolVersion, asked, callback_status, ...result };
     }
     case "idempotent": {
       const { client } = await connect();

@@ -213,6 +213,11 @@ impl<'a> Connections<'a> {
         Ok(())
     }
 
+    /// Whether `user` has a (readable) connection to `name`.
+    pub async fn connected(&self, user: &Principal, name: &str) -> bool {
+        matches!(self.load(user, name).await, Ok(Some(_)))
+    }
+
     /// A usable access token of `user`'s connection to `name`: stored, or
     /// refreshed now.
     pub async fn access_token(&self, user: &Principal, name: &str) -> Result<Secret, Unconnected> {

@@ -6,11 +6,11 @@
 //! ([`super::tasks`]). The caller is the principal [`super::access`] put
 //! into the HTTP request's extensions; rmcp hands those to every request.
 
-use super::confirm;
 use super::names;
 use super::render::protocol_error;
 use super::runner::{IDEMPOTENCY_META_KEY, Runner, caller};
 use super::tasks;
+use super::{confirm, connect};
 use crate::auth::{CATALOG_SCOPE, require_scope};
 use crate::pipeline::Endpoint;
 use crate::state::AppState;
@@ -116,6 +116,7 @@ impl ServerHandler for ToolServer {
             return confirm::resume(&run, action_token, request.input_responses.as_ref(), &context).await;
         }
         let outcome = run.call(Endpoint::Invoke, None).await;
+        let outcome = connect::connecting(&run, outcome, &context).await;
         confirm::answer(&run, outcome, &context).await
     }
 

@@ -9,6 +9,7 @@
 //! - [`streams`]: long-lived streams within their shares and lifetime.
 //! - [`handler`]: `tools/list`, `tools/call`, change notifications.
 //! - [`confirm`]: the confirmation gate as elicitation.
+//! - [`connect`]: `connection_required` as URL-mode elicitation.
 //! - [`tasks`]: calls waiting for approvers as tasks (SEP-2663).
 //! - [`render`]: outcomes as `tools/call` results.
 //! - [`names`]: `plugin:name` ↔ `plugin.name`.
@@ -16,6 +17,7 @@
 
 mod access;
 mod confirm;
+mod connect;
 mod handler;
 pub mod metadata;
 mod names;

@@ -5,6 +5,7 @@
 
 mod browser;
 mod flow;
+mod mcp;
 mod tokens;
 
 use crate::harness::{TestRoot, TestServer, TestUpstream, json};
