@@ -551,6 +551,40 @@ mod tests {
     }
 
     #[test]
+    fn authorization_code_providers_are_the_users_own_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret", "s3cr3t");
+        let provider = "providers:\n  ads-user:\n    kind: oauth2_authorization_code\n    authorize_url: https://ads.example.com/oauth/authorize\n    token_url: https://ads.example.com/oauth/token\n    revoke_url: https://ads.example.com/oauth/revoke\n    client_id: fastmcp\n    client_secret: { file: secret }\n    scopes: [campaigns.read]\n    plugins: [ads]\n    origins: [\"https://ads.example.com\"]\n";
+        let providers = load(&write(dir.path(), "providers.yml", provider)).unwrap();
+        let Credential::OAuth2AuthorizationCode(code) = &providers["ads-user"].credential else { panic!() };
+        assert_eq!(code.authorize_url.as_str(), "https://ads.example.com/oauth/authorize");
+        assert!(code.revoke_url.is_some() && code.redirect_uri.is_none());
+        assert_eq!(providers["ads-user"].credential.kind(), "user");
+        assert!(!format!("{providers:?}").contains("s3cr3t"));
+        for (from, to, field) in [
+            (
+                "authorize_url: https://ads.example.com/oauth/authorize",
+                "authorize_url: nope",
+                "providers.ads-user.authorize_url",
+            ),
+            (
+                "authorize_url: https://ads.example.com/oauth/authorize",
+                "authorize_url: https://ads.example.com/oauth/authorize?state=fixed",
+                "providers.ads-user.authorize_url",
+            ),
+            (
+                "revoke_url: https://ads.example.com/oauth/revoke",
+                "revoke_url: ftp://x",
+                "providers.ads-user.revoke_url",
+            ),
+            ("scopes: [campaigns.read]", "scopes: [\"two words\"]", "providers.ads-user.scopes"),
+        ] {
+            let bad = write(dir.path(), "bad.yml", &provider.replace(from, to));
+            assert_eq!(load(&bad).unwrap_err().field, field, "{to}");
+        }
+    }
+
+    #[test]
     fn inline_secrets_unknown_kinds_and_missing_sources_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         for (text, field) in [

@@ -190,3 +190,25 @@ async fn connect_routes_need_a_caller_a_known_provider_and_stay_within_the_flow_
     drop(root);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approved_call_runs_with_its_requesters_connection() {
+    let policy =
+        crate::approvals::policy(1).replace("tools: [\"util:echo\"]", "tools: [\"ads:myCampaigns\"]");
+    let (upstream, _root, server) =
+        super::connecting_with(|root| root.write("policies/policies.yml", policy)).await;
+    connect(&server, "alice", "alice.ads").await;
+    let alice = user(&server, "alice");
+    let (status, body) = json(server.invoke_as(&alice, "ads:myCampaigns", json!({})).await).await;
+    assert_eq!((status, &body["status"]), (202, &json!("awaiting_approval")), "{body}");
+    let id = body["call_id"].as_str().unwrap();
+    let (status, _) =
+        crate::approvals::decide(&server, &crate::approvals::approver(&server, "zoe"), id, "approve", None)
+            .await;
+    assert_eq!(status, 200);
+    let (status, done) = crate::approvals::get_as(&server, &alice, &format!("/calls/{id}?wait=30")).await;
+    assert_eq!((status, &done["status"]), (200, &json!("completed")), "{done}");
+    assert_eq!(done["result"]["user"], "alice.ads", "{done}");
+    assert_eq!(upstream.upstream.acting().last().unwrap()["sub"], "alice.ads");
+    server.stop().await;
+}

@@ -14,6 +14,11 @@ use serde_json::Value;
 /// A host whose `ads-user` provider is the development upstream's code flow
 /// (with revocation), and that upstream, which accepts the host's callback.
 pub async fn connecting() -> (TestUpstream, TestRoot, TestServer) {
+    connecting_with(|_| {}).await
+}
+
+/// [`connecting`], with the root prepared by `prepare` before the host starts.
+pub async fn connecting_with(prepare: impl FnOnce(&TestRoot)) -> (TestUpstream, TestRoot, TestServer) {
     let upstream = TestUpstream::start().await;
     let root = TestRoot::with_upstream(&upstream);
     let addr = upstream.addr;
@@ -24,6 +29,7 @@ pub async fn connecting() -> (TestUpstream, TestRoot, TestServer) {
             id = fastmcp_dev_upstream::DEV_CLIENT_ID
         ),
     );
+    prepare(&root);
     let server = TestServer::start(&root).await;
     upstream.upstream.code_flow.allow_redirect(&server.url("/connections/ads-user/callback"));
     (upstream, root, server)
