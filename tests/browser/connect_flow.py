@@ -41,22 +41,30 @@ def main():
         with page.expect_navigation(url=lambda u: u.startswith(ARG["callback_prefix"])) as nav:
             page.click("#allow")
         landed = nav.value
+        callback_url = page.url
         seen["callback_status"] = landed.status
         seen["callback_headers"] = {
             k: v
             for k, v in landed.headers.items()
-            if k in ("content-security-policy", "referrer-policy", "cache-control")
+            if k in ("content-security-policy", "referrer-policy", "cache-control", "x-frame-options")
         }
+        # The host names whose identity the account would join, and asks.
+        expect(page.locator("#title")).to_have_text("Connect your account?")
+        seen["confirm_message"] = page.locator("#message").inner_text()
+        seen["scripts_on_page"] = page.locator("script").count()
+
+        with page.expect_navigation() as posted:
+            page.click("#connect")
+        seen["connect_status"] = posted.value.status
         expect(page.locator("#title")).to_have_text("Connected")
         seen["title"] = page.locator("#title").inner_text()
         seen["message"] = page.locator("#message").inner_text()
-        seen["scripts_on_page"] = page.locator("script").count()
 
-        # Reloading the callback (a replay from the address bar) connects nothing more.
-        again = page.reload()
-        seen["reload_status"] = again.status
-        seen["reload_title"] = page.locator("#title").inner_text()
-        seen["reload_code"] = page.locator("#code").inner_text()
+        # The callback URL again (a replay from the history) connects nothing more.
+        again = page.goto(callback_url)
+        seen["replay_status"] = again.status
+        seen["replay_title"] = page.locator("#title").inner_text()
+        seen["replay_code"] = page.locator("#code").inner_text()
         browser.close()
     print(json.dumps(seen))
 

@@ -48,8 +48,9 @@ async function call(client, name, args, meta) {
   }
 }
 
-// The user's side of a connect flow: the provider's sign-in form, then
-// the redirect to the host's callback. Returns the callback's status.
+// The user's side of a connect flow: the provider's sign-in form, the
+// redirect to the host's callback page, its "Connect". Returns the
+// status of the last.
 async function consent(authorizationUrl, login) {
   const page = await fetch(authorizationUrl);
   if (page.status !== 200) throw new Error(`consent page answered ${page.status}`);
@@ -61,7 +62,16 @@ async function consent(authorizationUrl, login) {
   const decided = await fetch(`${url.origin}${url.pathname}`, { method: "POST", body: form, redirect: "manual" });
   const location = decided.headers.get("location");
   if (!location) throw new Error(`the provider did not redirect (${decided.status})`);
-  return (await fetch(location, { redirect: "manual" })).status;
+  // The host's callback page asks whose account this is; the user connects.
+  const asked = await fetch(location, { redirect: "manual" });
+  if (asked.status !== 200) return asked.status;
+  const back = new URL(location);
+  const answer = new URLSearchParams({
+    state: back.searchParams.get("state"),
+    code: back.searchParams.get("code"),
+    decision: "connect",
+  });
+  return (await fetch(`${back.origin}${back.pathname}`, { method: "POST", body: answer, redirect: "manual" })).status;
 }
 
 async function scenario(name, arg) {

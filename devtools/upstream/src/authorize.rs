@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 pub const DEV_PASSWORD: &str = "dev";
 /// How long a code may be redeemed.
 const CODE_TTL: Duration = Duration::from_secs(60);
+/// How long a code is remembered after it expires (to refuse a replay and
+/// revoke what it issued).
+const REDEEMED_KEPT: Duration = Duration::from_secs(600);
 /// Codes and refresh tokens kept at most.
 const MAX_GRANTS: usize = 10_000;
 
@@ -217,7 +220,8 @@ pub(super) async fn decide(
     {
         let mut codes = upstream.code_flow.codes.lock().expect("lock");
         let now = Instant::now();
-        codes.retain(|_, c| c.expires_at > now || c.grant.is_some());
+        // Redeemed codes are kept a while to catch their replay.
+        codes.retain(|_, c| c.expires_at + REDEEMED_KEPT > now);
         if codes.len() >= MAX_GRANTS {
             return error_page("too many pending codes");
         }

@@ -3,9 +3,12 @@
 //! the authorization URL to open), lists (`GET /connections`, never a
 //! token) and forgets (`DELETE /connections/{provider}`, revoked at the
 //! provider when it can) their connections. The provider sends the
-//! browser back to `GET /connections/{provider}/callback`, which answers a
-//! small HTML page — no script, nothing loaded, never cached, never sent
-//! on as a referrer (the URL carries the code).
+//! browser back to `GET /connections/{provider}/callback`, which shows
+//! whose host identity the account would be connected to and asks; the
+//! page's "Connect" posts back to the same path and completes it
+//! ("Cancel" ends the flow). Small HTML pages — no script, nothing loaded,
+//! no form but the post to this host, never framed, never cached, never
+//! sent on as a referrer (the URL carries the code).
 
 use super::caller::Authenticated;
 use crate::auth::{INVOKE_SCOPE, require_scope};
@@ -20,8 +23,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// What the callback page may do: nothing but show itself.
-const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// What the callback pages may do: show themselves, and post their one
+/// form to this host.
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The caller, holding the invoke scope (connections serve tool calls).
 fn caller_of(
@@ -47,7 +51,7 @@ fn provider_name(name: &str, id: &CorrelationId) -> Result<(), Problem> {
     post, path = "/connections/{provider}", tag = "connections",
     params(("provider" = String, Path, description = "An `oauth2_authorization_code` provider")),
     security(("bearer" = [])),
-    responses((status = 201, description = "A flow started for the caller", body = Started))
+    responses((status = 201, description = "A flow started for the caller (or their pending one)", body = Started))
 )]
 pub async fn start(
     State(state): State<AppState>,
@@ -58,9 +62,8 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<Started>), Problem> {
     let caller = caller_of(caller, &correlation_id)?;
     provider_name(&provider, &correlation_id)?;
-    let broker = state.broker();
     let base = state.public_base(&headers);
-    let started = state.connections(&broker).start(&caller, &provider, Some(&base)).await;
+    let started = state.connections(state.broker()).start(&caller, &provider, Some(&base)).await;
     started.map(|s| (StatusCode::CREATED, Json(s))).map_err(|e| e.at(&correlation_id))
 }
 
@@ -76,8 +79,7 @@ pub async fn list(
     caller: Result<Authenticated, Problem>,
 ) -> Result<Json<ConnectionList>, Problem> {
     let caller = caller_of(caller, &correlation_id)?;
-    let broker = state.broker();
-    state.connections(&broker).list(&caller).await.map(Json).map_err(|e| e.at(&correlation_id))
+    state.connections(state.broker()).list(&caller).await.map(Json).map_err(|e| e.at(&correlation_id))
 }
 
 /// Forget the caller's connection to `provider` (revoking it there when the
@@ -96,37 +98,105 @@ pub async fn forget(
 ) -> Result<Json<Forgotten>, Problem> {
     let caller = caller_of(caller, &correlation_id)?;
     if !crate::broker::providers::is_provider_name(&provider) {
-        return Err(
-            ApiError::ConnectionNotFound(crate::text::clip(&provider, 64).into_owned()).at(&correlation_id)
-        );
+        let shown = crate::text::clip(&provider, 64).into_owned();
+        return Err(ApiError::ConnectionNotFound(shown).at(&correlation_id));
     }
-    let broker = state.broker();
-    state.connections(&broker).forget(&caller, &provider).await.map(Json).map_err(|e| e.at(&correlation_id))
+    let forgotten = state.connections(state.broker()).forget(&caller, &provider).await;
+    forgotten.map(Json).map_err(|e| e.at(&correlation_id))
 }
 
-/// Where the provider sends the user's browser back.
+/// Callback parameters within their bounds, for a provider name that can exist.
+fn usable(provider: &str, query: Option<CallbackQuery>) -> Result<CallbackQuery, CallbackError> {
+    let query = query.ok_or(CallbackError::NoFlow)?;
+    let oversized =
+        [&query.state, &query.code, &query.error].into_iter().flatten().any(|v| v.len() > MAX_CALLBACK_PARAM);
+    match !oversized && crate::broker::providers::is_provider_name(provider) {
+        true => Ok(query),
+        false => Err(CallbackError::NoFlow),
+    }
+}
+
+/// Where the provider sends the user's browser back: the provider's error
+/// ends the flow; a code is shown for confirmation (nothing is taken yet).
 pub async fn callback(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Response {
-    let oversized = |q: &CallbackQuery| {
-        [&q.state, &q.code, &q.error].into_iter().flatten().any(|v| v.len() > MAX_CALLBACK_PARAM)
+    let query = match usable(&provider, query.ok().map(|Query(q)| q)) {
+        Ok(query) => query,
+        Err(e) => return refused(&provider, e),
     };
-    let outcome = match query {
-        Ok(Query(query)) if !oversized(&query) && crate::broker::providers::is_provider_name(&provider) => {
-            let broker = state.broker();
-            state.connections(&broker).complete(&provider, &query).await
-        }
-        _ => Err(CallbackError::NoFlow),
-    };
-    match outcome {
-        Ok(connected) => page(StatusCode::OK, "Connected", &connected_text(&connected), None),
-        Err(e) => {
-            tracing::info!(code = e.code(), provider = %crate::text::clip(&provider, 64), "a connect callback was refused");
-            page(e.status(), "Not connected", &e.to_string(), Some(e.code()))
-        }
+    let connections = state.connections(state.broker());
+    if let Some(error) = &query.error {
+        return refused(&provider, connections.decline(&provider, &query, error).await);
     }
+    match connections.preview(&provider, &query).await {
+        Ok(whose) => confirm_page(&whose, &query),
+        Err(e) => refused(&provider, e),
+    }
+}
+
+/// The confirmation page's form.
+#[derive(Debug, serde::Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    decision: String,
+}
+
+/// The confirmation page's post: "Connect" completes the flow, "Cancel"
+/// ends it.
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    form: Result<axum::Form<ConfirmForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(axum::Form(form)) = form else {
+        return refused(&provider, CallbackError::NoFlow);
+    };
+    let query = CallbackQuery { state: form.state, code: form.code, error: None };
+    let query = match usable(&provider, Some(query)) {
+        Ok(query) => query,
+        Err(e) => return refused(&provider, e),
+    };
+    let connections = state.connections(state.broker());
+    if form.decision != "connect" {
+        return refused(&provider, connections.decline(&provider, &query, "cancelled").await);
+    }
+    match connections.complete(&provider, &query).await {
+        Ok(connected) => page(StatusCode::OK, "Connected", &connected_text(&connected), None, ""),
+        Err(e) => refused(&provider, e),
+    }
+}
+
+fn refused(provider: &str, e: CallbackError) -> Response {
+    tracing::info!(code = e.code(), provider = %crate::text::clip(provider, 64), "a connect callback was refused");
+    page(e.status(), "Not connected", &e.to_string(), Some(e.code()), "")
+}
+
+/// "Connect your account at P to the FastMCP user S (tenant T)?"
+fn confirm_page(whose: &Connected, query: &CallbackQuery) -> Response {
+    let text = format!(
+        "Connect your account at {} to the FastMCP user {} (tenant {})? Tools will act with your account there when {} calls them. Connect only if that is you.",
+        whose.provider, whose.sub, whose.tenant, whose.sub
+    );
+    let hidden = |name: &str, value: &Option<String>| {
+        let value = escape(value.as_deref().unwrap_or_default());
+        format!("<input type=\"hidden\" name=\"{name}\" value=\"{value}\">")
+    };
+    let form = format!(
+        "<form method=\"post\" action=\"/connections/{}/callback\">{}{}\
+         <button id=\"connect\" name=\"decision\" value=\"connect\">Connect</button> \
+         <button id=\"cancel\" name=\"decision\" value=\"cancel\">Cancel</button></form>",
+        escape(&whose.provider),
+        hidden("state", &query.state),
+        hidden("code", &query.code),
+    );
+    page(StatusCode::OK, "Connect your account?", &text, None, &form)
 }
 
 fn connected_text(connected: &Connected) -> String {
@@ -136,13 +206,14 @@ fn connected_text(connected: &Connected) -> String {
     )
 }
 
-/// The callback's page: a title, a sentence, and the code of a refusal.
-fn page(status: StatusCode, title: &str, text: &str, code: Option<&str>) -> Response {
+/// A callback page: a title, a sentence, the code of a refusal, and
+/// (already escaped) markup of a form.
+fn page(status: StatusCode, title: &str, text: &str, code: Option<&str>, form: &str) -> Response {
     let code = code.map(|c| format!("<p>Code: <code id=\"code\">{c}</code></p>")).unwrap_or_default();
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} — FastMCP</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}}</style>\
-         </head><body><h1 id=\"title\">{title}</h1><p id=\"message\">{}</p>{code}</body></html>\n",
+         </head><body><h1 id=\"title\">{title}</h1><p id=\"message\">{}</p>{code}{form}</body></html>\n",
         escape(text)
     );
     let mut response = (status, body).into_response();

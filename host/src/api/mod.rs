@@ -49,7 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/approvals/{id}/deny", post(approvals::deny))
         .route("/connections", get(connections::list))
         .route("/connections/{provider}", post(connections::start).delete(connections::forget))
-        .route("/connections/{provider}/callback", get(connections::callback))
+        .route("/connections/{provider}/callback", get(connections::callback).post(connections::confirm))
         .route("/console/approvals", get(console::page))
         .route("/console/approvals.js", get(console::script))
         .route("/console/approvals.css", get(console::style))

@@ -14,6 +14,9 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Lifetime assumed when the endpoint gives no `expires_in`.
 const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(60);
 
+/// Longest lifetime believed (a bigger `expires_in` is cut to it).
+const MAX_EXPIRES_IN_S: u64 = 366 * 86_400;
+
 /// An access token as the endpoint issued it.
 pub struct AccessToken {
     /// The token.
@@ -241,7 +244,9 @@ async fn request(
     }
     Ok(AccessToken {
         value: Secret::new(parsed.access_token),
-        expires_in: parsed.expires_in.map_or(DEFAULT_EXPIRES_IN, Duration::from_secs),
+        expires_in: parsed
+            .expires_in
+            .map_or(DEFAULT_EXPIRES_IN, |s| Duration::from_secs(s.clamp(1, MAX_EXPIRES_IN_S))),
         refresh: parsed.refresh_token.map(Secret::new),
     })
 }

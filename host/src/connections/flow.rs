@@ -5,13 +5,16 @@
 //! (256 bits) and PKCE verifier, kept host-side — sealed in the store under
 //! the SHA-256 of the state, bound to the caller's tenant and subject, the
 //! provider and the redirect URI, for `connections.flow_ttl` — and answers
-//! the provider's authorization URL. The provider sends the user's browser
-//! back to `/connections/{provider}/callback`; `complete` takes the flow
-//! once (a claim in the store: a replayed callback finds it used), checks
-//! it belongs to this provider, redeems the code with the verifier and the
-//! same redirect URI, and stores the tokens as the flow's caller's. Whoever
-//! presents the callback, the tokens go to the user who started the flow;
-//! a code the provider issued for another flow fails PKCE there.
+//! the provider's authorization URL (a caller's pending flow is answered
+//! again while it has a minute left, so repeated calls do not pile flows
+//! up). The provider sends the user's browser back to
+//! `/connections/{provider}/callback`, which shows whose host identity the
+//! account is about to be connected to (`preview`) and asks; only the
+//! user's "Connect" (a POST) `complete`s it: the flow is taken once (a
+//! claim in the store: a replay finds it used), must be this provider's,
+//! and the code is redeemed with the verifier and the same redirect URI;
+//! the tokens are stored as the flow starter's. A code the provider issued
+//! for another flow fails PKCE there.
 
 use super::{Connections, store_error};
 use crate::broker::oauth;
@@ -25,6 +28,9 @@ use sha2::{Digest, Sha256};
 
 /// Longest callback parameter read (`state`, `code`, `error`).
 pub const MAX_CALLBACK_PARAM: usize = 2048;
+
+/// A pending flow is answered again only while it has this long left.
+const REUSE_MARGIN_MS: i64 = 60_000;
 
 /// A started flow, as the caller receives it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -47,8 +53,16 @@ struct Flow {
     redirect_uri: String,
 }
 
-/// The callback's query, as the provider sends it (other parameters, such
-/// as `iss` or `scope`, are ignored).
+/// A caller's pending flow, sealed: its URL and expiry.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    authorization_url: String,
+    expires_ms: i64,
+}
+
+/// The callback's parameters, as the provider sends them in the query
+/// (other parameters, such as `iss` or `scope`, are ignored) and as the
+/// confirmation page posts them back.
 #[derive(Debug, Default, Deserialize)]
 pub struct CallbackQuery {
     /// The flow's state.
@@ -62,12 +76,12 @@ pub struct CallbackQuery {
     pub error: Option<String>,
 }
 
-/// A completed connection.
+/// Whose flow a callback belongs to.
 #[derive(Debug)]
 pub struct Connected {
     /// The provider.
     pub provider: String,
-    /// Whose it is now.
+    /// The host identity that started the flow (and gets the connection).
     pub sub: String,
     /// Their tenant.
     pub tenant: String,
@@ -81,7 +95,7 @@ pub enum CallbackError {
     #[error("this link is not a pending connection: it expired, was already used, or was never issued")]
     NoFlow,
     /// The user (or the provider) declined.
-    #[error("the provider answered `{0}`; nothing was connected")]
+    #[error("not connected: `{0}`")]
     Declined(String),
     /// The provider refused the code, or could not be reached.
     #[error("the provider did not accept the authorization: {0}")]
@@ -116,6 +130,10 @@ fn flow_aad(state_digest: &str) -> Vec<u8> {
     format!("connection-flow\0{state_digest}").into_bytes()
 }
 
+fn pending_aad(user: &Principal, provider: &str) -> Vec<u8> {
+    format!("connection-pending\0{}\0{}\0{provider}", user.tenant, user.sub).into_bytes()
+}
+
 /// A random 256-bit value, base64url.
 fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
@@ -125,30 +143,53 @@ fn digest(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
 }
 
-impl Connections<'_> {
-    /// Start connecting `user` to `name`. `base` is the host's public base
-    /// URL as the caller reached it (for the default redirect URI).
+/// Whether `base` (`http://host[:port]`) names this machine.
+fn is_loopback(base: &str) -> bool {
+    let Some(url) = reqwest::Url::parse(base).ok() else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Connections {
+    /// The redirect URI of `name`: the provider's, else the host's public
+    /// URL + the callback path (`base`, the URL the caller reached: the
+    /// configured `mcp.public_url`, or — on loopback only — the `Host`).
+    fn redirect_uri(&self, name: &str, base: Option<&str>) -> Option<String> {
+        let provider = self.provider(name)?;
+        if let Some(uri) = &provider.redirect_uri {
+            return Some(uri.to_string());
+        }
+        let configured = self.state.config().mcp.public_url.as_deref();
+        let base = configured.or(base.filter(|b| is_loopback(b)))?;
+        Some(format!("{}/connections/{name}/callback", base.trim_end_matches('/')))
+    }
+
+    /// Start connecting `user` to `name` (or answer their pending flow).
     pub async fn start(&self, user: &Principal, name: &str, base: Option<&str>) -> Result<Started, ApiError> {
         let provider = self.provider(name).ok_or_else(|| ApiError::ProviderNotFound(name.to_owned()))?;
-        let redirect_uri = match (&provider.redirect_uri, base) {
-            (Some(uri), _) => uri.to_string(),
-            (None, Some(base)) => format!("{}/connections/{name}/callback", base.trim_end_matches('/')),
-            (None, None) => {
-                tracing::warn!(provider = name, "no redirect_uri: set it on the provider, or mcp.public_url");
-                return Err(ApiError::ProviderNotFound(name.to_owned()));
-            }
+        let Some(redirect_uri) = self.redirect_uri(name, base) else {
+            tracing::error!(
+                provider = name,
+                "cannot tell the callback URL: set the provider's redirect_uri, or mcp.public_url"
+            );
+            return Err(ApiError::Internal);
         };
+        let config = &self.vault().config;
+        let pending_key = keys::connection_pending(&user.tenant, &user.sub, name);
+        if let Some(pending) = self.pending(user, name, &pending_key).await? {
+            return Ok(pending);
+        }
         let (state, verifier) = (random_token(), random_token());
         let state_digest = digest(&state);
-        let config = &self.vault.config;
         let flows = keys::connection_flows_of(&user.tenant, &user.sub);
-        let admitted = self
-            .store
-            .admit(&flows, &state_digest, config.flow_ttl, config.max_pending_flows_per_caller)
-            .await
-            .map_err(store_error)?;
+        let limit = config.max_pending_flows_per_caller;
+        let admitted =
+            self.store().admit(&flows, &state_digest, config.flow_ttl, limit).await.map_err(store_error)?;
         if !admitted {
-            return Err(ApiError::ConnectionQuotaExceeded { limit: config.max_pending_flows_per_caller });
+            tracing::info!(provider = name, limit, "a caller's connect flows are at their quota");
+            return Err(ApiError::ConnectionQuotaExceeded { limit });
         }
         let flow = Flow {
             tenant: user.tenant.clone(),
@@ -157,10 +198,10 @@ impl Connections<'_> {
             verifier: verifier.clone(),
             redirect_uri: redirect_uri.clone(),
         };
-        let sealed =
-            self.vault.keys.seal(&flow_aad(&state_digest), &serde_json::to_vec(&flow).expect("a flow"));
+        let keys_ring = &self.vault().keys;
+        let sealed = keys_ring.seal(&flow_aad(&state_digest), &serde_json::to_vec(&flow).expect("a flow"));
         let key = keys::connection_flow(&state_digest);
-        self.store.put(&key, &sealed, config.flow_ttl).await.map_err(store_error)?;
+        self.store().put(&key, &sealed, config.flow_ttl).await.map_err(store_error)?;
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         let mut url = provider.authorize_url.clone();
         url.query_pairs_mut()
@@ -171,72 +212,122 @@ impl Connections<'_> {
             .append_pair("state", &state)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
-        let expires_ms = self.clock.now_unix_ms() + config.flow_ttl.as_millis() as i64;
-        Ok(Started {
-            provider: name.to_owned(),
+        let pending = Pending {
             authorization_url: url.to_string(),
-            expires_at: crate::approvals::views::rfc3339(expires_ms),
-        })
+            expires_ms: self.now() + config.flow_ttl.as_millis() as i64,
+        };
+        let sealed =
+            keys_ring.seal(&pending_aad(user, name), &serde_json::to_vec(&pending).expect("pending"));
+        self.store().put(&pending_key, &sealed, config.flow_ttl).await.map_err(store_error)?;
+        Ok(self.started(name, pending))
     }
 
-    /// The provider's redirect back to `/connections/{name}/callback`.
-    pub async fn complete(&self, name: &str, query: &CallbackQuery) -> Result<Connected, CallbackError> {
-        let state = query.state.as_deref().filter(|s| !s.is_empty()).ok_or(CallbackError::NoFlow)?;
+    fn started(&self, name: &str, pending: Pending) -> Started {
+        Started {
+            provider: name.to_owned(),
+            authorization_url: pending.authorization_url,
+            expires_at: crate::approvals::views::rfc3339(pending.expires_ms),
+        }
+    }
+
+    /// The caller's pending flow at `name`, if it has time left.
+    async fn pending(&self, user: &Principal, name: &str, key: &str) -> Result<Option<Started>, ApiError> {
+        let Some(stored) = self.store().get(key).await.map_err(store_error)? else {
+            return Ok(None);
+        };
+        let pending = self
+            .vault()
+            .keys
+            .open(&pending_aad(user, name), &stored)
+            .ok()
+            .and_then(|opened| serde_json::from_slice::<Pending>(&opened).ok())
+            .filter(|p| p.expires_ms - self.now() > REUSE_MARGIN_MS);
+        Ok(pending.map(|p| self.started(name, p)))
+    }
+
+    /// The flow a callback names, opened (not taken).
+    async fn flow(&self, name: &str, state: Option<&str>) -> Result<(String, Flow), CallbackError> {
+        let state = state.filter(|s| !s.is_empty()).ok_or(CallbackError::NoFlow)?;
         let state_digest = digest(state);
-        let flow_key = keys::connection_flow(&state_digest);
-        let stored = self.store.get(&flow_key).await.map_err(|_| CallbackError::Store)?;
-        let stored = stored.ok_or(CallbackError::NoFlow)?;
-        // Once: a replayed callback (or a race of two) finds it claimed.
-        let used = keys::connection_flow_used(&state_digest);
-        let ttl = self.vault.config.flow_ttl;
-        if !self.store.insert_if_absent(&used, b"1", ttl).await.map_err(|_| CallbackError::Store)? {
+        let stored = self
+            .store()
+            .get(&keys::connection_flow(&state_digest))
+            .await
+            .map_err(|_| CallbackError::Store)?;
+        let flow: Flow = stored
+            .and_then(|stored| self.vault().keys.open(&flow_aad(&state_digest), &stored).ok())
+            .and_then(|opened| serde_json::from_slice(&opened).ok())
+            .ok_or(CallbackError::NoFlow)?;
+        if flow.provider != name || self.provider(name).is_none() {
             return Err(CallbackError::NoFlow);
         }
-        let flow: Flow = self
-            .vault
-            .keys
-            .open(&flow_aad(&state_digest), &stored)
-            .ok()
-            .and_then(|opened| serde_json::from_slice(&opened.plaintext).ok())
-            .ok_or(CallbackError::NoFlow)?;
-        let _ = self.store.delete(&flow_key).await;
-        let _ = self.store.forget(&keys::connection_flows_of(&flow.tenant, &flow.sub), &state_digest).await;
+        Ok((state_digest, flow))
+    }
+
+    /// Whose host identity a callback's flow would connect (nothing taken).
+    pub async fn preview(&self, name: &str, query: &CallbackQuery) -> Result<Connected, CallbackError> {
+        let (_, flow) = self.flow(name, query.state.as_deref()).await?;
+        Ok(Connected { provider: name.to_owned(), sub: flow.sub, tenant: flow.tenant })
+    }
+
+    /// Take the flow once; `NoFlow` if another request took it first.
+    async fn take(&self, name: &str, state: Option<&str>) -> Result<(Flow, Principal), CallbackError> {
+        let (state_digest, flow) = self.flow(name, state).await?;
+        let used = keys::connection_flow_used(&state_digest);
+        let ttl = self.vault().config.flow_ttl;
+        if !self.store().insert_if_absent(&used, b"1", ttl).await.map_err(|_| CallbackError::Store)? {
+            return Err(CallbackError::NoFlow);
+        }
+        let _ = self.store().delete(&keys::connection_flow(&state_digest)).await;
+        let _ = self.store().forget(&keys::connection_flows_of(&flow.tenant, &flow.sub), &state_digest).await;
         let user = Principal {
             sub: flow.sub.clone(),
             tenant: flow.tenant.clone(),
             roles: Vec::new(),
             scopes: Vec::new(),
         };
-        if flow.provider != name {
-            return Err(CallbackError::NoFlow);
+        let _ = self.store().delete(&keys::connection_pending(&user.tenant, &user.sub, name)).await;
+        Ok((flow, user))
+    }
+
+    /// The flow ends without a connection: the provider's `error`, or the
+    /// user's "Cancel" on the confirmation page.
+    pub async fn decline(&self, name: &str, query: &CallbackQuery, why: &str) -> CallbackError {
+        match self.take(name, query.state.as_deref()).await {
+            Ok((_, user)) => {
+                let why = crate::text::clip(why, 64).into_owned();
+                let detail = serde_json::json!({ "provider": name, "error": why });
+                self.record(&user, "connections.refused", "declined", detail).await;
+                CallbackError::Declined(why)
+            }
+            Err(e) => e,
         }
+    }
+
+    /// The user confirmed: take the flow, redeem the code, store the tokens.
+    pub async fn complete(&self, name: &str, query: &CallbackQuery) -> Result<Connected, CallbackError> {
+        let (flow, user) = self.take(name, query.state.as_deref()).await?;
         let provider = self.provider(name).ok_or(CallbackError::NoFlow)?;
-        if let Some(error) = &query.error {
-            let error = crate::text::clip(error, 64).into_owned();
-            let detail = serde_json::json!({ "provider": name, "error": error });
-            self.record(&user, "connections.refused", "declined", detail).await;
-            return Err(CallbackError::Declined(error));
-        }
         let code = query.code.as_deref().filter(|c| !c.is_empty()).ok_or(CallbackError::NoFlow)?;
-        let client = oauth::Client {
-            http: &self.vault.http,
-            token_url: &provider.token_url,
-            client_id: &provider.client_id,
-            client_secret: &provider.client_secret,
-        };
         let refused = |reason: String| async {
             let detail = serde_json::json!({ "provider": name, "reason": reason });
             self.record(&user, "connections.refused", "refused", detail).await;
             CallbackError::Refused(reason)
         };
-        let issued = match oauth::redeem_code(&client, code, &flow.verifier, &flow.redirect_uri).await {
+        let issued = match oauth::redeem_code(
+            &self.client(provider),
+            code,
+            &flow.verifier,
+            &flow.redirect_uri,
+        )
+        .await
+        {
             Ok(issued) => issued,
             Err(e) => return Err(refused(e.message).await),
         };
-        let Ok(tokens) = self.tokens_of(provider, issued, None, 0) else {
-            return Err(
-                refused(format!("a token larger than {} bytes", self.vault.config.max_token_bytes)).await
-            );
+        let Ok(tokens) = self.tokens_of(provider, issued, None, None) else {
+            let max = self.vault().config.max_token_bytes;
+            return Err(refused(format!("a token larger than {max} bytes")).await);
         };
         self.save(&user, name, &tokens).await.map_err(|_| CallbackError::Store)?;
         let detail = serde_json::json!({ "provider": name, "refreshable": tokens.refresh_token.is_some() });

@@ -12,25 +12,30 @@
 //! decrypted access token lives in memory for one call; it never reaches a
 //! log, a span, the trail or the guest.
 //!
-//! **Refresh.** An access token within the provider's `refresh_before` of
-//! its expiry is refreshed before the call: one refresh at a time per
-//! connection on this replica (a lock), and across replicas (a claim in
-//! the store; the others wait for the record to change). A refresh token
-//! the provider refuses (`invalid_grant`: revoked, expired, rotated away)
-//! ends the connection: the user connects again.
+//! **Refresh** ([`refresh`]). An access token within the provider's
+//! `refresh_before` of its expiry is refreshed before the call, in a task
+//! of its own (a caller that goes away never loses a rotated refresh
+//! token): one refresh at a time per connection on this replica (a lock)
+//! and across replicas (a claim in the store; the others wait for the
+//! record to change, or for the claim to go). A refresh token the provider
+//! refuses (`invalid_grant`: revoked, expired, rotated away) ends the
+//! connection — unless the user connected again meanwhile: the user
+//! connects again.
 
 pub mod flow;
+mod refresh;
 pub mod sealed;
 
-use crate::audit::AuditLog;
+pub use refresh::Unconnected;
+
 use crate::audit::record::{AuditEvent, AuditPrincipal};
 use crate::broker::Broker;
 use crate::broker::oauth;
 use crate::broker::providers::{AuthorizationCode, Credential, Secret};
-use crate::clock::Clock;
 use crate::config::ConnectionsConfig;
 use crate::error::ApiError;
 use crate::principal::Principal;
+use crate::state::AppState;
 use crate::store::{KeyValueStore, keys};
 use sealed::KeyRing;
 use serde::{Deserialize, Serialize};
@@ -38,15 +43,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Providers one user may be connected to at once.
-pub const MAX_CONNECTIONS_PER_USER: u64 = 64;
-
 /// Refresh locks kept at most on one replica.
 const MAX_REFRESH_LOCKS: usize = 4096;
-
-/// How often a replica that lost the refresh claim looks for the winner's
-/// token.
-const REFRESH_POLL: Duration = Duration::from_millis(100);
 
 /// A user's tokens at one provider, as sealed in the store.
 #[derive(Serialize, Deserialize)]
@@ -62,7 +60,7 @@ struct Tokens {
 }
 
 /// A connection as its owner sees it (never a token).
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConnectionView {
     /// The provider.
     pub provider: String,
@@ -78,7 +76,7 @@ pub struct ConnectionView {
 /// `GET /connections`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConnectionList {
-    /// The caller's connections.
+    /// The caller's connections to the providers configured now.
     pub connections: Vec<ConnectionView>,
 }
 
@@ -88,7 +86,8 @@ pub struct Forgotten {
     /// The provider.
     pub provider: String,
     /// Whether the provider confirmed revoking the tokens (`null`: it has
-    /// no `revoke_url`). The host forgot them either way.
+    /// no `revoke_url`, or is no longer configured). The host forgot them
+    /// either way.
     pub revoked: Option<bool>,
 }
 
@@ -134,24 +133,12 @@ impl Vault {
     }
 }
 
-/// Connections in one store, under the providers of one broker.
-pub struct Connections<'a> {
-    pub(crate) vault: &'a Vault,
-    pub(crate) store: &'a dyn KeyValueStore,
-    pub(crate) broker: &'a Broker,
-    pub(crate) clock: &'a Clock,
-    pub(crate) audit: &'a AuditLog,
-}
-
-/// Why a call cannot have a connection's token.
-#[derive(Debug)]
-pub enum Unconnected {
-    /// The user has no (usable) connection: they must connect.
-    Required,
-    /// The provider could not refresh the token now.
-    Unavailable(String),
-    /// The store could not answer.
-    Store,
+/// Connections in the host's store, under the providers of one broker.
+/// Cheap to clone (two `Arc`s): a refresh runs in a task of its own.
+#[derive(Clone)]
+pub struct Connections {
+    state: AppState,
+    broker: Arc<Broker>,
 }
 
 fn store_error(e: impl std::fmt::Display) -> ApiError {
@@ -164,18 +151,35 @@ fn record_aad(tenant: &str, sub: &str, provider: &str) -> Vec<u8> {
     format!("connection\0{tenant}\0{sub}\0{provider}").into_bytes()
 }
 
-impl<'a> Connections<'a> {
+impl Connections {
+    /// Connections of `state`, under `broker`'s providers.
+    pub fn new(state: AppState, broker: Arc<Broker>) -> Self {
+        Self { state, broker }
+    }
+
+    fn vault(&self) -> &Vault {
+        self.state.vault()
+    }
+
+    fn store(&self) -> &dyn KeyValueStore {
+        self.state.store()
+    }
+
+    fn now(&self) -> i64 {
+        self.state.clock().now_unix_ms()
+    }
+
     /// The authorization-code provider of this name, if configured.
-    pub fn provider(&self, name: &str) -> Option<&'a AuthorizationCode> {
+    pub fn provider(&self, name: &str) -> Option<&AuthorizationCode> {
         match self.broker.provider(name).map(|p| &p.credential) {
             Some(Credential::OAuth2AuthorizationCode(provider)) => Some(provider.as_ref()),
             _ => None,
         }
     }
 
-    fn client(&self, provider: &'a AuthorizationCode) -> oauth::Client<'a> {
+    fn client<'c>(&'c self, provider: &'c AuthorizationCode) -> oauth::Client<'c> {
         oauth::Client {
-            http: &self.vault.http,
+            http: &self.vault().http,
             token_url: &provider.token_url,
             client_id: &provider.client_id,
             client_secret: &provider.client_secret,
@@ -183,131 +187,32 @@ impl<'a> Connections<'a> {
     }
 
     /// The user's record at `name`, opened (`None` when absent or unreadable).
-    async fn load(&self, user: &Principal, name: &str) -> Result<Option<(Tokens, bool)>, ApiError> {
+    async fn load(&self, user: &Principal, name: &str) -> Result<Option<Tokens>, ApiError> {
         let key = keys::connection(&user.tenant, &user.sub, name);
-        let Some(stored) = self.store.get(&key).await.map_err(store_error)? else {
+        let Some(stored) = self.store().get(&key).await.map_err(store_error)? else {
             return Ok(None);
         };
-        let opened = match self.vault.keys.open(&record_aad(&user.tenant, &user.sub, name), &stored) {
+        let opened = match self.vault().keys.open(&record_aad(&user.tenant, &user.sub, name), &stored) {
             Ok(opened) => opened,
             Err(e) => {
                 tracing::warn!(provider = name, error = %e, "a stored connection is unreadable; the user must connect again");
                 return Ok(None);
             }
         };
-        match serde_json::from_slice::<Tokens>(&opened.plaintext) {
-            Ok(tokens) => Ok(Some((tokens, opened.stale_key))),
-            Err(_) => Ok(None),
-        }
+        Ok(serde_json::from_slice::<Tokens>(&opened).ok())
     }
 
-    /// Seal and store the user's record, for `max_idle`.
+    /// Seal (with the current key) and store the user's record, for `max_idle`.
     async fn save(&self, user: &Principal, name: &str, tokens: &Tokens) -> Result<(), ApiError> {
         let plaintext = serde_json::to_vec(tokens).expect("tokens serialise");
-        let sealed = self.vault.keys.seal(&record_aad(&user.tenant, &user.sub, name), &plaintext);
-        let ttl = self.vault.config.max_idle;
+        let sealed = self.vault().keys.seal(&record_aad(&user.tenant, &user.sub, name), &plaintext);
         let key = keys::connection(&user.tenant, &user.sub, name);
-        self.store.put(&key, &sealed, ttl).await.map_err(store_error)?;
-        let set = keys::connections_of(&user.tenant, &user.sub);
-        self.store.admit(&set, name, ttl, MAX_CONNECTIONS_PER_USER).await.map_err(store_error)?;
-        Ok(())
+        self.store().put(&key, &sealed, self.vault().config.max_idle).await.map_err(store_error)
     }
 
     /// Whether `user` has a (readable) connection to `name`.
     pub async fn connected(&self, user: &Principal, name: &str) -> bool {
         matches!(self.load(user, name).await, Ok(Some(_)))
-    }
-
-    /// A usable access token of `user`'s connection to `name`: stored, or
-    /// refreshed now.
-    pub async fn access_token(&self, user: &Principal, name: &str) -> Result<Secret, Unconnected> {
-        let provider = self.provider(name).ok_or(Unconnected::Required)?;
-        match self.load(user, name).await.map_err(|_| Unconnected::Store)? {
-            None => return Err(Unconnected::Required),
-            Some((tokens, stale_key)) if tokens.refresh_at_ms > self.clock.now_unix_ms() => {
-                if stale_key {
-                    // Rotation: seal it again under the current key.
-                    let _ = self.save(user, name, &tokens).await;
-                }
-                return Ok(Secret::new(tokens.access_token));
-            }
-            Some(_) => {}
-        }
-        // One refresh at a time on this replica…
-        let record_key = keys::connection(&user.tenant, &user.sub, name);
-        let lock = self.vault.refresh_lock(&record_key);
-        let _held = lock.lock().await;
-        // …and across replicas.
-        let claim = keys::connection_refresh(&user.tenant, &user.sub, name);
-        let claim_ttl = self.vault.refresh_bound;
-        let won =
-            self.store.insert_if_absent(&claim, b"1", claim_ttl).await.map_err(|_| Unconnected::Store)?;
-        if !won {
-            return self.await_refresh_elsewhere(user, name).await;
-        }
-        let result = self.refresh(user, name, provider).await;
-        let _ = self.store.delete(&claim).await;
-        result
-    }
-
-    /// Another replica is refreshing: wait (within the fetch timeout) for
-    /// its fresh token to appear in the store.
-    async fn await_refresh_elsewhere(&self, user: &Principal, name: &str) -> Result<Secret, Unconnected> {
-        let deadline = tokio::time::Instant::now() + self.vault.refresh_bound;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(REFRESH_POLL).await;
-            match self.load(user, name).await.map_err(|_| Unconnected::Store)? {
-                None => return Err(Unconnected::Required),
-                Some((tokens, _)) if tokens.refresh_at_ms > self.clock.now_unix_ms() => {
-                    return Ok(Secret::new(tokens.access_token));
-                }
-                Some(_) => {}
-            }
-        }
-        Err(Unconnected::Unavailable(format!(
-            "provider `{name}`: a refresh on another replica did not finish"
-        )))
-    }
-
-    /// Refresh the user's access token (holding both claims).
-    async fn refresh(
-        &self,
-        user: &Principal,
-        name: &str,
-        provider: &'a AuthorizationCode,
-    ) -> Result<Secret, Unconnected> {
-        // Read again under the claim: another holder may have refreshed.
-        let Some((tokens, _)) = self.load(user, name).await.map_err(|_| Unconnected::Store)? else {
-            return Err(Unconnected::Required);
-        };
-        if tokens.refresh_at_ms > self.clock.now_unix_ms() {
-            return Ok(Secret::new(tokens.access_token));
-        }
-        let Some(refresh_token) = tokens.refresh_token.clone() else {
-            self.drop_connection(user, name, "expired").await;
-            return Err(Unconnected::Required);
-        };
-        match oauth::refresh(&self.client(provider), &Secret::new(refresh_token.clone())).await {
-            Ok(issued) => {
-                let refreshed = self.tokens_of(provider, issued, Some(refresh_token), tokens.connected_ms);
-                let Ok(refreshed) = refreshed else {
-                    return Err(Unconnected::Unavailable(format!(
-                        "provider `{name}` issued a token larger than connections.max_token_bytes"
-                    )));
-                };
-                self.save(user, name, &refreshed).await.map_err(|_| Unconnected::Store)?;
-                tracing::info!(provider = name, "refreshed a user's connection");
-                Ok(Secret::new(refreshed.access_token))
-            }
-            Err(e) if e.grant_refused => {
-                self.drop_connection(user, name, "refresh_refused").await;
-                Err(Unconnected::Required)
-            }
-            Err(e) => {
-                tracing::warn!(provider = name, reason = %e.message, "refreshing a user's connection failed");
-                Err(Unconnected::Unavailable(format!("provider `{name}`: {}", e.message)))
-            }
-        }
     }
 
     /// The record for tokens just issued (a refresh token not reissued is
@@ -317,47 +222,39 @@ impl<'a> Connections<'a> {
         provider: &AuthorizationCode,
         issued: oauth::AccessToken,
         previous_refresh: Option<String>,
-        connected_ms: i64,
+        connected_ms: Option<i64>,
     ) -> Result<Tokens, ()> {
-        let max = self.vault.config.max_token_bytes;
+        let max = self.vault().config.max_token_bytes;
         let refresh_token = issued.refresh.map(|r| r.expose().to_owned()).or(previous_refresh);
         if issued.value.expose().len() > max || refresh_token.as_ref().is_some_and(|r| r.len() > max) {
             return Err(());
         }
-        let now = self.clock.now_unix_ms();
+        let now = self.now();
         let margin = provider.refresh_before.min(issued.expires_in / 2);
         Ok(Tokens {
             access_token: issued.value.expose().to_owned(),
-            refresh_at_ms: now + (issued.expires_in - margin).as_millis() as i64,
+            refresh_at_ms: now.saturating_add((issued.expires_in - margin).as_millis() as i64),
             refresh_token,
-            connected_ms: if connected_ms == 0 { now } else { connected_ms },
+            connected_ms: connected_ms.unwrap_or(now),
             refreshed_ms: now,
         })
     }
 
-    /// Forget a connection the provider no longer honours; audited.
-    async fn drop_connection(&self, user: &Principal, name: &str, why: &str) {
-        let _ = self.store.delete(&keys::connection(&user.tenant, &user.sub, name)).await;
-        let _ = self.store.forget(&keys::connections_of(&user.tenant, &user.sub), name).await;
-        tracing::info!(provider = name, why, "a user's connection ended; they must connect again");
-        self.record(user, "connections.ended", why, serde_json::json!({ "provider": name })).await;
-    }
-
-    /// The caller's connections (never a token).
+    /// The caller's connections to the providers configured now (never a
+    /// token).
     pub async fn list(&self, user: &Principal) -> Result<ConnectionList, ApiError> {
-        let set = keys::connections_of(&user.tenant, &user.sub);
-        let mut names = self.store.members(&set).await.map_err(store_error)?;
-        names.sort();
         let mut connections = Vec::new();
-        for name in names {
-            match self.load(user, &name).await? {
-                Some((tokens, _)) => connections.push(ConnectionView {
-                    provider: name,
+        for name in self.broker.provider_names() {
+            if self.provider(name).is_none() {
+                continue;
+            }
+            if let Some(tokens) = self.load(user, name).await? {
+                connections.push(ConnectionView {
+                    provider: name.to_owned(),
                     connected_at: crate::approvals::views::rfc3339(tokens.connected_ms),
                     refreshed_at: crate::approvals::views::rfc3339(tokens.refreshed_ms),
                     refreshable: tokens.refresh_token.is_some(),
-                }),
-                None => self.store.forget(&set, &name).await.map_err(store_error)?,
+                });
             }
         }
         Ok(ConnectionList { connections })
@@ -366,11 +263,11 @@ impl<'a> Connections<'a> {
     /// Forget the caller's connection to `name`, revoking it at the
     /// provider when it has a `revoke_url`.
     pub async fn forget(&self, user: &Principal, name: &str) -> Result<Forgotten, ApiError> {
-        let Some((tokens, _)) = self.load(user, name).await? else {
+        let Some(tokens) = self.load(user, name).await? else {
             return Err(ApiError::ConnectionNotFound(name.to_owned()));
         };
-        self.store.delete(&keys::connection(&user.tenant, &user.sub, name)).await.map_err(store_error)?;
-        self.store.forget(&keys::connections_of(&user.tenant, &user.sub), name).await.map_err(store_error)?;
+        let key = keys::connection(&user.tenant, &user.sub, name);
+        self.store().delete(&key).await.map_err(store_error)?;
         let revoked = match self.provider(name) {
             Some(provider @ AuthorizationCode { revoke_url: Some(url), .. }) => {
                 // The refresh token first: revoking it ends the grant.
@@ -396,7 +293,7 @@ impl<'a> Connections<'a> {
             detail: Some(detail),
             ..Default::default()
         };
-        if let Err(e) = self.audit.append(event).await {
+        if let Err(e) = self.state.audit().append(event).await {
             tracing::error!(error = %e, "connections: the audit trail did not take an event");
         }
     }

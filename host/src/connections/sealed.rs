@@ -7,9 +7,10 @@
 //! A sealed value records which key sealed it (a key id: the first 8 bytes
 //! of a SHA-256 of the key, not the key). The ring holds the current key,
 //! which seals, and earlier keys, which only open: rotation is a new
-//! `connections.key_file` with the old one in `previous_key_files`; values
-//! sealed with an old key are sealed again with the current one when next
-//! used, and expire after `connections.max_idle` in any case.
+//! `connections.key_file` with the old one in `previous_key_files`; a
+//! connection sealed with an old key is sealed again with the current one
+//! when next refreshed, and expires after `connections.max_idle` in any
+//! case.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -56,14 +57,6 @@ struct Sealed {
     nonce: String,
     /// Ciphertext and tag (base64url).
     ct: String,
-}
-
-/// An opened value.
-pub struct Opened {
-    /// The plaintext.
-    pub plaintext: Vec<u8>,
-    /// Whether a previous key sealed it (seal it again with the current one).
-    pub stale_key: bool,
 }
 
 /// Why a stored value does not open: tampered with, moved, or sealed with a
@@ -117,8 +110,8 @@ impl KeyRing {
         serde_json::to_vec(&sealed).expect("a sealed value serialises")
     }
 
-    /// Open a value sealed for `aad` by any key of the ring.
-    pub fn open(&self, aad: &[u8], stored: &[u8]) -> Result<Opened, Unreadable> {
+    /// Open a value sealed for `aad` by any key of the ring: the plaintext.
+    pub fn open(&self, aad: &[u8], stored: &[u8]) -> Result<Vec<u8>, Unreadable> {
         let sealed: Sealed = serde_json::from_slice(stored).map_err(|_| Unreadable("not a sealed value"))?;
         if sealed.v != 1 {
             return Err(Unreadable("unknown format"));
@@ -130,11 +123,9 @@ impl KeyRing {
         let nonce = URL_SAFE_NO_PAD.decode(&sealed.nonce).map_err(|_| Unreadable("bad nonce"))?;
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| Unreadable("bad nonce"))?;
         let ct = URL_SAFE_NO_PAD.decode(&sealed.ct).map_err(|_| Unreadable("bad ciphertext"))?;
-        let plaintext = key
-            .cipher
+        key.cipher
             .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad })
-            .map_err(|_| Unreadable("authentication failed (tampered with, or moved)"))?;
-        Ok(Opened { plaintext, stale_key: key.id != self.current.id })
+            .map_err(|_| Unreadable("authentication failed (tampered with, or moved)"))
     }
 }
 
@@ -158,7 +149,7 @@ mod tests {
         let text = String::from_utf8_lossy(&sealed);
         assert!(!text.contains("refresh-token-of-alice"), "{text}");
         let opened = ring.open(b"connection\0acme\0alice\0crm", &sealed).unwrap();
-        assert_eq!((opened.plaintext.as_slice(), opened.stale_key), (&b"refresh-token-of-alice"[..], false));
+        assert_eq!(opened, b"refresh-token-of-alice");
         // Copied under another user's key: does not open.
         assert!(ring.open(b"connection\0acme\0mallory\0crm", &sealed).is_err());
         // Flipped bit: does not open.
@@ -173,14 +164,14 @@ mod tests {
     }
 
     #[test]
-    fn a_rotated_ring_opens_old_values_and_says_they_are_stale() {
+    fn a_rotated_ring_opens_old_values_and_seals_with_the_new_key() {
         let old = KeyRing::from_keys(&[1; 32], &[]);
         let sealed = old.seal(b"a", b"secret");
         let rotated = KeyRing::from_keys(&[2; 32], &[[1; 32]]);
         let opened = rotated.open(b"a", &sealed).unwrap();
-        assert_eq!((opened.plaintext.as_slice(), opened.stale_key), (&b"secret"[..], true));
-        let resealed = rotated.seal(b"a", &opened.plaintext);
-        assert!(!rotated.open(b"a", &resealed).unwrap().stale_key);
+        assert_eq!(opened, b"secret");
+        let resealed = rotated.seal(b"a", &opened);
+        assert_eq!(KeyRing::from_keys(&[2; 32], &[]).open(b"a", &resealed).unwrap(), b"secret");
         assert!(old.open(b"a", &resealed).is_err(), "the old ring cannot read values of the new key");
     }
 
@@ -198,7 +189,8 @@ mod tests {
         assert!(KeyRing::load(&generated, false, &[] as &[&Path]).unwrap().open(b"a", &sealed).is_ok());
         let b64 = dir.path().join("b64.key");
         std::fs::write(&b64, STANDARD.encode([9u8; 32])).unwrap();
-        assert!(KeyRing::load(&b64, false, &[&generated]).unwrap().open(b"a", &sealed).unwrap().stale_key);
+        assert!(KeyRing::load(&b64, false, &[&b64]).unwrap().open(b"a", &sealed).is_err());
+        assert_eq!(KeyRing::load(&b64, false, &[&generated]).unwrap().open(b"a", &sealed).unwrap(), b"x");
         let short = dir.path().join("short.key");
         std::fs::write(&short, "abcd").unwrap();
         assert!(KeyRing::load(&short, false, &[] as &[&Path]).is_err());

@@ -47,6 +47,8 @@ pub(super) async fn connecting(
         "`{}` acts with your own account at `{provider}`. Open this page to sign in there and allow it; the call continues once you are connected.",
         run.tool
     );
+    // One bound for the whole wait: the user's answer, then the connection.
+    let deadline = tokio::time::Instant::now() + wait;
     let id = uuid::Uuid::now_v7().to_string();
     match context.peer.elicit_url_with_timeout(message, url, id, Some(wait)).await {
         Ok(ElicitationAction::Accept) => {}
@@ -59,19 +61,22 @@ pub(super) async fn connecting(
             return outcome;
         }
     }
-    if connected_within(run, &run.caller.principal, provider, wait).await {
+    if connected_before(run, &run.caller.principal, provider, deadline).await {
         run.call(Endpoint::Invoke, None).await
     } else {
         outcome
     }
 }
 
-/// Whether `user`'s connection to `provider` appears within `wait` (or
+/// Whether `user`'s connection to `provider` appears before `deadline` (or
 /// the client gives up first).
-async fn connected_within(run: &Runner<'_>, user: &Principal, provider: &str, wait: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + wait;
-    let broker = run.state.broker();
-    let connections = run.state.connections(&broker);
+async fn connected_before(
+    run: &Runner<'_>,
+    user: &Principal,
+    provider: &str,
+    deadline: tokio::time::Instant,
+) -> bool {
+    let connections = run.state.connections(run.state.broker());
     while tokio::time::Instant::now() < deadline && !run.cancel.is_cancelled() {
         if connections.connected(user, provider).await {
             return true;

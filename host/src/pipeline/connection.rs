@@ -3,7 +3,9 @@
 //! connection is read (and its access token refreshed when near expiry)
 //! before anything is asked of a human or run; without one the call is
 //! `connection_required`, carrying a connect flow started for the caller
-//! (within their quota of pending flows) whose authorization URL they open.
+//! (their pending one while it has time left; within their quota of
+//! pending flows) whose authorization URL they open — except for an
+//! approved call, run when nobody is there to open it.
 
 use super::CallRecord;
 use super::steps::Checked;
@@ -20,7 +22,7 @@ pub(super) async fn connection(
     let Some(name) = &call.tool.def.credential else {
         return Ok(());
     };
-    let connections = state.connections(&call.broker);
+    let connections = state.connections(call.broker.clone());
     if connections.provider(name).is_none() {
         return Ok(());
     }
@@ -30,12 +32,17 @@ pub(super) async fn connection(
             Ok(())
         }
         Err(Unconnected::Required) => {
-            let base = record.public_base.clone().or_else(|| state.config().mcp.public_url.clone());
-            let started = connections.start(&call.principal, name, base.as_deref()).await;
-            Err(ApiError::ConnectionRequired {
-                provider: name.clone(),
-                authorization_url: started.ok().map(|s| s.authorization_url),
-            })
+            // An approved call runs with nobody to open a link (and its
+            // outcome is stored): it names no flow.
+            let authorization_url = match record.endpoint {
+                super::Endpoint::Approved => None,
+                _ => {
+                    let base = record.public_base.clone().or_else(|| state.config().mcp.public_url.clone());
+                    let started = connections.start(&call.principal, name, base.as_deref()).await;
+                    started.ok().map(|s| s.authorization_url)
+                }
+            };
+            Err(ApiError::ConnectionRequired { provider: name.clone(), authorization_url })
         }
         Err(Unconnected::Unavailable(_)) => Err(ApiError::CredentialUnavailable(name.clone())),
         Err(Unconnected::Store) => Err(ApiError::StateUnavailable),

@@ -379,14 +379,13 @@ impl AppState {
     }
 
     /// Users' connections, under the providers of `broker`.
-    pub fn connections<'a>(&'a self, broker: &'a Broker) -> crate::connections::Connections<'a> {
-        crate::connections::Connections {
-            vault: &self.inner.vault,
-            store: self.store(),
-            broker,
-            clock: &self.inner.config.clock,
-            audit: &self.inner.audit,
-        }
+    pub fn connections(&self, broker: Arc<Broker>) -> crate::connections::Connections {
+        crate::connections::Connections::new(self.clone(), broker)
+    }
+
+    /// The keys and client of users' connections.
+    pub(crate) fn vault(&self) -> &crate::connections::Vault {
+        &self.inner.vault
     }
 
     /// The audit trail.

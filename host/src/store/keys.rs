@@ -68,9 +68,10 @@ pub fn connection(tenant: &str, sub: &str, provider: &str) -> String {
     format!("connection:{}", digest(&[tenant, sub, provider]))
 }
 
-/// The set of providers a user is connected to (`connections-of:<sha256>`).
-pub fn connections_of(tenant: &str, sub: &str) -> String {
-    format!("connections-of:{}", digest(&[tenant, sub]))
+/// A user's pending connect flow at a provider, reused while it has time
+/// left (`connection-pending:<sha256>`): its authorization URL, sealed.
+pub fn connection_pending(tenant: &str, sub: &str, provider: &str) -> String {
+    format!("connection-pending:{}", digest(&[tenant, sub, provider]))
 }
 
 /// A refresh of a user's connection in progress on some replica

@@ -1,8 +1,9 @@
 //! The connect flow in a real browser: the authorization URL from
 //! `POST /connections/ads-user` opened in headless Chromium
 //! (`tests/browser/connect_flow.py`), sign-in and consent on the
-//! development upstream's page, the host's callback page; the next tool
-//! call acts as that account.
+//! development upstream's page, the host's callback page naming whose
+//! identity the account joins, "Connect"; the next tool call acts as that
+//! account.
 
 use super::{connecting, start, user};
 use crate::harness::json;
@@ -22,19 +23,22 @@ async fn a_user_connects_in_the_browser_and_the_next_call_acts_as_them() {
     let seen = crate::browser::run("connect_flow.py", &arg).await;
     assert!(seen["consent_text"].as_str().unwrap().contains("campaigns.read"), "{seen}");
     assert!(seen["after_wrong_password"].as_str().unwrap().contains("/oauth/authorize"), "{seen}");
-    assert_eq!((seen["callback_status"].as_u64(), seen["title"].as_str()), (Some(200), Some("Connected")));
+    assert_eq!(seen["callback_status"], 200);
+    let asked = seen["confirm_message"].as_str().unwrap();
+    assert!(asked.contains("FastMCP user alice (tenant public)"), "{asked}");
+    assert_eq!(seen["scripts_on_page"], 0);
+    assert_eq!(seen["callback_headers"]["referrer-policy"], "no-referrer");
+    assert_eq!(seen["callback_headers"]["x-frame-options"], "DENY");
+    let csp = seen["callback_headers"]["content-security-policy"].as_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("form-action 'self'"), "{csp}");
+    assert_eq!((seen["connect_status"].as_u64(), seen["title"].as_str()), (Some(200), Some("Connected")));
     let message = seen["message"].as_str().unwrap();
     assert!(
         message.contains("ads-user") && message.contains("alice") && message.contains("close this tab"),
         "{message}"
     );
-    assert_eq!(seen["scripts_on_page"], 0);
-    assert_eq!(seen["callback_headers"]["referrer-policy"], "no-referrer");
-    assert!(
-        seen["callback_headers"]["content-security-policy"].as_str().unwrap().contains("default-src 'none'")
-    );
     assert_eq!(
-        (seen["reload_status"].as_u64(), seen["reload_code"].as_str()),
+        (seen["replay_status"].as_u64(), seen["replay_code"].as_str()),
         (Some(400), Some("connection_flow_invalid"))
     );
 

@@ -23,7 +23,11 @@ async fn connection_required_then_connect_then_the_call_acts_as_that_account() {
     // Nothing reached the Ads API.
     assert_eq!(upstream.upstream.acting(), Vec::<serde_json::Value>::new());
 
-    let (status, page) = callback(&consent(url, "alice.ads").await).await;
+    let back = consent(url, "alice.ads").await;
+    let (status, page) = super::callback_page(&back).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("to the FastMCP user alice (tenant public)?"), "the page names whose: {page}");
+    let (status, page) = super::answer(&back, "connect").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("now connected for alice") && page.contains("close this tab"), "{page}");
 
@@ -111,6 +115,17 @@ async fn callbacks_that_no_flow_expects_are_refused_and_store_nothing() {
     assert_eq!(connections_of(&server, &bob).await, before, "the replay changed nothing");
     assert_eq!(upstream.stats().await["code_grants"], grants, "the code never reached the provider again");
 
+    // A link someone else started: the page names them; cancelling ends it.
+    let url = start(&server, &alice).await;
+    let back = consent(&url, "bob.ads").await;
+    let (status, page) = super::callback_page(&back).await;
+    assert!(status == 200 && page.contains("FastMCP user alice"), "{page}");
+    let (status, page) = super::answer(&back, "cancel").await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("connection_declined"), "{page}");
+    assert_eq!(callback(&back).await.0, 400, "the flow is over");
+    assert_eq!(connections_of(&server, &alice).await["connections"], json!([]));
+
     // A flow of this provider presented on another provider's callback.
     let url = start(&server, &alice).await;
     let (status, _) =
@@ -157,7 +172,10 @@ fn urlencoding(value: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_routes_need_a_caller_a_known_provider_and_stay_within_the_flow_quota() {
-    let (_upstream, root, server) = connecting().await;
+    // Flows of one minute are never answered again: each start is a new one.
+    let (_upstream, root, server) =
+        super::connecting_with(|_, config| config.connections.flow_ttl = std::time::Duration::from_secs(60))
+            .await;
     let client = server.client();
     let unauthenticated = client.post(server.url("/connections/ads-user")).send().await.unwrap();
     problem(unauthenticated, 401, "unauthenticated").await;
@@ -196,7 +214,7 @@ async fn an_approved_call_runs_with_its_requesters_connection() {
     let policy =
         crate::approvals::policy(1).replace("tools: [\"util:echo\"]", "tools: [\"ads:myCampaigns\"]");
     let (upstream, _root, server) =
-        super::connecting_with(|root| root.write("policies/policies.yml", policy)).await;
+        super::connecting_with(|root, _| root.write("policies/policies.yml", policy)).await;
     connect(&server, "alice", "alice.ads").await;
     let alice = user(&server, "alice");
     let (status, body) = json(server.invoke_as(&alice, "ads:myCampaigns", json!({})).await).await;
@@ -210,5 +228,22 @@ async fn an_approved_call_runs_with_its_requesters_connection() {
     assert_eq!((status, &done["status"]), (200, &json!("completed")), "{done}");
     assert_eq!(done["result"]["user"], "alice.ads", "{done}");
     assert_eq!(upstream.upstream.acting().last().unwrap()["sub"], "alice.ads");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_flow_is_answered_again_until_it_is_used() {
+    let (_upstream, _root, server) = connecting().await;
+    let alice = user(&server, "alice");
+    let first = start(&server, &alice).await;
+    assert_eq!(start(&server, &alice).await, first, "POST /connections answers the pending flow");
+    let required =
+        problem(server.invoke_as(&alice, "ads:myCampaigns", json!({})).await, 403, "connection_required")
+            .await;
+    assert_eq!(required["authorization_url"], first.as_str(), "and so does connection_required");
+    assert_ne!(start(&server, &user(&server, "bob")).await, first, "never another caller's");
+    let (status, _) = callback(&consent(&first, "alice.ads").await).await;
+    assert_eq!(status, 200);
+    assert_ne!(start(&server, &alice).await, first, "a used flow is never answered again");
     server.stop().await;
 }

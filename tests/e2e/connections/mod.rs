@@ -14,11 +14,14 @@ use serde_json::Value;
 /// A host whose `ads-user` provider is the development upstream's code flow
 /// (with revocation), and that upstream, which accepts the host's callback.
 pub async fn connecting() -> (TestUpstream, TestRoot, TestServer) {
-    connecting_with(|_| {}).await
+    connecting_with(|_, _| {}).await
 }
 
-/// [`connecting`], with the root prepared by `prepare` before the host starts.
-pub async fn connecting_with(prepare: impl FnOnce(&TestRoot)) -> (TestUpstream, TestRoot, TestServer) {
+/// [`connecting`], with the root and configuration prepared by `prepare`
+/// before the host starts.
+pub async fn connecting_with(
+    prepare: impl FnOnce(&TestRoot, &mut fastmcp_host::HostConfig),
+) -> (TestUpstream, TestRoot, TestServer) {
     let upstream = TestUpstream::start().await;
     let root = TestRoot::with_upstream(&upstream);
     let addr = upstream.addr;
@@ -29,8 +32,9 @@ pub async fn connecting_with(prepare: impl FnOnce(&TestRoot)) -> (TestUpstream, 
             id = fastmcp_dev_upstream::DEV_CLIENT_ID
         ),
     );
-    prepare(&root);
-    let server = TestServer::start(&root).await;
+    let mut config = root.config();
+    prepare(&root, &mut config);
+    let server = TestServer::start_with(config).await;
     upstream.upstream.code_flow.allow_redirect(&server.url("/connections/ads-user/callback"));
     (upstream, root, server)
 }
@@ -73,15 +77,46 @@ pub async fn consent(authorization_url: &str, login: &str) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
-/// Follow a callback URL on the host: status and page text.
-pub async fn callback(url: &str) -> (u16, String) {
+/// Open a callback URL on the host as a browser would: status and page.
+pub async fn callback_page(url: &str) -> (u16, String) {
     let response = no_redirects().get(url).send().await.unwrap();
+    checked_page(response).await
+}
+
+async fn checked_page(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
     let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+    assert!(csp.contains("form-action 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(response.headers()["referrer-policy"], "no-referrer");
     assert_eq!(response.headers()["cache-control"], "no-store");
     (status, response.text().await.unwrap())
+}
+
+/// The user's answer on the confirmation page of callback `url`
+/// (`connect` or `cancel`), posted as its form does: status and page.
+pub async fn answer(url: &str, decision: &str) -> (u16, String) {
+    let parsed = reqwest::Url::parse(url).unwrap();
+    let param = |name: &str| parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    let mut form = vec![("decision".to_owned(), decision.to_owned())];
+    for name in ["state", "code"] {
+        if let Some(value) = param(name) {
+            form.push((name.to_owned(), value));
+        }
+    }
+    let mut action = parsed.clone();
+    action.set_query(None);
+    checked_page(no_redirects().post(action).form(&form).send().await.unwrap()).await
+}
+
+/// Follow a callback URL as the user who confirms: the confirmation page,
+/// then "Connect" (or the refusal the page shows instead).
+pub async fn callback(url: &str) -> (u16, String) {
+    let (status, page) = callback_page(url).await;
+    if status != 200 || !page.contains("id=\"connect\"") {
+        return (status, page);
+    }
+    answer(url, "connect").await
 }
 
 /// Connect `sub` as `login` end to end without a browser.
