@@ -30,7 +30,7 @@ fn bench(c: &mut Criterion) {
     let credential = Credential::OAuth2ClientCredentials {
         token_url: reqwest::Url::parse(&format!("http://{addr}/oauth/token")).unwrap(),
         client_id: DEV_CLIENT_ID.into(),
-        client_secret: secret,
+        client_auth: fastmcp_host::broker::providers::ClientAuth::Secret(secret),
         refresh_before: Duration::from_secs(30),
     };
     let provider = Provider { credential, plugins: vec!["ads".into()], origins: Vec::new() };

@@ -186,3 +186,42 @@ async fn an_approved_call_never_acts_as_its_requester_without_their_token() {
     assert!(upstream.upstream.acting().is_empty(), "the upstream was never reached as anyone");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_host_can_authenticate_with_a_private_key_jwt_instead_of_a_secret() {
+    let upstream = TestUpstream::start().await;
+    let root = TestRoot::with_upstream(&upstream);
+    // `ads-user` authenticates with the host's development RSA key (RFC 7523),
+    // whose public half the upstream trusts for this client.
+    let file = root.path().join(".runtime/providers.yml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (service, user) = text.split_at(text.find("  ads-user:").unwrap());
+    let user = user.replacen(
+        "client_secret: { file: ads-client-secret }",
+        "private_key: { file: dev-private.pem }\n    key_id: dev-key",
+        1,
+    );
+    root.write(".runtime/providers.yml", format!("{service}{user}"));
+    let server = TestServer::start(&root).await;
+    let jwks = root.path().join(".runtime/dev-jwks.json");
+    upstream.upstream.subject_keys.trust(jwks.clone());
+    upstream.upstream.client_keys.trust(jwks);
+    let alice = server.token_for("alice", "public", &["tester"], &["tools.invoke:write"]);
+    let (status, body) = json(server.invoke_as(&alice, "ads:myCampaigns", json!({})).await).await;
+    assert_eq!((status, &body["result"]["user"]), (200, &json!("alice")), "{body}");
+    let stats = upstream.stats().await;
+    assert_eq!(stats["assertion_clients"], 2, "the actor token and the exchange: {stats}");
+    // The service provider still uses its secret.
+    let (status, _) = json(server.invoke_as(&alice, "ads:listCampaigns", json!({})).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(upstream.stats().await["assertion_clients"], 2);
+    // An upstream that no longer trusts the key refuses the client: the
+    // documented code, naming the provider.
+    upstream.upstream.client_keys.trust(root.path().join("no-such-jwks.json"));
+    let bob = server.token_for("bob", "public", &["tester"], &["tools.invoke:write"]);
+    let body =
+        problem(server.invoke_as(&bob, "ads:myCampaigns", json!({})).await, 502, "credential_unavailable")
+            .await;
+    assert!(body["detail"].as_str().unwrap().contains("ads-user"), "{body}");
+    server.stop().await;
+}

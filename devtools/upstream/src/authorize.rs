@@ -364,6 +364,8 @@ fn revoke_grant(upstream: &DevUpstream, grant: u64) {
 #[derive(Deserialize)]
 pub(super) struct RevokeRequest {
     token: String,
+    #[serde(flatten)]
+    client: super::client_auth::AssertionFields,
 }
 
 /// `POST /oauth/revoke` (client authentication required; 200 whether or
@@ -373,7 +375,7 @@ pub(super) async fn revoke(
     headers: axum::http::HeaderMap,
     Form(request): Form<RevokeRequest>,
 ) -> StatusCode {
-    if !super::client_authenticated(&headers, &upstream.config.client_secret) {
+    if !super::client_auth::authenticated(&upstream, &headers, &request.client) {
         return StatusCode::UNAUTHORIZED;
     }
     let grant =

@@ -28,7 +28,7 @@ impl SubjectKeys {
         *self.0.lock().expect("lock") = Some(path);
     }
 
-    fn load(&self) -> Option<JwkSet> {
+    pub(crate) fn load(&self) -> Option<JwkSet> {
         let path = self.0.lock().expect("lock").clone()?;
         serde_json::from_slice(&std::fs::read(path).ok()?).ok()
     }

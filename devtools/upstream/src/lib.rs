@@ -9,6 +9,8 @@
 //!   development keys becomes a token bound to its `sub` (and `act`, with an
 //!   actor token); the authorization-code grant with PKCE and rotating
 //!   refresh tokens ([`authorize`]);
+//!   Clients authenticate by HTTP Basic or `private_key_jwt`
+//!   ([`client_auth`], keys from `--client-jwks`);
 //! - `GET|POST /oauth/authorize` — a login and consent page for the code
 //!   flow (every user's password is `dev`); `POST /oauth/revoke` (RFC 7009);
 //! - `GET|POST /v1/campaigns` — the Ads API ([`ads`]), bearer token required;
@@ -32,6 +34,7 @@
 
 mod ads;
 pub mod authorize;
+pub mod client_auth;
 pub mod exchange;
 mod secret;
 pub mod tls;
@@ -43,7 +46,6 @@ use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -103,6 +105,9 @@ pub struct Stats {
     pub refresh_grants: AtomicU64,
     /// Grants or tokens revoked.
     pub revocations: AtomicU64,
+    /// Token or revocation requests authenticated by a client assertion
+    /// (`private_key_jwt`).
+    pub assertion_clients: AtomicU64,
 }
 
 /// An issued token's scopes, expiry, and the user it acts for (exchanged
@@ -163,6 +168,10 @@ pub struct DevUpstream {
     acting: Mutex<std::collections::VecDeque<Value>>,
     /// The keys subject tokens are verified with.
     pub subject_keys: exchange::SubjectKeys,
+    /// The keys client assertions (`private_key_jwt`) are verified with.
+    pub client_keys: exchange::SubjectKeys,
+    /// Client assertions already used.
+    seen_assertions: client_auth::SeenAssertions,
     /// The authorization-code flow: registered redirect URIs, codes,
     /// refresh tokens.
     pub code_flow: authorize::CodeFlow,
@@ -187,6 +196,8 @@ impl DevUpstream {
             acting: Mutex::default(),
             subject_keys: Default::default(),
             code_flow: Default::default(),
+            client_keys: Default::default(),
+            seen_assertions: Default::default(),
             stats: Stats::default(),
         })
     }
@@ -344,6 +355,8 @@ struct TokenRequest {
     code_verifier: Option<String>,
     #[serde(default)]
     refresh_token: Option<String>,
+    #[serde(flatten)]
+    client: client_auth::AssertionFields,
 }
 
 async fn token(
@@ -357,7 +370,7 @@ async fn token(
     if let Some(status) = DevUpstream::take(&upstream.token_failures) {
         return oauth_error(status, "temporarily_unavailable");
     }
-    if !client_authenticated(&headers, &upstream.config.client_secret) {
+    if !client_auth::authenticated(&upstream, &headers, &request.client) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let mut granted = None;
@@ -450,23 +463,7 @@ async fn token(
     axum::Json(answer).into_response()
 }
 
-/// HTTP Basic client authentication, compared in constant time.
-pub(crate) fn client_authenticated(headers: &HeaderMap, secret: &Secret) -> bool {
-    let Some(encoded) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-    else {
-        return false;
-    };
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-        return false;
-    };
-    let expected = format!("{DEV_CLIENT_ID}:{}", secret.expose());
-    constant_time_eq(&Sha256::digest(&decoded), &Sha256::digest(expected.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -481,6 +478,7 @@ async fn stats(State(upstream): State<Arc<DevUpstream>>) -> axum::Json<Value> {
         "code_grants": s.code_grants.load(Ordering::Relaxed),
         "refresh_grants": s.refresh_grants.load(Ordering::Relaxed),
         "revocations": s.revocations.load(Ordering::Relaxed),
+        "assertion_clients": s.assertion_clients.load(Ordering::Relaxed),
         "connections": s.connections.load(Ordering::Relaxed),
     }))
 }

@@ -5,7 +5,7 @@
 //! fastmcp-dev-upstream [--listen 127.0.0.1:8001] [--secret-file .runtime/dev-upstream.secret]
 //!                      [--tls-listen 127.0.0.1:8004 --tls-ca-file FILE]
 //!                      [--subject-jwks .runtime/dev-jwks.json]
-//!                      [--redirect-uri URI]...
+//!                      [--redirect-uri URI]... [--client-jwks FILE]
 //! ```
 //!
 //! The authorization-code flow accepts the redirect URIs given (by default
@@ -13,7 +13,8 @@
 //! `localhost` twin).
 //!
 //! Token exchange verifies subject tokens with the JWKS file
-//! `--subject-jwks` names (the host's development keys by default).
+//! `--subject-jwks` names (the host's development keys by default); client
+//! assertions (`private_key_jwt`) are verified with `--client-jwks`.
 //!
 //! The client secret is read from the file, or generated into it (owner-only)
 //! on first use; the host's providers file names the same file. With
@@ -35,6 +36,7 @@ async fn main() -> std::io::Result<()> {
     let mut tls_ca_file = None;
     let mut subject_jwks = PathBuf::from(".runtime/dev-jwks.json");
     let mut redirect_uris = Vec::new();
+    let mut client_jwks = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().unwrap_or_default();
@@ -46,12 +48,16 @@ async fn main() -> std::io::Result<()> {
             "--tls-ca-file" => tls_ca_file = Some(PathBuf::from(value)),
             "--subject-jwks" => subject_jwks = PathBuf::from(value),
             "--redirect-uri" => redirect_uris.push(value),
+            "--client-jwks" => client_jwks = Some(PathBuf::from(value)),
             other => return Err(invalid(&format!("unknown argument {other}"))),
         }
     }
     let secret = load_or_create_secret(&secret_file)?;
     let upstream = DevUpstream::new(DevUpstreamConfig::new(secret));
     upstream.subject_keys.trust(subject_jwks);
+    if let Some(jwks) = client_jwks {
+        upstream.client_keys.trust(jwks);
+    }
     if redirect_uris.is_empty() {
         for host in ["127.0.0.1", "localhost"] {
             redirect_uris.push(format!("http://{host}:8000/connections/ads-user/callback"));

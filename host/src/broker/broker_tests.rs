@@ -24,7 +24,7 @@ fn oauth(addr: std::net::SocketAddr, secret: &str) -> Provider {
     bound(Credential::OAuth2ClientCredentials {
         token_url: reqwest::Url::parse(&format!("http://{addr}/oauth/token")).unwrap(),
         client_id: DEV_CLIENT_ID.into(),
-        client_secret: Secret::new(secret.into()),
+        client_auth: providers::ClientAuth::Secret(Secret::new(secret.into())),
         refresh_before: Duration::from_secs(30),
     })
 }

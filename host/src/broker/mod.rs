@@ -254,7 +254,7 @@ impl Broker {
         let Some(Credential::TokenExchange {
             token_url,
             client_id,
-            client_secret,
+            client_auth,
             audience,
             resource,
             scopes,
@@ -276,7 +276,7 @@ impl Broker {
         wanted.dedup();
         let actor = match delegation {
             true => {
-                let (url, id, secret) = (token_url, client_id, client_secret);
+                let (url, id, secret) = (token_url, client_id, client_auth);
                 Some(self.client_credentials(name, url, id, secret, *refresh_before, Vec::new()).await?)
             }
             false => None,
@@ -290,18 +290,18 @@ impl Broker {
                 resource: resource.as_deref(),
                 scopes: &wanted,
             };
-            oauth::exchange(&self.client, token_url, client_id, client_secret, &request).await
+            oauth::exchange(&self.client, token_url, client_id, client_auth, &request).await
         };
         self.exchanged.get(&self.clock, name, &wanted, subject, *refresh_before, exchange).await
     }
 
     async fn oauth_token(&self, name: &str, scopes: Vec<String>) -> Result<Issued, BrokerError> {
-        let Some(Credential::OAuth2ClientCredentials { token_url, client_id, client_secret, refresh_before }) =
+        let Some(Credential::OAuth2ClientCredentials { token_url, client_id, client_auth, refresh_before }) =
             self.providers.get(name).map(|p| &p.credential)
         else {
             return Err(BrokerError::Unavailable(format!("provider `{name}` is not an OAuth2 provider")));
         };
-        self.client_credentials(name, token_url, client_id, client_secret, *refresh_before, scopes).await
+        self.client_credentials(name, token_url, client_id, client_auth, *refresh_before, scopes).await
     }
 
     /// A client-credentials token of `name`'s endpoint, cached per
@@ -312,7 +312,7 @@ impl Broker {
         name: &str,
         token_url: &reqwest::Url,
         client_id: &str,
-        client_secret: &providers::Secret,
+        client_auth: &providers::ClientAuth,
         refresh_before: Duration,
         scopes: Vec<String>,
     ) -> Result<Issued, BrokerError> {
@@ -332,7 +332,7 @@ impl Broker {
             return Err(BrokerError::Unavailable(format!("provider `{name}`: {reason}")));
         }
         self.fetches.inc();
-        match oauth::fetch(&self.client, token_url, client_id, client_secret, &scopes).await {
+        match oauth::fetch(&self.client, token_url, client_id, client_auth, &scopes).await {
             Ok(token) => {
                 // Serve a cached token only while it has a safe margin left;
                 // short-lived tokens keep at least half their lifetime.

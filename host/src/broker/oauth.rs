@@ -1,10 +1,12 @@
 //! Token requests to a provider's token endpoint: the OAuth 2.0
 //! client-credentials grant (RFC 6749 §4.4), token exchange (RFC 8693), the
 //! authorization-code grant with PKCE (§4.1, RFC 7636), refresh (§6) and
-//! revocation (RFC 7009) — HTTP Basic client authentication, a form body, a
+//! revocation (RFC 7009) — client authentication by HTTP Basic or
+//! `private_key_jwt` (RFC 7523: a fresh one-minute assertion per request,
+//! signed with the operator's key, `alg` from the key), a form body, a
 //! bounded JSON answer, no redirects, no proxies from the environment.
 
-use super::providers::Secret;
+use super::providers::{ClientAuth, Secret};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -80,14 +82,14 @@ pub async fn fetch(
     client: &reqwest::Client,
     token_url: &reqwest::Url,
     client_id: &str,
-    client_secret: &Secret,
+    client_auth: &ClientAuth,
     scopes: &[String],
 ) -> Result<AccessToken, String> {
     let mut form = vec![("grant_type", "client_credentials".to_owned())];
     if !scopes.is_empty() {
         form.push(("scope", scopes.join(" ")));
     }
-    request(client, token_url, client_id, client_secret, &form).await.map_err(|e| e.message)
+    request(client, token_url, client_id, client_auth, &form).await.map_err(|e| e.message)
 }
 
 /// RFC 8693's token type of an access token.
@@ -113,7 +115,7 @@ pub async fn exchange(
     client: &reqwest::Client,
     token_url: &reqwest::Url,
     client_id: &str,
-    client_secret: &Secret,
+    client_auth: &ClientAuth,
     exchange: &Exchange<'_>,
 ) -> Result<AccessToken, String> {
     let mut form = vec![
@@ -135,7 +137,7 @@ pub async fn exchange(
     if !exchange.scopes.is_empty() {
         form.push(("scope", exchange.scopes.join(" ")));
     }
-    request(client, token_url, client_id, client_secret, &form).await.map_err(|e| e.message)
+    request(client, token_url, client_id, client_auth, &form).await.map_err(|e| e.message)
 }
 
 /// A provider's token endpoint and client.
@@ -146,8 +148,8 @@ pub struct Client<'a> {
     pub token_url: &'a reqwest::Url,
     /// The client id.
     pub client_id: &'a str,
-    /// The client secret.
-    pub client_secret: &'a Secret,
+    /// How the host authenticates as the client.
+    pub auth: &'a ClientAuth,
 }
 
 /// Redeem an authorization code (RFC 6749 §4.1.3) with its PKCE verifier
@@ -165,7 +167,7 @@ pub async fn redeem_code(
         ("code_verifier", verifier.to_owned()),
         ("client_id", client.client_id.to_owned()),
     ];
-    request(client.http, client.token_url, client.client_id, client.client_secret, &form).await
+    request(client.http, client.token_url, client.client_id, client.auth, &form).await
 }
 
 /// A fresh access token for a refresh token (RFC 6749 §6); the endpoint may
@@ -173,20 +175,18 @@ pub async fn redeem_code(
 pub async fn refresh(client: &Client<'_>, refresh_token: &Secret) -> Result<AccessToken, TokenError> {
     let form =
         [("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token.expose().to_owned())];
-    request(client.http, client.token_url, client.client_id, client.client_secret, &form).await
+    request(client.http, client.token_url, client.client_id, client.auth, &form).await
 }
 
 /// Revoke a token at `revoke_url` (RFC 7009): `true` when the endpoint
 /// answered 200.
 pub async fn revoke(client: &Client<'_>, revoke_url: &reqwest::Url, token: &Secret, hint: &str) -> bool {
     let form = [("token", token.expose().to_owned()), ("token_type_hint", hint.to_owned())];
-    let sent = client
-        .http
-        .post(revoke_url.clone())
-        .basic_auth(client.client_id, Some(client.client_secret.expose()))
-        .form(&form)
-        .send()
-        .await;
+    let post = client.http.post(revoke_url.clone());
+    let Ok(post) = authenticated(post, revoke_url, client.client_id, client.auth, &form) else {
+        return false;
+    };
+    let sent = post.send().await;
     match sent {
         Ok(response) => response.status() == reqwest::StatusCode::OK,
         Err(e) => {
@@ -201,16 +201,14 @@ async fn request(
     client: &reqwest::Client,
     token_url: &reqwest::Url,
     client_id: &str,
-    client_secret: &Secret,
+    client_auth: &ClientAuth,
     form: &[(&str, String)],
 ) -> Result<AccessToken, TokenError> {
     let host = token_url.host_str().unwrap_or("-");
     let failed = |message: String| TokenError { message, grant_refused: false };
-    let response = client
-        .post(token_url.clone())
-        .basic_auth(client_id, Some(client_secret.expose()))
-        .header(reqwest::header::ACCEPT, "application/json")
-        .form(form)
+    let post = client.post(token_url.clone()).header(reqwest::header::ACCEPT, "application/json");
+    let response = authenticated(post, token_url, client_id, client_auth, form)
+        .map_err(|e| failed(format!("token endpoint at {host}: {e}")))?
         .send()
         .await
         .map_err(|e| failed(format!("token endpoint at {host} unreachable: {}", describe(e))))?;
@@ -250,6 +248,48 @@ async fn request(
         refresh: parsed.refresh_token.map(Secret::new),
     })
 }
+
+/// `post` with the client's authentication and `form`: HTTP Basic, or the
+/// `client_assertion` of `private_key_jwt` (and `client_id`) in the form.
+fn authenticated(
+    post: reqwest::RequestBuilder,
+    endpoint: &reqwest::Url,
+    client_id: &str,
+    auth: &ClientAuth,
+    form: &[(&str, String)],
+) -> Result<reqwest::RequestBuilder, String> {
+    match auth {
+        ClientAuth::Secret(secret) => Ok(post.basic_auth(client_id, Some(secret.expose())).form(form)),
+        ClientAuth::PrivateKeyJwt(key) => {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let claims = serde_json::json!({
+                "iss": client_id,
+                "sub": client_id,
+                "aud": endpoint.as_str(),
+                "jti": uuid::Uuid::now_v7().to_string(),
+                "iat": now,
+                "exp": now + ASSERTION_LIFETIME_S,
+            });
+            let mut header = jsonwebtoken::Header::new(key.alg);
+            header.kid = key.kid.clone();
+            let assertion = jsonwebtoken::encode(&header, &claims, &key.key)
+                .map_err(|_| "the private key cannot sign a client assertion".to_owned())?;
+            let mut form = form.to_vec();
+            if !form.iter().any(|(k, _)| *k == "client_id") {
+                form.push(("client_id", client_id.to_owned()));
+            }
+            form.push(("client_assertion_type", ASSERTION_TYPE.to_owned()));
+            form.push(("client_assertion", assertion));
+            Ok(post.form(&form))
+        }
+    }
+}
+
+/// `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Lifetime of a client assertion.
+const ASSERTION_LIFETIME_S: u64 = 60;
 
 async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();

@@ -16,7 +16,8 @@
 //!     kind: token_exchange                  # RFC 8693
 //!     token_url: https://idp.example.com/oauth2/token
 //!     client_id: fastmcp
-//!     client_secret: { env: CRM_EXCHANGE_SECRET }
+//!     private_key: { file: /run/secrets/fastmcp-client.pem }  # private_key_jwt (RFC 7523)
+//!     key_id: fastmcp-2026                  # instead of a client_secret
 //!     audience: https://crm.example.com       # and/or resource (RFC 8707)
 //!     scopes: [crm.read]
 //!     delegation: true                      # send the host's own token as actor_token
@@ -126,8 +127,8 @@ pub enum Credential {
         token_url: reqwest::Url,
         /// The client id.
         client_id: String,
-        /// The client secret.
-        client_secret: Secret,
+        /// How the host authenticates as that client.
+        client_auth: ClientAuth,
         /// Refresh a cached token this long before it expires.
         refresh_before: Duration,
     },
@@ -139,8 +140,8 @@ pub enum Credential {
         token_url: reqwest::Url,
         /// The client id.
         client_id: String,
-        /// The client secret.
-        client_secret: Secret,
+        /// How the host authenticates as that client.
+        client_auth: ClientAuth,
         /// `audience` of the exchange.
         audience: Option<String>,
         /// `resource` of the exchange (RFC 8707).
@@ -172,12 +173,43 @@ pub struct AuthorizationCode {
     pub redirect_uri: Option<reqwest::Url>,
     /// The client id.
     pub client_id: String,
-    /// The client secret.
-    pub client_secret: Secret,
+    /// How the host authenticates as that client.
+    pub client_auth: ClientAuth,
     /// Scopes asked for at consent.
     pub scopes: Vec<String>,
     /// Refresh an access token this long before it expires.
     pub refresh_before: Duration,
+}
+
+/// How the host authenticates to a provider's token endpoint.
+#[derive(Clone)]
+pub enum ClientAuth {
+    /// `client_secret_basic`: HTTP Basic with the client secret.
+    Secret(Secret),
+    /// `private_key_jwt` (RFC 7523): a JWT signed with the operator's
+    /// private key for each request, so no shared secret exists.
+    PrivateKeyJwt(std::sync::Arc<SigningKey>),
+}
+
+/// The operator's private key for `private_key_jwt`.
+pub struct SigningKey {
+    /// The key.
+    pub key: jsonwebtoken::EncodingKey,
+    /// Its algorithm, from the key's type (RS256 for RSA, ES256 for P-256).
+    pub alg: jsonwebtoken::Algorithm,
+    /// The `kid` its public half is registered under, if any.
+    pub kid: Option<String>,
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientAuth::Secret(_) => f.write_str("ClientAuth::Secret(***)"),
+            ClientAuth::PrivateKeyJwt(key) => {
+                write!(f, "ClientAuth::PrivateKeyJwt({:?}, kid {:?})", key.alg, key.kid)
+            }
+        }
+    }
 }
 
 impl Credential {
@@ -226,7 +258,12 @@ enum ProviderSpec {
     OAuth2ClientCredentials {
         token_url: String,
         client_id: String,
-        client_secret: SecretSource,
+        #[serde(default)]
+        client_secret: Option<SecretSource>,
+        #[serde(default)]
+        private_key: Option<SecretSource>,
+        #[serde(default)]
+        key_id: Option<String>,
         #[serde(default)]
         refresh_before_s: Option<u64>,
         plugins: Vec<String>,
@@ -238,7 +275,12 @@ enum ProviderSpec {
     TokenExchange {
         token_url: String,
         client_id: String,
-        client_secret: SecretSource,
+        #[serde(default)]
+        client_secret: Option<SecretSource>,
+        #[serde(default)]
+        private_key: Option<SecretSource>,
+        #[serde(default)]
+        key_id: Option<String>,
         #[serde(default)]
         audience: Option<String>,
         #[serde(default)]
@@ -264,7 +306,12 @@ enum ProviderSpec {
         #[serde(default)]
         redirect_uri: Option<String>,
         client_id: String,
-        client_secret: SecretSource,
+        #[serde(default)]
+        client_secret: Option<SecretSource>,
+        #[serde(default)]
+        private_key: Option<SecretSource>,
+        #[serde(default)]
+        key_id: Option<String>,
         #[serde(default)]
         scopes: Vec<String>,
         #[serde(default)]
@@ -287,6 +334,10 @@ enum SecretSource {
     /// An environment variable of the host process.
     Env(String),
 }
+
+/// How a provider's spec authenticates its client: `client_secret`, or
+/// `private_key` and an optional `key_id`.
+type ClientAuthSpec = (Option<SecretSource>, Option<SecretSource>, Option<String>);
 
 /// Most plugins, and most origins, one provider may be bound to.
 const MAX_BINDINGS: usize = 64;
@@ -312,13 +363,27 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
             return Err(err(&format!("providers.{name}"), "names are [a-z0-9][a-z0-9._-]{0,63}".into()));
         }
         // The token endpoint and client of an OAuth provider, checked.
-        let client = |token_url: &str, client_id: &str, secret: &SecretSource| {
+        let client = |token_url: &str, client_id: &str, auth: ClientAuthSpec| {
             let token_url = token_endpoint(token_url).map_err(|reason| err(&field("token_url"), reason))?;
             if client_id.is_empty() {
                 return Err(err(&field("client_id"), "must not be empty".into()));
             }
-            let secret = read_secret(base, secret).map_err(|reason| err(&field("client_secret"), reason))?;
-            Ok((token_url, secret))
+            let auth = match auth {
+                (Some(secret), None, None) => ClientAuth::Secret(
+                    read_secret(base, &secret).map_err(|reason| err(&field("client_secret"), reason))?,
+                ),
+                (None, Some(key), kid) => ClientAuth::PrivateKeyJwt(std::sync::Arc::new(
+                    signing_key(base, &key, kid).map_err(|reason| err(&field("private_key"), reason))?,
+                )),
+                _ => {
+                    return Err(err(
+                        &field("client_secret"),
+                        "give either client_secret, or private_key (and optionally key_id) for private_key_jwt"
+                            .into(),
+                    ));
+                }
+            };
+            Ok((token_url, auth))
         };
         let refresh_before =
             |seconds: Option<u64>| seconds.map_or(DEFAULT_REFRESH_BEFORE, Duration::from_secs);
@@ -331,25 +396,26 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
                 token_url,
                 client_id,
                 client_secret,
+                private_key,
+                key_id,
                 refresh_before_s,
                 plugins,
                 origins,
                 allow_http,
             } => {
-                let (token_url, client_secret) = client(&token_url, &client_id, &client_secret)?;
+                let (token_url, client_auth) =
+                    client(&token_url, &client_id, (client_secret, private_key, key_id))?;
                 let refresh_before = refresh_before(refresh_before_s);
-                let credential = Credential::OAuth2ClientCredentials {
-                    token_url,
-                    client_id,
-                    client_secret,
-                    refresh_before,
-                };
+                let credential =
+                    Credential::OAuth2ClientCredentials { token_url, client_id, client_auth, refresh_before };
                 (credential, plugins, origins, allow_http)
             }
             ProviderSpec::TokenExchange {
                 token_url,
                 client_id,
                 client_secret,
+                private_key,
+                key_id,
                 audience,
                 resource,
                 scopes,
@@ -359,11 +425,12 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
                 origins,
                 allow_http,
             } => {
-                let (token_url, client_secret) = client(&token_url, &client_id, &client_secret)?;
+                let (token_url, client_auth) =
+                    client(&token_url, &client_id, (client_secret, private_key, key_id))?;
                 let credential = Credential::TokenExchange {
                     token_url,
                     client_id,
-                    client_secret,
+                    client_auth,
                     audience,
                     resource,
                     scopes,
@@ -379,13 +446,16 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
                 redirect_uri,
                 client_id,
                 client_secret,
+                private_key,
+                key_id,
                 scopes,
                 refresh_before_s,
                 plugins,
                 origins,
                 allow_http,
             } => {
-                let (token_url, client_secret) = client(&token_url, &client_id, &client_secret)?;
+                let (token_url, client_auth) =
+                    client(&token_url, &client_id, (client_secret, private_key, key_id))?;
                 let url =
                     |key: &str, text: &str| token_endpoint(text).map_err(|reason| err(&field(key), reason));
                 let authorize_url = url("authorize_url", &authorize_url)?;
@@ -406,7 +476,7 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Provider>, ProvidersError> {
                     revoke_url,
                     redirect_uri,
                     client_id,
-                    client_secret,
+                    client_auth,
                     scopes,
                     refresh_before: refresh_before(refresh_before_s),
                 }));
@@ -448,7 +518,20 @@ fn token_endpoint(text: &str) -> Result<reqwest::Url, String> {
         .ok_or_else(|| format!("`{text}` is not an http(s) URL"))
 }
 
-fn read_secret(base: &Path, source: &SecretSource) -> Result<Secret, String> {
+/// A PKCS#8 PEM private key (RSA: RS256; P-256: ES256) for `private_key_jwt`.
+fn signing_key(base: &Path, source: &SecretSource, kid: Option<String>) -> Result<SigningKey, String> {
+    let pem = read_source(base, source)?;
+    if let Ok(key) = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()) {
+        return Ok(SigningKey { key, alg: jsonwebtoken::Algorithm::RS256, kid });
+    }
+    match jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()) {
+        Ok(key) => Ok(SigningKey { key, alg: jsonwebtoken::Algorithm::ES256, kid }),
+        Err(_) => Err("not a PEM private key (RSA, or EC P-256)".into()),
+    }
+}
+
+/// The text of a secret's file or variable (at most 16 KiB), trimmed.
+fn read_source(base: &Path, source: &SecretSource) -> Result<String, String> {
     let value = match source {
         SecretSource::File(path) => {
             let path = if path.is_absolute() { path.clone() } else { base.join(path) };
@@ -463,14 +546,18 @@ fn read_secret(base: &Path, source: &SecretSource) -> Result<Secret, String> {
             std::env::var(name).map_err(|_| format!("the environment variable `{name}` is not set"))?
         }
     };
-    let value = value.trim();
+    Ok(value.trim().to_owned())
+}
+
+fn read_secret(base: &Path, source: &SecretSource) -> Result<Secret, String> {
+    let value = read_source(base, source)?;
     if value.is_empty() {
         return Err("the secret is empty".into());
     }
     if value.bytes().any(|b| b.is_ascii_control()) {
         return Err("the secret contains control characters".into());
     }
-    Ok(Secret::new(value.to_owned()))
+    Ok(Secret::new(value))
 }
 
 /// Whether `s` can name a provider: `[a-z0-9][a-z0-9._-]{0,63}`.
@@ -513,7 +600,8 @@ mod tests {
             "providers:\n  ads-api:\n    kind: oauth2_client_credentials\n    token_url: http://127.0.0.1:1/token\n    client_id: c\n    client_secret: { file: secret }\n    plugins: [ads]\n  maps:\n    kind: static\n    secret: { file: secret }\n    plugins: [maps]\n    origins: [\"https://maps.example.com\"]\n",
         );
         let providers = load(&file).unwrap();
-        let Credential::OAuth2ClientCredentials { client_secret, .. } = &providers["ads-api"].credential
+        let Credential::OAuth2ClientCredentials { client_auth: ClientAuth::Secret(client_secret), .. } =
+            &providers["ads-api"].credential
         else {
             panic!()
         };
@@ -581,6 +669,43 @@ mod tests {
         ] {
             let bad = write(dir.path(), "bad.yml", &provider.replace(from, to));
             assert_eq!(load(&bad).unwrap_err().field, field, "{to}");
+        }
+    }
+
+    #[test]
+    fn a_client_authenticates_with_a_secret_or_a_private_key() {
+        use p256::pkcs8::EncodePrivateKey as _;
+        let dir = tempfile::tempdir().unwrap();
+        let key = p256::SecretKey::random(&mut rand::thread_rng());
+        write(dir.path(), "client.pem", &key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).unwrap());
+        write(dir.path(), "secret", "s3cr3t");
+        write(dir.path(), "garbage.pem", "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n");
+        let provider = |auth: &str| {
+            format!(
+                "providers:\n  crm:\n    kind: token_exchange\n    token_url: https://idp.example.com/token\n    client_id: fastmcp\n{auth}    plugins: [crm]\n"
+            )
+        };
+        let file =
+            write(dir.path(), "p.yml", &provider("    private_key: { file: client.pem }\n    key_id: k1\n"));
+        let providers = load(&file).unwrap();
+        let Credential::TokenExchange { client_auth: ClientAuth::PrivateKeyJwt(key), .. } =
+            &providers["crm"].credential
+        else {
+            panic!()
+        };
+        assert_eq!((key.alg, key.kid.as_deref()), (jsonwebtoken::Algorithm::ES256, Some("k1")));
+        assert!(!format!("{providers:?}").contains("PRIVATE"));
+        for (auth, field) in [
+            ("", "providers.crm.client_secret"),
+            (
+                "    client_secret: { file: secret }\n    private_key: { file: client.pem }\n",
+                "providers.crm.client_secret",
+            ),
+            ("    private_key: { file: garbage.pem }\n", "providers.crm.private_key"),
+            ("    private_key: { file: secret }\n", "providers.crm.private_key"),
+        ] {
+            let file = write(dir.path(), "bad.yml", &provider(auth));
+            assert_eq!(load(&file).unwrap_err().field, field, "{auth}");
         }
     }
 

@@ -182,7 +182,7 @@ impl Connections {
             http: &self.vault().http,
             token_url: &provider.token_url,
             client_id: &provider.client_id,
-            client_secret: &provider.client_secret,
+            auth: &provider.client_auth,
         }
     }
 
