@@ -20,7 +20,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// What the callback pages may do: show themselves, and post their one
@@ -216,19 +216,7 @@ fn page(status: StatusCode, title: &str, text: &str, code: Option<&str>, form: &
          </head><body><h1 id=\"title\">{title}</h1><p id=\"message\">{}</p>{code}{form}</body></html>\n",
         escape(text)
     );
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-        (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
+    super::console::guarded((status, body).into_response(), "text/html; charset=utf-8", PAGE_POLICY)
 }
 
 /// Text made safe inside HTML.

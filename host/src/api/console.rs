@@ -18,11 +18,16 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
-    let mut response = body.into_response();
+    guarded(body.into_response(), content_type, CONTENT_SECURITY_POLICY)
+}
+
+/// `response` as a page of this host: its content type and `policy`, never
+/// sniffed, framed, cached or sent on as a referrer.
+pub(super) fn guarded(mut response: Response, content_type: &'static str, policy: &'static str) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CONTENT_TYPE, content_type),
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::CONTENT_SECURITY_POLICY, policy),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),

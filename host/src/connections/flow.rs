@@ -161,7 +161,7 @@ impl Connections {
         if let Some(uri) = &provider.redirect_uri {
             return Some(uri.to_string());
         }
-        let configured = self.state.config().mcp.public_url.as_deref();
+        let configured = self.public_url.as_deref();
         let base = configured.or(base.filter(|b| is_loopback(b)))?;
         Some(format!("{}/connections/{name}/callback", base.trim_end_matches('/')))
     }

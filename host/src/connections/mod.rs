@@ -28,14 +28,15 @@ pub mod sealed;
 
 pub use refresh::Unconnected;
 
+use crate::audit::AuditLog;
 use crate::audit::record::{AuditEvent, AuditPrincipal};
 use crate::broker::Broker;
 use crate::broker::oauth;
 use crate::broker::providers::{AuthorizationCode, Credential, Secret};
+use crate::clock::Clock;
 use crate::config::ConnectionsConfig;
 use crate::error::ApiError;
 use crate::principal::Principal;
-use crate::state::AppState;
 use crate::store::{KeyValueStore, keys};
 use sealed::KeyRing;
 use serde::{Deserialize, Serialize};
@@ -134,11 +135,32 @@ impl Vault {
 }
 
 /// Connections in the host's store, under the providers of one broker.
-/// Cheap to clone (two `Arc`s): a refresh runs in a task of its own.
+/// Cheap to clone (handles only): a refresh runs in a task of its own.
 #[derive(Clone)]
 pub struct Connections {
-    state: AppState,
+    vault: Arc<Vault>,
+    store: Arc<dyn KeyValueStore>,
     broker: Arc<Broker>,
+    clock: Clock,
+    audit: AuditLog,
+    /// The host's configured public URL (`mcp.public_url`), for redirect URIs.
+    public_url: Option<String>,
+}
+
+/// What [`Connections`] works with.
+pub struct Parts {
+    /// The keys and client.
+    pub vault: Arc<Vault>,
+    /// The state store.
+    pub store: Arc<dyn KeyValueStore>,
+    /// The providers in force.
+    pub broker: Arc<Broker>,
+    /// The host clock.
+    pub clock: Clock,
+    /// The audit trail.
+    pub audit: AuditLog,
+    /// `mcp.public_url`.
+    pub public_url: Option<String>,
 }
 
 fn store_error(e: impl std::fmt::Display) -> ApiError {
@@ -152,21 +174,22 @@ fn record_aad(tenant: &str, sub: &str, provider: &str) -> Vec<u8> {
 }
 
 impl Connections {
-    /// Connections of `state`, under `broker`'s providers.
-    pub fn new(state: AppState, broker: Arc<Broker>) -> Self {
-        Self { state, broker }
+    /// Connections over these parts.
+    pub fn new(parts: Parts) -> Self {
+        let Parts { vault, store, broker, clock, audit, public_url } = parts;
+        Self { vault, store, broker, clock, audit, public_url }
     }
 
     fn vault(&self) -> &Vault {
-        self.state.vault()
+        &self.vault
     }
 
     fn store(&self) -> &dyn KeyValueStore {
-        self.state.store()
+        self.store.as_ref()
     }
 
     fn now(&self) -> i64 {
-        self.state.clock().now_unix_ms()
+        self.clock.now_unix_ms()
     }
 
     /// The authorization-code provider of this name, if configured.
@@ -293,7 +316,7 @@ impl Connections {
             detail: Some(detail),
             ..Default::default()
         };
-        if let Err(e) = self.state.audit().append(event).await {
+        if let Err(e) = self.audit.append(event).await {
             tracing::error!(error = %e, "connections: the audit trail did not take an event");
         }
     }

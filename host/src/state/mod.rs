@@ -63,7 +63,7 @@ struct Inner {
     /// The approver notification webhook, when configured.
     approval_webhook: Option<crate::approvals::webhook::Webhook>,
     /// The keys of users' connection tokens.
-    vault: crate::connections::Vault,
+    vault: Arc<crate::connections::Vault>,
     /// How the last reloads went, and who hears of changes.
     reloads: Reloads,
     /// Shutdown and uptime.
@@ -228,7 +228,7 @@ impl AppState {
                 plugins: ArcSwap::from_pointee(plugins),
                 policy: ArcSwap::from_pointee(PolicySnapshot { version: 1, policy }),
                 approval_webhook,
-                vault,
+                vault: Arc::new(vault),
                 reloads: Reloads::default(),
                 lifecycle: Lifecycle {
                     shutdown: tokio::sync::watch::channel(false).0,
@@ -380,12 +380,14 @@ impl AppState {
 
     /// Users' connections, under the providers of `broker`.
     pub fn connections(&self, broker: Arc<Broker>) -> crate::connections::Connections {
-        crate::connections::Connections::new(self.clone(), broker)
-    }
-
-    /// The keys and client of users' connections.
-    pub(crate) fn vault(&self) -> &crate::connections::Vault {
-        &self.inner.vault
+        crate::connections::Connections::new(crate::connections::Parts {
+            vault: self.inner.vault.clone(),
+            store: self.inner.shared.store.clone(),
+            broker,
+            clock: self.inner.config.clock.clone(),
+            audit: self.inner.audit.clone(),
+            public_url: self.inner.config.mcp.public_url.clone(),
+        })
     }
 
     /// The audit trail.
