@@ -2,8 +2,9 @@
 //! endpoints: HTTP Basic with the client secret, or `private_key_jwt`
 //! (RFC 7523) — a `client_assertion` signed by a key of the JWKS file the
 //! upstream trusts for clients (`--client-jwks`), with `iss` = `sub` = the
-//! client id, `aud` this upstream's endpoint, not expired, and a `jti` never
-//! seen before (replays are refused).
+//! client id, `aud` this upstream's token endpoint, not expired, living at
+//! most five minutes, and a `jti` never seen before (replays are refused);
+//! an unknown `kid`, or Basic and an assertion together, are refused.
 
 use super::{DEV_CLIENT_ID, DevUpstream, Secret, constant_time_eq};
 use axum::http::{HeaderMap, header};
@@ -11,18 +12,22 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `client_assertion_type` of a JWT assertion.
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Assertion ids remembered (to refuse replays).
+/// Assertion ids remembered (to refuse replays); beyond, assertions are
+/// refused until some expire.
 const MAX_SEEN: usize = 10_000;
+/// Longest lifetime an assertion may claim.
+const MAX_LIFETIME_S: u64 = 300;
 
-/// `jti`s of the assertions accepted so far.
+/// The `jti` and expiry of every unexpired assertion accepted.
 #[derive(Default)]
-pub struct SeenAssertions(Mutex<HashSet<String>>);
+pub struct SeenAssertions(Mutex<HashMap<String, u64>>);
 
 /// The client-authentication fields of a form.
 #[derive(Debug, Default, Deserialize)]
@@ -41,12 +46,16 @@ struct AssertionClaims {
     sub: String,
     aud: String,
     jti: String,
+    exp: u64,
 }
 
 /// Whether the request authenticates the development client.
 pub fn authenticated(upstream: &DevUpstream, headers: &HeaderMap, form: &AssertionFields) -> bool {
     match (&form.client_assertion_type, &form.client_assertion) {
-        (Some(kind), Some(assertion)) if kind == ASSERTION_TYPE => {
+        // One method per request: an assertion with Basic too is refused.
+        (Some(kind), Some(assertion))
+            if kind == ASSERTION_TYPE && !headers.contains_key(header::AUTHORIZATION) =>
+        {
             let ok = verify(upstream, assertion).is_ok();
             if ok {
                 upstream.stats.assertion_clients.fetch_add(1, Ordering::Relaxed);
@@ -61,8 +70,10 @@ pub fn authenticated(upstream: &DevUpstream, headers: &HeaderMap, form: &Asserti
 fn verify(upstream: &DevUpstream, assertion: &str) -> Result<(), &'static str> {
     let keys = upstream.client_keys.load().ok_or("no client keys are trusted")?;
     let header = decode_header(assertion).map_err(|_| "not a JWT")?;
-    let jwk =
-        header.kid.as_deref().and_then(|kid| keys.find(kid)).or(keys.keys.first()).ok_or("unknown key")?;
+    let jwk = match header.kid.as_deref() {
+        Some(kid) => keys.find(kid).ok_or("unknown key id")?,
+        None => keys.keys.first().ok_or("no key")?,
+    };
     let key = DecodingKey::from_jwk(jwk).map_err(|_| "unusable key")?;
     // The algorithm comes from the key, never from the assertion.
     let alg = match &jwk.algorithm {
@@ -78,14 +89,20 @@ fn verify(upstream: &DevUpstream, assertion: &str) -> Result<(), &'static str> {
     if claims.iss != DEV_CLIENT_ID || claims.sub != DEV_CLIENT_ID {
         return Err("not this client");
     }
-    if !(claims.aud.ends_with("/oauth/token") || claims.aud.ends_with("/oauth/revoke")) {
+    // The audience is the token endpoint (for revocation too).
+    if !claims.aud.ends_with("/oauth/token") {
         return Err("not this upstream");
     }
-    let mut seen = upstream.seen_assertions.0.lock().expect("lock");
-    if seen.len() >= MAX_SEEN {
-        seen.clear();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if claims.exp > now + MAX_LIFETIME_S {
+        return Err("an assertion that lives too long");
     }
-    if !seen.insert(claims.jti) {
+    let mut seen = upstream.seen_assertions.0.lock().expect("lock");
+    seen.retain(|_, exp| *exp + 60 >= now);
+    if seen.len() >= MAX_SEEN {
+        return Err("too many live assertions");
+    }
+    if seen.insert(claims.jti, claims.exp).is_some() {
         return Err("a replayed assertion");
     }
     Ok(())

@@ -183,7 +183,8 @@ pub async fn refresh(client: &Client<'_>, refresh_token: &Secret) -> Result<Acce
 pub async fn revoke(client: &Client<'_>, revoke_url: &reqwest::Url, token: &Secret, hint: &str) -> bool {
     let form = [("token", token.expose().to_owned()), ("token_type_hint", hint.to_owned())];
     let post = client.http.post(revoke_url.clone());
-    let Ok(post) = authenticated(post, revoke_url, client.client_id, client.auth, &form) else {
+    // An assertion's audience is the token endpoint, for revocation too.
+    let Ok(post) = authenticated(post, client.token_url, client.client_id, client.auth, &form) else {
         return false;
     };
     let sent = post.send().await;
@@ -250,10 +251,11 @@ async fn request(
 }
 
 /// `post` with the client's authentication and `form`: HTTP Basic, or the
-/// `client_assertion` of `private_key_jwt` (and `client_id`) in the form.
+/// `client_assertion` of `private_key_jwt` (and `client_id`) in the form,
+/// whose audience is the provider's `token_url`.
 fn authenticated(
     post: reqwest::RequestBuilder,
-    endpoint: &reqwest::Url,
+    token_url: &reqwest::Url,
     client_id: &str,
     auth: &ClientAuth,
     form: &[(&str, String)],
@@ -266,7 +268,7 @@ fn authenticated(
             let claims = serde_json::json!({
                 "iss": client_id,
                 "sub": client_id,
-                "aud": endpoint.as_str(),
+                "aud": token_url.as_str(),
                 "jti": uuid::Uuid::now_v7().to_string(),
                 "iat": now,
                 "exp": now + ASSERTION_LIFETIME_S,

@@ -521,12 +521,21 @@ fn token_endpoint(text: &str) -> Result<reqwest::Url, String> {
 /// A PKCS#8 PEM private key (RSA: RS256; P-256: ES256) for `private_key_jwt`.
 fn signing_key(base: &Path, source: &SecretSource, kid: Option<String>) -> Result<SigningKey, String> {
     let pem = read_source(base, source)?;
-    if let Ok(key) = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()) {
-        return Ok(SigningKey { key, alg: jsonwebtoken::Algorithm::RS256, kid });
-    }
-    match jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()) {
-        Ok(key) => Ok(SigningKey { key, alg: jsonwebtoken::Algorithm::ES256, kid }),
-        Err(_) => Err("not a PEM private key (RSA, or EC P-256)".into()),
+    let parsed = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
+        .map(|key| (key, jsonwebtoken::Algorithm::RS256))
+        .or_else(|_| {
+            jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes())
+                .map(|k| (k, jsonwebtoken::Algorithm::ES256))
+        });
+    // A public key, a certificate or another curve parses too: only a key
+    // that signs is one.
+    let signs = |(key, alg): &(jsonwebtoken::EncodingKey, jsonwebtoken::Algorithm)| {
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(*alg), &serde_json::json!({"probe": true}), key)
+            .is_ok()
+    };
+    match parsed {
+        Ok(found) if signs(&found) => Ok(SigningKey { key: found.0, alg: found.1, kid }),
+        _ => Err("not a PEM private key that signs (RSA, or EC P-256)".into()),
     }
 }
 
@@ -679,6 +688,12 @@ mod tests {
         let key = p256::SecretKey::random(&mut rand::thread_rng());
         write(dir.path(), "client.pem", &key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).unwrap());
         write(dir.path(), "secret", "s3cr3t");
+        use p256::pkcs8::EncodePublicKey as _;
+        write(
+            dir.path(),
+            "public.pem",
+            &key.public_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).unwrap(),
+        );
         write(dir.path(), "garbage.pem", "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n");
         let provider = |auth: &str| {
             format!(
@@ -703,6 +718,7 @@ mod tests {
             ),
             ("    private_key: { file: garbage.pem }\n", "providers.crm.private_key"),
             ("    private_key: { file: secret }\n", "providers.crm.private_key"),
+            ("    private_key: { file: public.pem }\n", "providers.crm.private_key"),
         ] {
             let file = write(dir.path(), "bad.yml", &provider(auth));
             assert_eq!(load(&file).unwrap_err().field, field, "{auth}");

@@ -306,9 +306,9 @@ impl Connections {
 
     /// The user confirmed: take the flow, redeem the code, store the tokens.
     pub async fn complete(&self, name: &str, query: &CallbackQuery) -> Result<Connected, CallbackError> {
+        let code = query.code.as_deref().filter(|c| !c.is_empty()).ok_or(CallbackError::NoFlow)?;
         let (flow, user) = self.take(name, query.state.as_deref()).await?;
         let provider = self.provider(name).ok_or(CallbackError::NoFlow)?;
-        let code = query.code.as_deref().filter(|c| !c.is_empty()).ok_or(CallbackError::NoFlow)?;
         let refused = |reason: String| async {
             let detail = serde_json::json!({ "provider": name, "reason": reason });
             self.record(&user, "connections.refused", "refused", detail).await;

@@ -286,11 +286,32 @@ impl Connections {
     /// Forget the caller's connection to `name`, revoking it at the
     /// provider when it has a `revoke_url`.
     pub async fn forget(&self, user: &Principal, name: &str) -> Result<Forgotten, ApiError> {
+        // Under the refresh claims, so that no refresh in flight stores the
+        // connection again after it is forgotten.
+        let key = keys::connection(&user.tenant, &user.sub, name);
+        let lock = self.vault().refresh_lock(&key);
+        let _held = lock.lock().await;
+        let claim = keys::connection_refresh(&user.tenant, &user.sub, name);
+        let deadline = tokio::time::Instant::now() + self.vault().refresh_bound;
+        let claimed = loop {
+            match self.claim(&claim).await.map_err(store_error)? {
+                Some(at) => break Some(at),
+                None if tokio::time::Instant::now() >= deadline => break None,
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let forgotten = self.forget_claimed(user, name, &key).await;
+        if let Some(at) = claimed {
+            self.release(&claim, at).await;
+        }
+        forgotten
+    }
+
+    async fn forget_claimed(&self, user: &Principal, name: &str, key: &str) -> Result<Forgotten, ApiError> {
         let Some(tokens) = self.load(user, name).await? else {
             return Err(ApiError::ConnectionNotFound(name.to_owned()));
         };
-        let key = keys::connection(&user.tenant, &user.sub, name);
-        self.store().delete(&key).await.map_err(store_error)?;
+        self.store().delete(key).await.map_err(store_error)?;
         let revoked = match self.provider(name) {
             Some(provider @ AuthorizationCode { revoke_url: Some(url), .. }) => {
                 // The refresh token first: revoking it ends the grant.

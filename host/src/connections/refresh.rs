@@ -51,18 +51,31 @@ impl Connections {
         let lock = self.vault().refresh_lock(&record_key);
         let _held = lock.lock().await;
         let claim = keys::connection_refresh(&user.tenant, &user.sub, name);
-        let won = self
-            .store()
-            .insert_if_absent(&claim, b"1", self.vault().refresh_bound)
-            .await
-            .map_err(|_| Unconnected::Store)?;
-        if !won {
+        let Some(claimed) = self.claim(&claim).await.map_err(|_| Unconnected::Store)? else {
             return self.await_refresh_elsewhere(user, name, &claim).await;
-        }
+        };
         let result = self.refresh(user, name).await;
-        // The claim outlives the token request's timeout, so it is still ours.
-        let _ = self.store().delete(&claim).await;
+        self.release(&claim, claimed).await;
         result
+    }
+
+    /// Claim `claim` for one refresh (or a forget) across replicas: when
+    /// it was taken, or `None` if another holds it.
+    pub(super) async fn claim(
+        &self,
+        claim: &str,
+    ) -> Result<Option<tokio::time::Instant>, crate::store::StoreError> {
+        let at = tokio::time::Instant::now();
+        let won = self.store().insert_if_absent(claim, b"1", self.vault().refresh_bound).await?;
+        Ok(won.then_some(at))
+    }
+
+    /// Release a claim taken at `at` — unless it may have expired and been
+    /// taken by another replica meanwhile (then it expires by itself).
+    pub(super) async fn release(&self, claim: &str, at: tokio::time::Instant) {
+        if at.elapsed() < self.vault().refresh_bound {
+            let _ = self.store().delete(claim).await;
+        }
     }
 
     /// Another replica is refreshing: wait (within the claim's bound) for
@@ -110,11 +123,12 @@ impl Connections {
         match oauth::refresh(&self.client(provider), &Secret::new(refresh_token.clone())).await {
             Ok(issued) => {
                 let refreshed =
-                    self.tokens_of(provider, issued, Some(refresh_token), Some(tokens.connected_ms));
+                    self.tokens_of(provider, issued, Some(refresh_token.clone()), Some(tokens.connected_ms));
                 let Ok(refreshed) = refreshed else {
-                    return Err(Unconnected::Unavailable(format!(
-                        "provider `{name}` issued a token larger than connections.max_token_bytes"
-                    )));
+                    // The old refresh token may be rotated away already: the
+                    // connection cannot go on.
+                    self.end_if_unchanged(user, name, Some(&refresh_token), "token_too_large").await;
+                    return Err(Unconnected::Required);
                 };
                 self.save(user, name, &refreshed).await.map_err(|_| Unconnected::Store)?;
                 tracing::info!(provider = name, "refreshed a user's connection");

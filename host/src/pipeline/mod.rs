@@ -221,7 +221,9 @@ async fn run(
     if record.endpoint != Endpoint::Approved {
         traced_async(trace.step("rate_limit"), steps::rate_limit(state, record, &call)).await?;
     }
-    if !matches!(record.endpoint, Endpoint::Decline(_)) {
+    // Only a tool that names a credential can need the caller's connection
+    // (no step, and no span, for the others).
+    if call.tool.def.credential.is_some() && !matches!(record.endpoint, Endpoint::Decline(_)) {
         traced_async(trace.step("connection"), connection::connection(state, record, &call)).await?;
     }
     let begun =
