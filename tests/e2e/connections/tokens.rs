@@ -75,12 +75,21 @@ async fn replicas_on_redis_share_connections_and_redis_holds_no_token_in_the_cle
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_near_expiry_is_refreshed_once_for_many_calls_and_the_refresh_token_rotates() {
     let (upstream, _root, server) = connecting().await;
+    // The connection's first access token lives 2 s; those refreshed after it, a minute.
     upstream.upstream.code_flow.set_access_ttl(Duration::from_secs(2));
     connect(&server, "alice", "alice.ads").await;
+    upstream.upstream.code_flow.set_access_ttl(Duration::from_secs(60));
+    let refresh_tokens = || {
+        upstream
+            .upstream
+            .issued_tokens()
+            .into_iter()
+            .filter(|t| t.expose().starts_with("dev_rt_"))
+            .collect::<Vec<_>>()
+    };
+    let first = refresh_tokens();
+    assert_eq!(first.len(), 1);
     let alice = user(&server, "alice");
-    let (status, _) = json(server.invoke_as(&alice, "ads:myCampaigns", json!({})).await).await;
-    assert_eq!(status, 200);
-    assert_eq!(upstream.stats().await["refresh_grants"], 0, "a fresh token is used as is");
     // Past half its life: refreshed before use, once for sixteen calls.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let calls =
@@ -89,11 +98,17 @@ async fn a_token_near_expiry_is_refreshed_once_for_many_calls_and_the_refresh_to
         assert_eq!((status, &body["result"]["user"]), (200, &json!("alice.ads")), "{body}");
     }
     assert_eq!(upstream.stats().await["refresh_grants"], 1, "single-flight");
-    // Rotation: the first refresh token is retired; the host holds the new one.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let (status, body) = json(server.invoke_as(&alice, "ads:myCampaigns", json!({})).await).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(upstream.stats().await["refresh_grants"], 2);
+    // Rotation: the provider issued a new refresh token and retired the
+    // first, which it now refuses (and, detecting its reuse, ends the grant).
+    assert_eq!(refresh_tokens().len(), 2);
+    let reused = reqwest::Client::new()
+        .post(format!("http://{}/oauth/token", upstream.addr))
+        .basic_auth(fastmcp_dev_upstream::DEV_CLIENT_ID, Some(upstream.secret.expose()))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", first[0].expose())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 400);
     server.stop().await;
 }
 
