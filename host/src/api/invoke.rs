@@ -111,14 +111,12 @@ async fn adapt(
         Some(value) => value.to_str().map(|key| Some(key.to_owned())),
     };
     let trace = request.extensions().get::<crate::telemetry::CallTrace>().cloned().unwrap_or_default();
-    let bearer = crate::auth::presented_token(request.headers());
-    let public_base = Some(state.public_base(request.headers()));
+    let headers = crate::pipeline::RequestHeaders::of(request.headers());
     let call = CallRequest {
-        public_base,
+        headers,
         correlation_id: correlation_id.clone(),
         trace,
         approved: None,
-        bearer,
         transport: Transport::Rest,
         endpoint,
         caller: caller.map(|Authenticated(principal)| principal).map_err(|problem| problem.error),

@@ -322,13 +322,11 @@ impl Authenticator {
     }
 }
 
-/// The bearer token of an `Authorization` header, kept as a secret: what a
-/// delegated credential is exchanged from (after the request was
+/// The bearer token of an `Authorization` header value, kept as a secret:
+/// what a delegated credential is exchanged from (after the request was
 /// authenticated with the same header).
-pub fn presented_token(headers: &http::HeaderMap) -> Option<crate::broker::providers::Secret> {
-    bearer_token(headers.get(http::header::AUTHORIZATION))
-        .ok()
-        .map(|token| crate::broker::providers::Secret::new(token.to_owned()))
+pub fn presented_token(authorization: Option<&HeaderValue>) -> Option<crate::broker::providers::Secret> {
+    bearer_token(authorization).ok().map(|token| crate::broker::providers::Secret::new(token.to_owned()))
 }
 
 fn bearer_token(authorization: Option<&HeaderValue>) -> Result<&str, AuthError> {

@@ -201,6 +201,11 @@ impl Broker {
         self.providers.get(provider).map_or("service", |p| p.credential.kind())
     }
 
+    /// Whether `provider`'s credential makes the upstream see the caller.
+    pub fn acts_as_caller(&self, provider: &str) -> bool {
+        self.providers.get(provider).is_some_and(|p| p.credential.acts_as_caller())
+    }
+
     /// The credential a grant injects: the static key, a token with all of
     /// the grant's scopes, or — for a token-exchange provider — a token
     /// exchanged from the caller's (`on_behalf`).
@@ -290,7 +295,8 @@ impl Broker {
                 resource: resource.as_deref(),
                 scopes: &wanted,
             };
-            oauth::exchange(&self.client, token_url, client_id, client_auth, &request).await
+            let client = oauth::Client { http: &self.client, token_url, client_id, auth: client_auth };
+            oauth::exchange(&client, &request).await
         };
         self.exchanged.get(&self.clock, name, &wanted, subject, *refresh_before, exchange).await
     }
@@ -332,7 +338,8 @@ impl Broker {
             return Err(BrokerError::Unavailable(format!("provider `{name}`: {reason}")));
         }
         self.fetches.inc();
-        match oauth::fetch(&self.client, token_url, client_id, client_auth, &scopes).await {
+        let client = oauth::Client { http: &self.client, token_url, client_id, auth: client_auth };
+        match oauth::fetch(&client, &scopes).await {
             Ok(token) => {
                 // Serve a cached token only while it has a safe margin left;
                 // short-lived tokens keep at least half their lifetime.

@@ -78,18 +78,12 @@ pub fn client(timeout: Duration, roots: &crate::outbound::trust::Roots) -> reqwe
 
 /// Fetch a token. Errors are safe to log and to show to a plugin: they never
 /// contain the secret or the response body.
-pub async fn fetch(
-    client: &reqwest::Client,
-    token_url: &reqwest::Url,
-    client_id: &str,
-    client_auth: &ClientAuth,
-    scopes: &[String],
-) -> Result<AccessToken, String> {
+pub async fn fetch(client: &Client<'_>, scopes: &[String]) -> Result<AccessToken, String> {
     let mut form = vec![("grant_type", "client_credentials".to_owned())];
     if !scopes.is_empty() {
         form.push(("scope", scopes.join(" ")));
     }
-    request(client, token_url, client_id, client_auth, &form).await.map_err(|e| e.message)
+    client.request(&form).await.map_err(|e| e.message)
 }
 
 /// RFC 8693's token type of an access token.
@@ -111,13 +105,7 @@ pub struct Exchange<'a> {
 
 /// Exchange the caller's token for an upstream one (RFC 8693). Errors are
 /// as [`fetch`]'s: never a token, a secret or the response body.
-pub async fn exchange(
-    client: &reqwest::Client,
-    token_url: &reqwest::Url,
-    client_id: &str,
-    client_auth: &ClientAuth,
-    exchange: &Exchange<'_>,
-) -> Result<AccessToken, String> {
+pub async fn exchange(client: &Client<'_>, exchange: &Exchange<'_>) -> Result<AccessToken, String> {
     let mut form = vec![
         ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange".to_owned()),
         ("subject_token", exchange.subject.expose().to_owned()),
@@ -137,7 +125,7 @@ pub async fn exchange(
     if !exchange.scopes.is_empty() {
         form.push(("scope", exchange.scopes.join(" ")));
     }
-    request(client, token_url, client_id, client_auth, &form).await.map_err(|e| e.message)
+    client.request(&form).await.map_err(|e| e.message)
 }
 
 /// A provider's token endpoint and client.
@@ -167,7 +155,7 @@ pub async fn redeem_code(
         ("code_verifier", verifier.to_owned()),
         ("client_id", client.client_id.to_owned()),
     ];
-    request(client.http, client.token_url, client.client_id, client.auth, &form).await
+    client.request(&form).await
 }
 
 /// A fresh access token for a refresh token (RFC 6749 §6); the endpoint may
@@ -175,7 +163,7 @@ pub async fn redeem_code(
 pub async fn refresh(client: &Client<'_>, refresh_token: &Secret) -> Result<AccessToken, TokenError> {
     let form =
         [("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token.expose().to_owned())];
-    request(client.http, client.token_url, client.client_id, client.auth, &form).await
+    client.request(&form).await
 }
 
 /// Revoke a token at `revoke_url` (RFC 7009): `true` when the endpoint
@@ -184,7 +172,7 @@ pub async fn revoke(client: &Client<'_>, revoke_url: &reqwest::Url, token: &Secr
     let form = [("token", token.expose().to_owned()), ("token_type_hint", hint.to_owned())];
     let post = client.http.post(revoke_url.clone());
     // An assertion's audience is the token endpoint, for revocation too.
-    let Ok(post) = authenticated(post, client.token_url, client.client_id, client.auth, &form) else {
+    let Ok(post) = authenticated(post, client, &form) else {
         return false;
     };
     let sent = post.send().await;
@@ -198,56 +186,55 @@ pub async fn revoke(client: &Client<'_>, revoke_url: &reqwest::Url, token: &Secr
     }
 }
 
-async fn request(
-    client: &reqwest::Client,
-    token_url: &reqwest::Url,
-    client_id: &str,
-    client_auth: &ClientAuth,
-    form: &[(&str, String)],
-) -> Result<AccessToken, TokenError> {
-    let host = token_url.host_str().unwrap_or("-");
-    let failed = |message: String| TokenError { message, grant_refused: false };
-    let post = client.post(token_url.clone()).header(reqwest::header::ACCEPT, "application/json");
-    let response = authenticated(post, token_url, client_id, client_auth, form)
-        .map_err(|e| failed(format!("token endpoint at {host}: {e}")))?
-        .send()
-        .await
-        .map_err(|e| failed(format!("token endpoint at {host} unreachable: {}", describe(e))))?;
-    let status = response.status();
-    if !status.is_success() {
-        // The registered error code is safe to show; anything else in the
-        // body is not read.
-        let error = read_bounded(response)
+impl Client<'_> {
+    /// POST `form` to the token endpoint, authenticated as the client.
+    async fn request(&self, form: &[(&str, String)]) -> Result<AccessToken, TokenError> {
+        let host = self.token_url.host_str().unwrap_or("-");
+        let failed = |message: String| TokenError { message, grant_refused: false };
+        let post = self.http.post(self.token_url.clone()).header(reqwest::header::ACCEPT, "application/json");
+        let response = authenticated(post, self, form)
+            .map_err(|e| failed(format!("token endpoint at {host}: {e}")))?
+            .send()
             .await
-            .ok()
-            .and_then(|body| serde_json::from_slice::<ErrorResponse>(&body).ok())
-            .map(|e| e.error)
-            .filter(|e| e.len() <= 64 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
-        let grant_refused =
-            status == reqwest::StatusCode::BAD_REQUEST && error.as_deref() == Some("invalid_grant");
-        let named = error.map(|e| format!(" ({e})")).unwrap_or_default();
-        return Err(TokenError {
-            message: format!("token endpoint at {host} answered {status}{named}"),
-            grant_refused,
-        });
+            .map_err(|e| failed(format!("token endpoint at {host} unreachable: {}", describe(e))))?;
+        let status = response.status();
+        if !status.is_success() {
+            // The registered error code is safe to show; anything else in the
+            // body is not read.
+            let error = read_bounded(response)
+                .await
+                .ok()
+                .and_then(|body| serde_json::from_slice::<ErrorResponse>(&body).ok())
+                .map(|e| e.error)
+                .filter(|e| e.len() <= 64 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            let grant_refused =
+                status == reqwest::StatusCode::BAD_REQUEST && error.as_deref() == Some("invalid_grant");
+            let named = error.map(|e| format!(" ({e})")).unwrap_or_default();
+            return Err(TokenError {
+                message: format!("token endpoint at {host} answered {status}{named}"),
+                grant_refused,
+            });
+        }
+        let body =
+            read_bounded(response).await.map_err(|e| failed(format!("token endpoint at {host}: {e}")))?;
+        let parsed: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|_| failed(format!("token endpoint at {host} sent no valid token response")))?;
+        let usable =
+            |token: &str| !token.is_empty() && !token.bytes().any(|b| b.is_ascii_control() || b == b' ');
+        if !usable(&parsed.access_token) || parsed.refresh_token.as_deref().is_some_and(|t| !usable(t)) {
+            return Err(failed(format!("token endpoint at {host} sent an unusable token")));
+        }
+        if parsed.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
+            return Err(failed(format!("token endpoint at {host} sent a token that is not a bearer token")));
+        }
+        Ok(AccessToken {
+            value: Secret::new(parsed.access_token),
+            expires_in: parsed
+                .expires_in
+                .map_or(DEFAULT_EXPIRES_IN, |s| Duration::from_secs(s.clamp(1, MAX_EXPIRES_IN_S))),
+            refresh: parsed.refresh_token.map(Secret::new),
+        })
     }
-    let body = read_bounded(response).await.map_err(|e| failed(format!("token endpoint at {host}: {e}")))?;
-    let parsed: TokenResponse = serde_json::from_slice(&body)
-        .map_err(|_| failed(format!("token endpoint at {host} sent no valid token response")))?;
-    let usable = |token: &str| !token.is_empty() && !token.bytes().any(|b| b.is_ascii_control() || b == b' ');
-    if !usable(&parsed.access_token) || parsed.refresh_token.as_deref().is_some_and(|t| !usable(t)) {
-        return Err(failed(format!("token endpoint at {host} sent an unusable token")));
-    }
-    if parsed.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
-        return Err(failed(format!("token endpoint at {host} sent a token that is not a bearer token")));
-    }
-    Ok(AccessToken {
-        value: Secret::new(parsed.access_token),
-        expires_in: parsed
-            .expires_in
-            .map_or(DEFAULT_EXPIRES_IN, |s| Duration::from_secs(s.clamp(1, MAX_EXPIRES_IN_S))),
-        refresh: parsed.refresh_token.map(Secret::new),
-    })
 }
 
 /// `post` with the client's authentication and `form`: HTTP Basic, or the
@@ -255,12 +242,11 @@ async fn request(
 /// whose audience is the provider's `token_url`.
 fn authenticated(
     post: reqwest::RequestBuilder,
-    token_url: &reqwest::Url,
-    client_id: &str,
-    auth: &ClientAuth,
+    client: &Client<'_>,
     form: &[(&str, String)],
 ) -> Result<reqwest::RequestBuilder, String> {
-    match auth {
+    let (token_url, client_id) = (client.token_url, client.client_id);
+    match client.auth {
         ClientAuth::Secret(secret) => Ok(post.basic_auth(client_id, Some(secret.expose())).form(form)),
         ClientAuth::PrivateKeyJwt(key) => {
             let now =

@@ -217,9 +217,15 @@ impl Credential {
     /// connection), else `service` (the operator's identity) — what
     /// policies read as `credential.kind`.
     pub fn kind(&self) -> &'static str {
+        if self.acts_as_caller() { "user" } else { "service" }
+    }
+
+    /// Whether the upstream sees the caller (token exchange, a user's
+    /// connection) rather than the operator.
+    pub fn acts_as_caller(&self) -> bool {
         match self {
-            Credential::TokenExchange { .. } | Credential::OAuth2AuthorizationCode(_) => "user",
-            Credential::Static { .. } | Credential::OAuth2ClientCredentials { .. } => "service",
+            Credential::TokenExchange { .. } | Credential::OAuth2AuthorizationCode(_) => true,
+            Credential::Static { .. } | Credential::OAuth2ClientCredentials { .. } => false,
         }
     }
 }

@@ -186,8 +186,7 @@ async fn unauthenticated(
             cancel: None,
             trace: request.extensions().get::<crate::telemetry::CallTrace>().cloned().unwrap_or_default(),
             approved: None,
-            bearer: None,
-            public_base: None,
+            headers: Default::default(),
         };
         pipeline::call(state, call).await.result.err().unwrap_or(ApiError::Internal)
     } else {

@@ -65,7 +65,7 @@ impl ServerHandler for ToolServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let caller = caller(&self.state, &context)?;
+        let caller = caller(&context)?;
         require_scope(&caller.principal, CATALOG_SCOPE)
             .map_err(|e| protocol_error(ErrorCode::INVALID_REQUEST, &e, &caller.correlation_id))?;
         let after = request.and_then(|r| r.cursor);
@@ -92,7 +92,7 @@ impl ServerHandler for ToolServer {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let caller = caller(&self.state, &context)?;
+        let caller = caller(&context)?;
         let tool = names::to_tool_id(&request.name);
         let key = idempotency_key(&request, &context);
         let args = request.arguments.take().unwrap_or_default();

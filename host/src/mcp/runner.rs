@@ -30,15 +30,13 @@ pub(super) struct Caller {
     pub trace: crate::telemetry::CallTrace,
     /// The legacy session's id, if any (for the span).
     pub session: Option<String>,
-    /// The bearer token it authenticated with (for delegated credentials).
-    pub bearer: Option<crate::broker::providers::Secret>,
-    /// The host's base URL as the client reached it.
-    pub public_base: Option<String>,
+    /// The request's headers a call may read (bearer, `Host`).
+    pub headers: crate::pipeline::RequestHeaders,
 }
 
 /// The caller of an MCP request. [`super::access`] refuses every request
 /// without a principal before rmcp sees it, so a missing one is a host fault.
-pub(super) fn caller(state: &AppState, context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
+pub(super) fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
     let parts = context.extensions.get::<http::request::Parts>();
     let principal = parts.and_then(|p| p.extensions.get::<Arc<Principal>>()).cloned();
     let Some(principal) = principal else {
@@ -59,9 +57,8 @@ pub(super) fn caller(state: &AppState, context: &RequestContext<RoleServer>) -> 
         .and_then(|p| p.headers.get(super::access::SESSION_HEADER))
         .and_then(|v| v.to_str().ok())
         .map(|v| crate::text::clip(v, 128).into_owned());
-    let bearer = parts.and_then(|p| crate::auth::presented_token(&p.headers));
-    let public_base = parts.map(|p| state.public_base(&p.headers));
-    Ok(Caller { principal, correlation_id, peer, logged, trace, session, bearer, public_base })
+    let headers = parts.map(|p| crate::pipeline::RequestHeaders::of(&p.headers)).unwrap_or_default();
+    Ok(Caller { principal, correlation_id, peer, logged, trace, session, headers })
 }
 
 /// Runs the pipeline for one MCP call.
@@ -88,8 +85,7 @@ impl Runner<'_> {
             correlation_id: self.caller.correlation_id.clone(),
             trace: self.trace.clone(),
             approved: None,
-            bearer: self.caller.bearer.clone(),
-            public_base: self.caller.public_base.clone(),
+            headers: self.caller.headers.clone(),
             transport: Transport::Mcp,
             endpoint,
             caller: Ok(self.caller.principal.clone()),

@@ -79,7 +79,7 @@ pub(super) async fn get(
     id: &str,
     context: &RequestContext<RoleServer>,
 ) -> Result<GetTaskResult, McpError> {
-    let caller = caller(state, context)?;
+    let caller = caller(context)?;
     require_scope(&caller.principal, INVOKE_SCOPE).map_err(|e| task_error(&e, &caller.correlation_id))?;
     let status = state
         .approvals()
@@ -95,7 +95,7 @@ pub(super) async fn cancel(
     id: &str,
     context: &RequestContext<RoleServer>,
 ) -> Result<(), McpError> {
-    let caller = caller(state, context)?;
+    let caller = caller(context)?;
     require_scope(&caller.principal, INVOKE_SCOPE).map_err(|e| task_error(&e, &caller.correlation_id))?;
     state
         .approvals()

@@ -109,7 +109,7 @@ impl OutboundHooks {
             .filter(|g| injects_into(g, &origin) && broker.may_inject(&g.provider, &origin));
         let grant = match named {
             Some(name) => candidates.find(|g| g.provider == name),
-            None => candidates.find(|g| broker.kind_of(&g.provider) != "user"),
+            None => candidates.find(|g| !broker.acts_as_caller(&g.provider)),
         }
         .cloned();
         Ok((origin, grant))
@@ -264,7 +264,7 @@ async fn inject(
             // A delegated credential that cannot be had is the call's
             // failure; a service one keeps its usual path (the tool reports
             // what it could not reach).
-            if egress.broker.kind_of(&grant.provider) == "user" {
+            if egress.broker.acts_as_caller(&grant.provider) {
                 egress.log.credential_unavailable(&grant.provider);
             }
             return Err(Error::InternalError(Some(reason)));

@@ -121,7 +121,6 @@ fn approved_request(call: &PendingCall, approvers: &[crate::approvals::ledger::W
         _ => Default::default(),
     };
     CallRequest {
-        public_base: None,
         correlation_id: CorrelationId::generate(),
         transport: if call.transport == "mcp" { Transport::Mcp } else { Transport::Rest },
         endpoint: Endpoint::Approved,
@@ -132,6 +131,6 @@ fn approved_request(call: &PendingCall, approvers: &[crate::approvals::ledger::W
         cancel: None,
         trace: crate::telemetry::CallTrace::approved(&call.tool, &call.id),
         approved: Some(json!({ "call_id": call.id, "rule": call.requirement.rule, "approvers": approvers })),
-        bearer: None,
+        headers: Default::default(),
     }
 }

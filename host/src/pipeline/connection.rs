@@ -37,7 +37,8 @@ pub(super) async fn connection(
             let authorization_url = match record.endpoint {
                 super::Endpoint::Approved => None,
                 _ => {
-                    let base = record.public_base.clone().or_else(|| state.config().mcp.public_url.clone());
+                    let base = record.headers.host().map(|host| state.public_base_of(Some(host)));
+                    let base = base.or_else(|| state.config().mcp.public_url.clone());
                     let started = connections.start(&call.principal, name, base.as_deref()).await;
                     started.ok().map(|s| s.authorization_url)
                 }

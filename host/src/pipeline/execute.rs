@@ -64,7 +64,7 @@ async fn run(
         grants.egress.on_behalf = Some(std::sync::Arc::new(crate::broker::OnBehalf {
             sub: call.principal.sub.clone(),
             tenant: call.principal.tenant.clone(),
-            token: record.bearer.clone(),
+            token: record.headers.bearer(),
             connection: record.connection.clone(),
         }));
     }

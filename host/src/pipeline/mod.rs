@@ -165,12 +165,41 @@ pub struct CallRequest {
     /// For an approved run: the approval it carries out (call id and
     /// approvers), recorded with it.
     pub approved: Option<Value>,
-    /// The bearer token the caller authenticated with: what a delegated
-    /// credential is exchanged from. Never logged or recorded.
-    pub bearer: Option<crate::broker::providers::Secret>,
-    /// The host's base URL as the caller reached it (`None`: the configured
-    /// public URL only), for the connect link of `connection_required`.
-    pub public_base: Option<String>,
+    /// The request's headers a later step may read (none for an approved
+    /// run): the bearer a delegated credential is exchanged from, the
+    /// `Host` of a connect link.
+    pub headers: RequestHeaders,
+}
+
+/// Headers of the HTTP request a call came in, kept as their values (cheap
+/// clones) and read only by a step that needs them: most calls never do.
+#[derive(Clone, Default)]
+pub struct RequestHeaders {
+    host: Option<http::HeaderValue>,
+    /// Marked sensitive: never shown by `Debug`.
+    authorization: Option<http::HeaderValue>,
+}
+
+impl RequestHeaders {
+    /// The values of `headers` a call may need.
+    pub fn of(headers: &http::HeaderMap) -> Self {
+        let authorization = headers.get(http::header::AUTHORIZATION).cloned().map(|mut value| {
+            value.set_sensitive(true);
+            value
+        });
+        Self { host: headers.get(http::header::HOST).cloned(), authorization }
+    }
+
+    /// The bearer token the caller authenticated with (never logged or
+    /// recorded).
+    pub(crate) fn bearer(&self) -> Option<crate::broker::providers::Secret> {
+        crate::auth::presented_token(self.authorization.as_ref())
+    }
+
+    /// The `Host` the caller reached the host at.
+    pub(crate) fn host(&self) -> Option<&http::HeaderValue> {
+        self.host.as_ref()
+    }
 }
 
 /// Run a call through every step, record it durably, and return what the
@@ -187,13 +216,11 @@ pub async fn call(state: &AppState, request: CallRequest) -> CallOutcome {
         cancel,
         trace,
         approved,
-        bearer,
-        public_base,
+        headers,
     } = request;
     let mut record = CallRecord::new(&correlation_id, transport, endpoint, &tool, peer, trace);
     record.approved = approved;
-    record.bearer = bearer;
-    record.public_base = public_base;
+    record.headers = headers;
     let result = run(state, &mut record, caller, args, cancel.as_ref()).await;
     let rate_limit = record.rate;
     let result = record.commit(state, result).await;

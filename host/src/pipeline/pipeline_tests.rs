@@ -47,8 +47,7 @@ fn request(tool: &str, caller: Result<Arc<Principal>, ApiError>, asked: &Arc<Ato
         cancel: None,
         trace: Default::default(),
         approved: None,
-        bearer: None,
-        public_base: None,
+        headers: Default::default(),
     }
 }
 

@@ -50,11 +50,8 @@ pub struct CallRecord {
     pub(super) trace: crate::telemetry::CallTrace,
     /// For an approved run: the approval it carries out.
     pub(super) approved: Option<Value>,
-    /// The caller's bearer token, for delegated credentials (never recorded).
-    pub(super) bearer: Option<crate::broker::providers::Secret>,
-    /// The host's base URL as the caller reached it (for the connect link
-    /// of `connection_required`).
-    pub(super) public_base: Option<String>,
+    /// The request's headers a step may read (never recorded).
+    pub(super) headers: super::RequestHeaders,
     /// The access token of the caller's connection the tool acts with, read
     /// for this call (never recorded).
     pub(super) connection: Option<crate::broker::providers::Secret>,
@@ -85,8 +82,7 @@ impl CallRecord {
             rate: None,
             trace,
             approved: None,
-            bearer: None,
-            public_base: None,
+            headers: Default::default(),
             connection: None,
             started: Instant::now(),
         }

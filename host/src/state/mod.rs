@@ -242,11 +242,15 @@ impl AppState {
     /// `mcp.public_url`, else `http://` and the request's `Host` (a forged
     /// `Host` only changes the forger's own answer).
     pub fn public_base(&self, headers: &http::HeaderMap) -> String {
+        self.public_base_of(headers.get(http::header::HOST))
+    }
+
+    /// [`Self::public_base`] from a request's `Host` value.
+    pub fn public_base_of(&self, host: Option<&http::HeaderValue>) -> String {
         if let Some(url) = &self.config().mcp.public_url {
             return url.trim_end_matches('/').to_owned();
         }
-        let host = headers
-            .get(http::header::HOST)
+        let host = host
             .and_then(|v| v.to_str().ok())
             .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'))
             .map(str::to_owned)
