@@ -80,7 +80,7 @@ sed -e "s|http://127.0.0.1:8001|https://$UPSTREAM_TLS|g" -e "s/127.0.0.1:8001/$U
   -e "s/^plugin: ads$/plugin: adstls/" manifests/ads.yaml > "$ROOT/manifests/adstls.yaml"
 sed 's/^roles:$/roles:\n  bench: { tools: ["util:*", "ads:*", "adstls:*"] }/' policies/policies.yml > "$ROOT/policies/policies.yml"
 sed -e "s/127.0.0.1:8001/$UPSTREAM/g" -e "s|../.runtime/dev-upstream.secret|.runtime/dev-upstream.secret|" \
-  -e "s/plugins: \[ads, /plugins: [ads, adstls, /" -e "s|origins: \[|origins: [\"https://$UPSTREAM_TLS\", |" \
+  -e "s/plugins: \[ads\([],]\)/plugins: [ads, adstls\1/" -e "s|origins: \[|origins: [\"https://$UPSTREAM_TLS\", |" \
   devtools/providers.yml > "$ROOT/providers.yml"
 
 "$BIN/fastmcp-dev-upstream" --listen "$UPSTREAM" --secret-file "$ROOT/.runtime/dev-upstream.secret" \

@@ -14,6 +14,10 @@ pub const TRACE_TARGET: &str = "fastmcp::trace";
 /// Lines the writer buffers before it drops.
 pub const BUFFERED_LINES: usize = 65_536;
 
+/// Bytes the writer gathers before writing to stdout (it also writes
+/// whenever it has nothing more to take).
+const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
+
 /// How many log lines were dropped because the buffer was full.
 #[derive(Clone, Debug)]
 pub struct LogDrops(ErrorCounter);
@@ -63,7 +67,9 @@ pub fn init(tracer: Option<opentelemetry_sdk::trace::Tracer>) -> (WorkerGuard, L
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)
         .buffered_lines_limit(BUFFERED_LINES)
-        .finish(std::io::stdout());
+        // The worker writes what it has drained and then flushes: one
+        // write to stdout per batch of lines, not one per line.
+        .finish(std::io::BufWriter::with_capacity(STDOUT_BUFFER_BYTES, std::io::stdout()));
     let drops = LogDrops(writer.error_counter());
     let json = tracing_subscriber::fmt::layer()
         .json()

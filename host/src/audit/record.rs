@@ -140,10 +140,33 @@ impl AuditRecord {
         record
     }
 
+    /// Chain `event` after `prev_hash` as record `seq` and append its line
+    /// to `out`: the bytes of `chain(..).to_line()`, from one serialisation
+    /// of the record. Returns the record's hash.
+    pub fn write_chained(
+        seq: u64,
+        ts: String,
+        event: AuditEvent,
+        prev_hash: String,
+        out: &mut Vec<u8>,
+    ) -> String {
+        let record = Self { seq, ts, event, prev_hash, hash: String::new() };
+        let mut value = serde_json::to_value(&record).expect("records serialise");
+        let fields = value.as_object_mut().expect("a record is an object");
+        fields.remove("hash");
+        let hash = hash_fields(&record.prev_hash, fields);
+        fields.insert("hash".to_owned(), Value::String(hash.clone()));
+        serde_json::to_writer(&mut *out, &value).expect("values serialise");
+        out.push(b'\n');
+        hash
+    }
+
     /// The hash this record should have.
     pub fn compute_hash(&self) -> String {
-        let value = serde_json::to_value(self).expect("records serialise");
-        hash_line_value(&self.prev_hash, &value)
+        let mut value = serde_json::to_value(self).expect("records serialise");
+        let fields = value.as_object_mut().expect("a record is an object");
+        fields.remove("hash");
+        hash_fields(&self.prev_hash, fields)
     }
 
     /// The line written to disk (canonical JSON with the hash, and `\n`).
@@ -161,10 +184,15 @@ impl AuditRecord {
 pub fn hash_line_value(prev_hash: &str, record: &Value) -> String {
     let mut fields = record.as_object().cloned().unwrap_or_default();
     fields.remove("hash");
-    let canonical = serde_json::to_vec(&Value::Object(fields)).expect("values serialise");
+    hash_fields(prev_hash, &fields)
+}
+
+/// SHA-256 of `prev_hash` and the canonical JSON of `fields` (no `hash`).
+fn hash_fields(prev_hash: &str, fields: &serde_json::Map<String, Value>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
-    hasher.update(&canonical);
+    // Serialised straight into the hash (no canonical copy of the line).
+    serde_json::to_writer(&mut hasher, fields).expect("values serialise");
     hex::encode(hasher.finalize())
 }
 
@@ -182,6 +210,17 @@ mod tests {
         let mut edited = second.clone();
         edited.event.decision = "changed".into();
         assert_ne!(edited.compute_hash(), second.hash);
+
+        // Written in one pass: the same bytes and hash.
+        let mut written = Vec::new();
+        let hash = AuditRecord::write_chained(
+            second.seq,
+            second.ts.clone(),
+            second.event.clone(),
+            second.prev_hash.clone(),
+            &mut written,
+        );
+        assert_eq!((hash, written), (second.hash.clone(), second.to_line()));
 
         // The line round-trips, with sorted keys.
         let line = second.to_line();

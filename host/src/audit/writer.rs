@@ -133,10 +133,8 @@ impl Writer {
                 self.open_day(day)?;
             }
             seq += 1;
-            let record = AuditRecord::chain(seq, ts, event, head);
-            head = record.hash.clone();
-            pending.extend_from_slice(&record.to_line());
-            receipts.push(Receipt { seq, hash: record.hash });
+            head = AuditRecord::write_chained(seq, ts, event, head, &mut pending);
+            receipts.push(Receipt { seq, hash: head.clone() });
             if self.sync == SyncMode::PerRecord {
                 self.flush(&mut pending)?;
             }

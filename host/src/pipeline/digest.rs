@@ -9,51 +9,37 @@ use sha2::{Digest, Sha256};
 /// integers (`1200.0` and `1200` are the same argument, as in RFC 8785).
 /// Written straight into the hash: nothing is copied or rebuilt.
 pub fn args_digest(args: &Map<String, Value>) -> String {
-    let mut hasher = HashWriter(Sha256::new());
+    let mut hasher = Sha256::new();
     write_object(&mut hasher, args);
-    hex::encode(hasher.0.finalize())
+    hex::encode(hasher.finalize())
 }
 
-/// An `io::Write` that feeds a hash.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn write_object(out: &mut HashWriter, fields: &Map<String, Value>) {
-    out.0.update(b"{");
+fn write_object(out: &mut Sha256, fields: &Map<String, Value>) {
+    out.update(b"{");
     for (i, (key, value)) in fields.iter().enumerate() {
         if i > 0 {
-            out.0.update(b",");
+            out.update(b",");
         }
         serde_json::to_writer(&mut *out, key).expect("a hash takes every byte");
-        out.0.update(b":");
+        out.update(b":");
         write_value(out, value);
     }
-    out.0.update(b"}");
+    out.update(b"}");
 }
 
-fn write_value(out: &mut HashWriter, value: &Value) {
+fn write_value(out: &mut Sha256, value: &Value) {
     const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
     match value {
         Value::Object(fields) => write_object(out, fields),
         Value::Array(items) => {
-            out.0.update(b"[");
+            out.update(b"[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.0.update(b",");
+                    out.update(b",");
                 }
                 write_value(out, item);
             }
-            out.0.update(b"]");
+            out.update(b"]");
         }
         // Integral floats (within the exactly representable range) as integers.
         Value::Number(n) if n.as_f64().is_some_and(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < EXACT) => {

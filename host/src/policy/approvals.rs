@@ -8,11 +8,11 @@
 //! requested, so a call is decided under the rule it was asked under; the
 //! call's own policy is checked again when it runs.
 
+use super::Pattern;
+use super::condition::Condition;
 use super::spec::ApprovalSpec;
 pub use super::spec::Approvers;
-use super::{Pattern, compile};
 use crate::principal::Principal;
-use cel::Program;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -68,7 +68,7 @@ impl Requirement {
 /// One compiled rule.
 pub(super) struct ApprovalRule {
     tools: Vec<Pattern>,
-    when: Option<Program>,
+    when: Option<Condition>,
     requirement: Requirement,
 }
 
@@ -107,7 +107,9 @@ impl ApprovalRule {
             }
             let when = match &spec.when {
                 None => None,
-                Some(source) => Some(compile(env, source).map_err(|e| fail(format!("when: {e}")))?),
+                Some(source) => {
+                    Some(Condition::compile(env, source).map_err(|e| fail(format!("when: {e}")))?)
+                }
             };
             rules.push(Self {
                 tools: spec.tools.into_iter().map(Pattern).collect(),
@@ -130,18 +132,21 @@ impl ApprovalRule {
         self.tools.iter().any(|p| p.matches(tool_id))
     }
 
+    /// The rule's condition, if it has one.
+    pub(super) fn condition(&self) -> Option<&Condition> {
+        self.when.as_ref()
+    }
+
     /// The requirement, if the condition holds in `context` (a condition
     /// that cannot be evaluated holds: approval is the safe side).
     pub(super) fn applies(&self, context: &cel::Context) -> Option<&Requirement> {
-        let holds = match &self.when {
+        let holds = match self.when.as_ref().map(|condition| condition.holds(context)) {
             None => true,
-            Some(program) => match program.execute(context) {
-                Ok(cel::Value::Bool(b)) => b,
-                other => {
-                    tracing::warn!(rule = %self.requirement.rule, result = ?other.map(|_| ()), "approval condition could not be evaluated; approval required");
-                    true
-                }
-            },
+            Some(Ok(holds)) => holds,
+            Some(Err(error)) => {
+                tracing::warn!(rule = %self.requirement.rule, %error, "approval condition could not be evaluated; approval required");
+                true
+            }
         };
         holds.then_some(&self.requirement)
     }

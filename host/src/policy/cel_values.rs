@@ -1,6 +1,7 @@
 //! The variables a CEL rule sees: `principal`, `tool`, `args`, `request`,
 //! `credential`.
 
+use super::condition::Variables;
 use crate::manifest::ToolDef;
 use crate::principal::Principal;
 use cel::{Context, Env, Value as Cel};
@@ -8,49 +9,65 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A context for evaluating rules about one call.
-pub fn context<'a>(
-    env: &Arc<Env>,
-    principal: &Principal,
-    tool: &ToolDef,
-    args: &Value,
-    now_unix_ms: i64,
-    credential_kind: &str,
-) -> Context<'a, 'a> {
+/// What rules may know about one call.
+pub struct Call<'a> {
+    pub principal: &'a Principal,
+    pub tool: &'a ToolDef,
+    pub args: &'a Value,
+    pub now_unix_ms: i64,
+    pub credential_kind: &'a str,
+}
+
+/// A context for evaluating rules about `call` that holds the variables in
+/// `reads` (the others are never built).
+pub fn context<'a>(env: &Arc<Env>, call: &Call, reads: Variables) -> Context<'a, 'a> {
     let mut context = Context::with_env(env.clone());
-    context.add_variable_from_value("credential", map([("kind", credential_kind.into())]));
-    context.add_variable_from_value(
-        "principal",
-        map([
-            ("sub", principal.sub.as_str().into()),
-            ("tenant", principal.tenant.as_str().into()),
-            ("roles", strings(&principal.roles)),
-            ("scopes", strings(&principal.scopes)),
-        ]),
-    );
+    if reads.contains("credential") {
+        context.add_variable_from_value("credential", map([("kind", call.credential_kind.into())]));
+    }
+    if reads.contains("principal") {
+        let principal = call.principal;
+        context.add_variable_from_value(
+            "principal",
+            map([
+                ("sub", principal.sub.as_str().into()),
+                ("tenant", principal.tenant.as_str().into()),
+                ("roles", strings(&principal.roles)),
+                ("scopes", strings(&principal.scopes)),
+            ]),
+        );
+    }
+    if reads.contains("tool") {
+        context.add_variable_from_value("tool", tool(call.tool));
+    }
+    if reads.contains("args") {
+        context.add_variable_from_value("args", json(call.args));
+    }
+    if reads.contains("request") {
+        let time =
+            chrono::DateTime::from_timestamp_millis(call.now_unix_ms).unwrap_or_default().fixed_offset();
+        context.add_variable_from_value("request", map([("time", Cel::Timestamp(time))]));
+    }
+    context
+}
+
+fn tool(tool: &ToolDef) -> Cel {
     let (plugin, name) = tool.id.split_once(':').unwrap_or(("", &tool.id));
     let a = tool.annotations;
-    context.add_variable_from_value(
-        "tool",
-        map([
-            ("id", tool.id.as_str().into()),
-            ("plugin", plugin.into()),
-            ("name", name.into()),
-            (
-                "annotations",
-                map([
-                    ("read_only", Cel::Bool(a.read_only)),
-                    ("destructive", Cel::Bool(a.destructive)),
-                    ("idempotent", Cel::Bool(a.idempotent)),
-                    ("open_world", Cel::Bool(a.open_world)),
-                ]),
-            ),
-        ]),
-    );
-    context.add_variable_from_value("args", json(args));
-    let time = chrono::DateTime::from_timestamp_millis(now_unix_ms).unwrap_or_default().fixed_offset();
-    context.add_variable_from_value("request", map([("time", Cel::Timestamp(time))]));
-    context
+    map([
+        ("id", tool.id.as_str().into()),
+        ("plugin", plugin.into()),
+        ("name", name.into()),
+        (
+            "annotations",
+            map([
+                ("read_only", Cel::Bool(a.read_only)),
+                ("destructive", Cel::Bool(a.destructive)),
+                ("idempotent", Cel::Bool(a.idempotent)),
+                ("open_world", Cel::Bool(a.open_world)),
+            ]),
+        ),
+    ])
 }
 
 fn map<const N: usize>(entries: [(&str, Cel); N]) -> Cel {

@@ -16,21 +16,20 @@
 
 pub mod approvals;
 mod cel_values;
+mod condition;
 mod free_variables;
 pub mod spec;
 
 use crate::manifest::ToolDef;
 use crate::principal::Principal;
 use crate::ratelimit::Limit;
-use cel::{Env, Program};
+use cel::Env;
+use condition::{Condition, Variables};
 use serde_json::Value;
 use spec::{EffectSpec, PolicySpec};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Variables a rule may read.
-const RULE_VARIABLES: [&str; 5] = ["principal", "tool", "args", "request", "credential"];
 
 /// A policy file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +85,7 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 struct Rule {
     id: String,
     tools: Vec<Pattern>,
-    when: Option<Program>,
+    when: Option<Condition>,
     effect: EffectSpec,
     reason: String,
     hint: Option<String>,
@@ -189,7 +188,7 @@ impl PolicySet {
             }
             let when = match &rule.when {
                 None => None,
-                Some(source) => Some(compile(&env, source).map_err(rule_error)?),
+                Some(source) => Some(Condition::compile(&env, source).map_err(rule_error)?),
             };
             rules.push(Rule {
                 reason: rule.reason.unwrap_or_else(|| format!("denied by rule `{}`", rule.id)),
@@ -260,19 +259,18 @@ impl PolicySet {
         if matching.is_empty() && approving.is_empty() {
             return Decision::Permit { confirm: None, approval: None };
         }
-        let context = cel_values::context(&self.env, principal, tool, args, now_unix_ms, credential_kind);
+        let reads = matching
+            .iter()
+            .filter_map(|rule| rule.when.as_ref())
+            .chain(approving.iter().filter_map(|rule| rule.condition()))
+            .fold(Variables::default(), |reads, condition| reads.union(condition.reads()));
+        let call = cel_values::Call { principal, tool, args, now_unix_ms, credential_kind };
+        let context = cel_values::context(&self.env, &call, reads);
         let approval = approving.iter().find_map(|rule| rule.applies(&context)).cloned();
         let mut confirm = None;
         let mut waived = false;
         for rule in matching {
-            let holds = match &rule.when {
-                None => Ok(true),
-                Some(program) => match program.execute(&context) {
-                    Ok(cel::Value::Bool(b)) => Ok(b),
-                    Ok(other) => Err(format!("condition is not a boolean: {other:?}")),
-                    Err(e) => Err(e.to_string()),
-                },
-            };
+            let holds = rule.when.as_ref().map_or(Ok(true), |condition| condition.holds(&context));
             let holds = holds.unwrap_or_else(|error| {
                 tracing::warn!(rule = %rule.id, tool = %tool.id, %error, "policy rule could not be evaluated");
                 rule.effect != EffectSpec::Allow
@@ -320,17 +318,6 @@ impl PolicySet {
     pub fn role_count(&self) -> usize {
         self.roles.len()
     }
-}
-
-/// Compile a condition, refusing variables a rule cannot see.
-fn compile(env: &Env, source: &str) -> Result<Program, String> {
-    let program = env.compile(source).map_err(|e| format!("invalid CEL: {e}"))?;
-    for variable in free_variables::free_variables(program.expression()) {
-        if !RULE_VARIABLES.contains(&variable.as_str()) {
-            return Err(format!("unknown variable `{variable}` (rules see {})", RULE_VARIABLES.join(", ")));
-        }
-    }
-    Ok(program)
 }
 
 #[cfg(test)]
