@@ -1,13 +1,21 @@
 //! The variables a CEL rule sees: `principal`, `tool`, `args`, `request`,
-//! `credential`.
+//! `credential` — built as the `cel` crate's own values, borrowing the
+//! call's strings (no copy, no intermediate `cel::Value` to convert).
 
 use super::condition::Variables;
 use crate::manifest::ToolDef;
 use crate::principal::Principal;
-use cel::{Context, Env, Value as Cel};
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp, CelUInt,
+};
+use cel::common::value::Val;
+use cel::{Context, Env};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// A CEL value that may borrow from the call for `'a`.
+type Cel<'a> = Box<dyn Val + 'a>;
 
 /// What rules may know about one call.
 pub struct Call<'a> {
@@ -20,81 +28,91 @@ pub struct Call<'a> {
 
 /// A context for evaluating rules about `call` that holds the variables in
 /// `reads` (the others are never built).
-pub fn context<'a>(env: &Arc<Env>, call: &Call, reads: Variables) -> Context<'a, 'a> {
+pub fn context<'a>(env: &Arc<Env>, call: &Call<'a>, reads: Variables) -> Context<'a, 'a> {
     let mut context = Context::with_env(env.clone());
     if reads.contains("credential") {
-        context.add_variable_from_value("credential", map([("kind", call.credential_kind.into())]));
+        context.add_variable_as_val("credential", map([("kind", string(call.credential_kind))]));
     }
     if reads.contains("principal") {
         let principal = call.principal;
-        context.add_variable_from_value(
+        context.add_variable_as_val(
             "principal",
             map([
-                ("sub", principal.sub.as_str().into()),
-                ("tenant", principal.tenant.as_str().into()),
+                ("sub", string(&principal.sub)),
+                ("tenant", string(&principal.tenant)),
                 ("roles", strings(&principal.roles)),
                 ("scopes", strings(&principal.scopes)),
             ]),
         );
     }
     if reads.contains("tool") {
-        context.add_variable_from_value("tool", tool(call.tool));
+        context.add_variable_as_val("tool", tool(call.tool));
     }
     if reads.contains("args") {
-        context.add_variable_from_value("args", json(call.args));
+        context.add_variable_as_val("args", json(call.args));
     }
     if reads.contains("request") {
         let time =
             chrono::DateTime::from_timestamp_millis(call.now_unix_ms).unwrap_or_default().fixed_offset();
-        context.add_variable_from_value("request", map([("time", Cel::Timestamp(time))]));
+        context.add_variable_as_val("request", map([("time", Box::new(CelTimestamp::from(time)))]));
     }
     context
 }
 
-fn tool(tool: &ToolDef) -> Cel {
+fn tool(tool: &ToolDef) -> Cel<'_> {
     let (plugin, name) = tool.id.split_once(':').unwrap_or(("", &tool.id));
     let a = tool.annotations;
     map([
-        ("id", tool.id.as_str().into()),
-        ("plugin", plugin.into()),
-        ("name", name.into()),
+        ("id", string(&tool.id)),
+        ("plugin", string(plugin)),
+        ("name", string(name)),
         (
             "annotations",
             map([
-                ("read_only", Cel::Bool(a.read_only)),
-                ("destructive", Cel::Bool(a.destructive)),
-                ("idempotent", Cel::Bool(a.idempotent)),
-                ("open_world", Cel::Bool(a.open_world)),
+                ("read_only", boolean(a.read_only)),
+                ("destructive", boolean(a.destructive)),
+                ("idempotent", boolean(a.idempotent)),
+                ("open_world", boolean(a.open_world)),
             ]),
         ),
     ])
 }
 
-fn map<const N: usize>(entries: [(&str, Cel); N]) -> Cel {
-    let map: HashMap<String, Cel> = entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    map.into()
+fn map<'a, const N: usize>(entries: [(&'a str, Cel<'a>); N]) -> Cel<'a> {
+    let map: HashMap<CelMapKey<'a>, Cel<'a>> =
+        entries.into_iter().map(|(key, value)| (CelMapKey::from(key), value)).collect();
+    Box::new(CelMap::from(map))
 }
 
-fn strings(items: &[String]) -> Cel {
-    Cel::List(Arc::new(items.iter().map(|s| Cel::from(s.as_str())).collect()))
+fn string(s: &str) -> Cel<'_> {
+    Box::new(CelString::from(s))
+}
+
+fn boolean(b: bool) -> Cel<'static> {
+    Box::new(CelBool::from(b))
+}
+
+fn strings(items: &[String]) -> Cel<'_> {
+    Box::new(CelList::from(items.iter().map(|s| string(s)).collect::<Vec<_>>()))
 }
 
 /// JSON → CEL: integers become `int` (or `uint` beyond `i64`), other numbers
 /// `double`.
-pub fn json(value: &Value) -> Cel {
+fn json(value: &Value) -> Cel<'_> {
     match value {
-        Value::Null => Cel::Null,
-        Value::Bool(b) => Cel::Bool(*b),
+        Value::Null => Box::new(CelNull),
+        Value::Bool(b) => boolean(*b),
         Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => Cel::Int(i),
-            (None, Some(u)) => Cel::UInt(u),
-            _ => Cel::Float(n.as_f64().unwrap_or(f64::NAN)),
+            (Some(i), _) => Box::new(CelInt::from(i)),
+            (None, Some(u)) => Box::new(CelUInt::from(u)),
+            _ => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
         },
-        Value::String(s) => s.as_str().into(),
-        Value::Array(items) => Cel::List(Arc::new(items.iter().map(json).collect())),
+        Value::String(s) => string(s),
+        Value::Array(items) => Box::new(CelList::from(items.iter().map(json).collect::<Vec<_>>())),
         Value::Object(fields) => {
-            let map: HashMap<String, Cel> = fields.iter().map(|(k, v)| (k.clone(), json(v))).collect();
-            map.into()
+            let map: HashMap<CelMapKey<'_>, Cel<'_>> =
+                fields.iter().map(|(key, value)| (CelMapKey::from(key.as_str()), json(value))).collect();
+            Box::new(CelMap::from(map))
         }
     }
 }
