@@ -151,22 +151,26 @@ impl AuditRecord {
         out: &mut Vec<u8>,
     ) -> String {
         let record = Self { seq, ts, event, prev_hash, hash: String::new() };
-        let mut value = serde_json::to_value(&record).expect("records serialise");
-        let fields = value.as_object_mut().expect("a record is an object");
-        fields.remove("hash");
-        let hash = hash_fields(&record.prev_hash, fields);
+        let (mut fields, hash) = record.fields_and_hash();
         fields.insert("hash".to_owned(), Value::String(hash.clone()));
-        serde_json::to_writer(&mut *out, &value).expect("values serialise");
+        serde_json::to_writer(&mut *out, &fields).expect("values serialise");
         out.push(b'\n');
         hash
     }
 
     /// The hash this record should have.
     pub fn compute_hash(&self) -> String {
-        let mut value = serde_json::to_value(self).expect("records serialise");
-        let fields = value.as_object_mut().expect("a record is an object");
+        self.fields_and_hash().1
+    }
+
+    /// The record's fields without `hash`, and the hash they chain to.
+    fn fields_and_hash(&self) -> (serde_json::Map<String, Value>, String) {
+        let Ok(Value::Object(mut fields)) = serde_json::to_value(self) else {
+            unreachable!("a record serialises to an object");
+        };
         fields.remove("hash");
-        hash_fields(&self.prev_hash, fields)
+        let hash = hash_fields(&self.prev_hash, &fields);
+        (fields, hash)
     }
 
     /// The line written to disk (canonical JSON with the hash, and `\n`).
